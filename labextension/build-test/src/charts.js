@@ -1,0 +1,120 @@
+"use strict";
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.SCALE_RATIO = void 0;
+exports.metricFamily = metricFamily;
+exports.runCharts = runCharts;
+exports.overlayCharts = overlayCharts;
+exports.alignSeries = alignSeries;
+/** Curves whose largest values differ by more than this factor get their own charts. */
+exports.SCALE_RATIO = 20;
+const SPLIT_WORDS = 'train|training|val|valid|validation|test|eval|dev';
+const PREFIX = new RegExp(`^(?:${SPLIT_WORDS})[_.\\-]`, 'i');
+const SUFFIX = new RegExp(`[_.\\-](?:${SPLIT_WORDS})$`, 'i');
+/** The quantity a metric key measures: `val/loss` and `train_loss` are both `loss`. */
+function metricFamily(key) {
+    const segments = key.split('/').filter(s => s.length > 0);
+    const last = segments.length > 0 ? segments[segments.length - 1] : key;
+    const stripped = last.replace(PREFIX, '').replace(SUFFIX, '');
+    return (stripped.length > 0 ? stripped : last).toLowerCase();
+}
+/** Charts for one run: one per metric family (split by scale), in record order. */
+function runCharts(record) {
+    const series = [];
+    for (const [key, metric] of record.metrics) {
+        if (metric.curve !== null && metric.curve.steps.length >= 2) {
+            series.push([metricFamily(key), { label: key, ...metric.curve }]);
+        }
+    }
+    return chartsByFamily(series);
+}
+/**
+ * Charts comparing runs: each metric family of every run on shared charts,
+ * series labelled "<run label> · <metric>".
+ */
+function overlayCharts(runs) {
+    const series = [];
+    for (const { label, record } of runs) {
+        for (const [key, metric] of record.metrics) {
+            if (metric.curve !== null && metric.curve.steps.length >= 2) {
+                series.push([metricFamily(key), { label: `${label} · ${key}`, ...metric.curve }]);
+            }
+        }
+    }
+    return chartsByFamily(series);
+}
+/**
+ * Put curves on a common x axis for plotting: the sorted union of all steps,
+ * with null where a curve has no point (and for NaN or infinite values, which
+ * cannot be drawn).
+ */
+function alignSeries(series) {
+    const allSteps = new Set();
+    for (const s of series) {
+        for (const step of s.steps) {
+            allSteps.add(step);
+        }
+    }
+    const xs = [...allSteps].sort((a, b) => a - b);
+    const index = new Map(xs.map((x, i) => [x, i]));
+    const ys = series.map(s => {
+        const column = new Array(xs.length).fill(null);
+        s.steps.forEach((step, i) => {
+            const v = s.values[i];
+            column[index.get(step)] = Number.isFinite(v) ? v : null;
+        });
+        return column;
+    });
+    return { xs, ys };
+}
+function chartsByFamily(series) {
+    const families = new Map();
+    for (const [family, s] of series) {
+        const members = families.get(family);
+        if (members) {
+            members.push(s);
+        }
+        else {
+            families.set(family, [s]);
+        }
+    }
+    const charts = [];
+    for (const [family, members] of families) {
+        const groups = splitByScale(members);
+        for (const group of groups) {
+            const title = groups.length === 1 ? family : group.map(s => s.label).join(', ');
+            charts.push({ title, series: group, logAllowed: group.every(allPositive) });
+        }
+    }
+    return charts;
+}
+function splitByScale(series) {
+    const sized = series.map(s => ({ s, size: magnitude(s) }));
+    // Keep record order inside each chart; sort only to form the groups.
+    const order = [...sized].sort((a, b) => a.size - b.size);
+    const groups = [];
+    for (const { s, size } of order) {
+        const current = groups[groups.length - 1];
+        if (current && size <= Math.max(current.floor, Number.MIN_VALUE) * exports.SCALE_RATIO) {
+            current.members.add(s);
+        }
+        else {
+            groups.push({ floor: size, members: new Set([s]) });
+        }
+    }
+    return groups
+        .map(g => series.filter(s => g.members.has(s)))
+        .sort((a, b) => series.indexOf(a[0]) - series.indexOf(b[0]));
+}
+/** The largest finite absolute value of a curve (0 for a curve of zeros or no finite values). */
+function magnitude(s) {
+    let size = 0;
+    for (const v of s.values) {
+        if (Number.isFinite(v)) {
+            size = Math.max(size, Math.abs(v));
+        }
+    }
+    return size;
+}
+function allPositive(s) {
+    return s.values.every(v => !Number.isFinite(v) || v > 0);
+}

@@ -1,0 +1,4 @@
+/** Command ids, in one place. */
+export namespace CommandIDs {
+  export const showRuns = 'nbtrack:show-runs';
+}

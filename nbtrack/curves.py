@@ -1,0 +1,102 @@
+"""Metric histories kept in the kernel, in bounded memory, for the live plot and the record."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    FloatArray = npt.NDArray[np.float64]
+
+# A curve longer than this is folded to half its size by min/max decimation: the shape (and every
+# extreme) survives, memory stays at ~16 bytes x _MAX_POINTS per metric however long training runs.
+_MAX_POINTS = 200_000
+
+
+class Curve:
+    """One metric's points (step, value) in step order, plus exact running statistics.
+
+    The points may be thinned once the curve grows past a bound; the statistics never are:
+    ``count``, ``nonfinite``, ``last``, ``min`` and ``max`` describe every point ever added.
+    """
+
+    __slots__ = (
+        "_size", "_steps", "_values", "count", "last", "last_step", "max", "max_step", "min",
+        "min_step", "nonfinite", "version",
+    )
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self._steps: FloatArray = np.empty(1024)
+        self._values: FloatArray = np.empty(1024)
+        self._size = 0
+        self.count = 0
+        self.nonfinite = 0
+        self.last = math.nan
+        self.last_step = -1.0
+        self.min = math.inf
+        self.min_step = -1.0
+        self.max = -math.inf
+        self.max_step = -1.0
+        # Bumped on every change so that a redraw can tell whether there is anything new.
+        self.version = 0
+
+    def extend(self, steps: Sequence[float], values: Sequence[float]) -> None:
+        """Append points (already in step order for this metric)."""
+        import numpy as np
+
+        n = len(values)
+        if n == 0:
+            return
+        new_steps = np.asarray(steps, dtype=np.float64)
+        new_values = np.asarray(values, dtype=np.float64)
+        end = self._size + n
+        if end > len(self._values):
+            capacity = max(end, 2 * len(self._values))
+            self._steps = np.resize(self._steps, capacity)
+            self._values = np.resize(self._values, capacity)
+        self._steps[self._size : end] = new_steps
+        self._values[self._size : end] = new_values
+        self._size = end
+        self.count += n
+        self.last = float(new_values[-1])
+        self.last_step = float(new_steps[-1])
+        finite = np.isfinite(new_values)
+        n_finite = int(finite.sum())
+        self.nonfinite += n - n_finite
+        if n_finite:
+            masked_low = np.where(finite, new_values, np.inf)
+            masked_high = np.where(finite, new_values, -np.inf)
+            low, high = int(masked_low.argmin()), int(masked_high.argmax())
+            if new_values[low] < self.min:
+                self.min, self.min_step = float(new_values[low]), float(new_steps[low])
+            if new_values[high] > self.max:
+                self.max, self.max_step = float(new_values[high]), float(new_steps[high])
+        if self._size > _MAX_POINTS:
+            self._fold()
+        self.version += 1
+
+    def points(self) -> tuple[FloatArray, FloatArray]:
+        """Read-only views of the kept steps and values."""
+        steps, values = self._steps[: self._size], self._values[: self._size]
+        steps.flags.writeable = False
+        values.flags.writeable = False
+        return steps, values
+
+    def __len__(self) -> int:
+        return self._size
+
+    def _fold(self) -> None:
+        from nbtrack.decimate import decimate
+
+        steps, values = decimate(
+            self._steps[: self._size], self._values[: self._size], _MAX_POINTS // 2
+        )
+        self._size = len(values)
+        self._steps[: self._size] = steps
+        self._values[: self._size] = values

@@ -1,0 +1,204 @@
+"""REST handlers of nbtrack's server extension (docs/server-api.md).
+
+Every handler sits behind Jupyter's authentication, authorization and XSRF rules (APIHandler),
+answers errors as JSON ``{"reason": ...}`` and runs blocking work (MLflow, starting a UI) in a
+thread so that the server's event loop keeps serving other requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.client import responses
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from nbtrack import mlflow_ui
+from nbtrack.secrets import strip_uri_credentials
+from nbtrack.server.config import NbtrackServer
+from nbtrack.server.runs import (
+    StoreError,
+    check_reachable,
+    list_runs,
+    notebook_store,
+    store_is_empty,
+)
+
+T = TypeVar("T")
+
+AUTH_RESOURCE = "nbtrack"
+
+
+@dataclass(frozen=True)
+class ExtensionState:
+    """What the handlers share: settings, the thread pool for blocking calls, and where
+    jupyter-server-proxy serves an MLflow UI (``None`` when it does not)."""
+
+    config: NbtrackServer
+    executor: ThreadPoolExecutor
+    root_dir: Path  # resolved (links followed), to tell inside from outside
+    root_as_named: Path  # as the server names it, which is what kernels see as their folder
+    base_url: str
+    proxy_store: str | None
+
+
+class _NbtrackHandler(APIHandler):  # type: ignore[misc]
+    auth_resource = AUTH_RESOURCE
+
+    def initialize(self, state: ExtensionState) -> None:
+        self.state = state
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # APIHandler's errors carry "message" and an HTTP reason phrase; docs/server-api.md
+        # promises one human-readable "reason" field, also for unexpected failures.
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            reason = exc.log_message % exc.args if exc.args else exc.log_message
+        elif isinstance(exc, web.HTTPError):
+            reason = responses.get(status_code, "error")
+        else:
+            reason = (
+                f"internal error in nbtrack's server extension ({type(exc).__name__}); "
+                "the Jupyter server's log has the traceback"
+            )
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"reason": reason}))
+
+    def notebook(self) -> tuple[str, Path]:
+        """The ``path`` argument as (path relative to the root, absolute path); 4xx if bad."""
+        path = self.get_query_argument("path", None)
+        if not path:
+            raise web.HTTPError(
+                400, "missing query argument: ?path=<notebook path relative to the server root>"
+            )
+        if "\0" in path or Path(path).is_absolute():
+            raise web.HTTPError(
+                400, f"path {path!r} must be relative to the server root, like the contents API"
+            )
+        root = self.state.root_dir
+        target = (root / path).resolve()
+        if not target.is_relative_to(root):
+            raise web.HTTPError(403, f"path {path!r} is outside the server root")
+        if not target.parent.is_dir():
+            raise web.HTTPError(404, f"no folder {target.parent.relative_to(root).as_posix()!r}")
+        return target.relative_to(root).as_posix(), target
+
+    def store_of(self, notebook: Path) -> str:
+        return notebook_store(notebook.parent, self.state.config.tracking_uri)
+
+    async def blocking(self, func: Callable[..., T], *args: Any, timeout: float) -> T:
+        """``func(*args)`` in the extension's thread pool; store failures become 503s."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.state.executor, functools.partial(func, *args))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError as exc:
+            msg = f"no answer within {timeout:.0f} s (NbtrackServer.store_timeout)"
+            raise web.HTTPError(503, msg) from exc
+        except StoreError as exc:
+            raise web.HTTPError(503, str(exc)) from exc
+
+    def proxy_url(self, uri: str) -> str | None:
+        """``<base_url>mlflow/`` when jupyter-server-proxy serves a UI of this very store."""
+        proxy_store = self.state.proxy_store
+        if proxy_store is None or mlflow_ui.canonical_uri(uri) != proxy_store:
+            return None
+        return str(url_path_join(self.state.base_url, "mlflow/"))
+
+
+class RunsHandler(_NbtrackHandler):
+    """``GET /nbtrack/api/runs?path=...``: the notebook's runs as records, newest first."""
+
+    @web.authenticated  # type: ignore[untyped-decorator]
+    @authorized  # type: ignore[untyped-decorator]
+    async def get(self) -> None:
+        rel, target = self.notebook()
+        uri = self.store_of(target)
+        config = self.state.config
+        timeout = config.store_timeout
+        if store_is_empty(uri):
+            # Nothing logged yet; reading (or starting a UI) would create an empty database.
+            ui = None
+            runs: list[dict[str, Any]] = []
+        else:
+            await self.blocking(check_reachable, uri, timeout=timeout)
+            if config.ui_autostart:
+                ui = await _ensure_ui(self, uri)
+            else:
+                ui = await self.blocking(mlflow_ui.find_ui, uri, timeout=timeout)
+            runs = await self.blocking(
+                functools.partial(
+                    list_runs,
+                    notebook_path=rel,
+                    max_runs=config.max_runs,
+                    ui=ui,
+                ),
+                uri,
+                _source_names(self.state.root_as_named, rel, target),
+                timeout=timeout,
+            )
+        self.finish(
+            {
+                "tracking_uri": strip_uri_credentials(uri),
+                "ui_url": ui.url if ui else None,
+                "runs": runs,
+            }
+        )
+
+
+class UiHandler(_NbtrackHandler):
+    """``GET /nbtrack/api/ui?path=...`` finds the notebook store's MLflow UI; ``POST`` starts
+    one if none runs."""
+
+    @web.authenticated  # type: ignore[untyped-decorator]
+    @authorized  # type: ignore[untyped-decorator]
+    async def get(self) -> None:
+        _, target = self.notebook()
+        uri = self.store_of(target)
+        ui = await self.blocking(mlflow_ui.find_ui, uri, timeout=self.state.config.store_timeout)
+        self.finish({"url": ui.url if ui else None, "proxy_url": self.proxy_url(uri)})
+
+    @web.authenticated  # type: ignore[untyped-decorator]
+    @authorized  # type: ignore[untyped-decorator]
+    async def post(self) -> None:
+        _, target = self.notebook()
+        uri = self.store_of(target)
+        await self.blocking(check_reachable, uri, timeout=self.state.config.store_timeout)
+        ui = await _ensure_ui(self, uri)
+        self.finish({"url": ui.url, "proxy_url": self.proxy_url(uri)})
+
+
+async def _ensure_ui(handler: _NbtrackHandler, uri: str) -> mlflow_ui.UiServer:
+    timeout = handler.state.config.ui_start_timeout
+    try:
+        return await handler.blocking(
+            functools.partial(mlflow_ui.ensure_ui, timeout=timeout),
+            uri,
+            timeout=timeout + 15.0,  # ensure_ui's own limit fires first, with the log tail
+        )
+    except mlflow_ui.UiStartError as exc:
+        raise web.HTTPError(503, f"could not start an MLflow UI: {exc}") from exc
+
+
+def _source_names(root: Path, rel: str, target: Path) -> list[str]:
+    """Spellings of the notebook's path a kernel may have logged as ``mlflow.source.name``:
+    absolute (as the server names its root, and with links resolved) and relative."""
+    return [str(target), str(root / rel), rel]
+
+
+def handlers(state: ExtensionState) -> list[tuple[str, type[_NbtrackHandler], dict[str, Any]]]:
+    """Routes to add to the Jupyter server's web application."""
+    kwargs = {"state": state}
+    return [
+        (url_path_join(state.base_url, "nbtrack/api/runs"), RunsHandler, kwargs),
+        (url_path_join(state.base_url, "nbtrack/api/ui"), UiHandler, kwargs),
+    ]

@@ -1,0 +1,235 @@
+"""The runs of one notebook, read from a tracking store and shaped as run records.
+
+Blocking code: the handlers call it in a thread, never on the server's event loop. MLflow is
+imported on the first call, not when the Jupyter server loads the extension.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import nbtrack
+from nbtrack.secrets import strip_uri_credentials
+
+if TYPE_CHECKING:
+    from nbtrack.mlflow_ui import UiServer
+
+SCHEMA_VERSION = 1
+_SOURCE_TAG = "mlflow.source.name"
+_CONNECT_TIMEOUT_S = 3.0
+_DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
+# MLflow's REST API accepts at most this many experiment ids per search.
+_EXPERIMENTS_PER_SEARCH = 100
+_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED", "RUNNING"})
+_MIN_WORDS = ("loss", "error", "err", "mse", "mae", "rmse", "perplexity", "ppl", "wer", "cer")
+_MAX_WORDS = ("acc", "accuracy", "f1", "auc", "precision", "recall", "score", "r2", "iou", "map")
+
+
+class StoreError(Exception):
+    """The tracking store could not be read; the message says which store and why."""
+
+
+def notebook_store(folder: Path, configured: str | None) -> str:
+    """The store a notebook in ``folder`` logs to: the configured URI, the server's
+    ``$MLFLOW_TRACKING_URI``, else MLflow's default for a kernel started in that folder."""
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if uri:
+        return uri
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def store_is_empty(uri: str) -> bool:
+    """True for a SQLite store whose file does not exist: nothing was logged there, and opening
+    it would create a database in the user's folder just because a page asked."""
+    if not uri.startswith("sqlite:///"):
+        return False
+    path = uri[len("sqlite:///") :].partition("?")[0]
+    return path not in ("", ":memory:") and not Path(path).exists()
+
+
+def check_reachable(uri: str) -> None:
+    """Raise :class:`StoreError` at once when a network store does not accept connections.
+
+    MLflow's client would retry a dead server for minutes; a TCP connect answers in seconds.
+    """
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return
+    try:
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError as exc:
+        msg = f"tracking URI {strip_uri_credentials(uri)!r} is malformed: {exc}"
+        raise StoreError(msg) from exc
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        msg = (
+            f"tracking store {strip_uri_credentials(uri)} is unreachable ({exc}); start it or "
+            "set NbtrackServer.tracking_uri / MLFLOW_TRACKING_URI to a store that runs"
+        )
+        raise StoreError(msg) from exc
+
+
+def list_runs(
+    uri: str,
+    source_names: list[str],
+    *,
+    notebook_path: str,
+    max_runs: int,
+    ui: UiServer | None,
+) -> list[dict[str, Any]]:
+    """Runs in any experiment of ``uri`` whose ``mlflow.source.name`` is one of
+    ``source_names``, newest first, as records (schema 1, without curves).
+
+    Raises :class:`StoreError` when the store cannot be read.
+    """
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 (mlflow is slow to import)
+
+    try:
+        return _list_runs(uri, source_names, notebook_path, max_runs, ui)
+    except (MlflowException, OSError) as exc:
+        msg = f"tracking store {strip_uri_credentials(uri)} could not be read: {exc}"
+        raise StoreError(msg) from exc
+
+
+def _list_runs(
+    uri: str,
+    source_names: list[str],
+    notebook_path: str,
+    max_runs: int,
+    ui: UiServer | None,
+) -> list[dict[str, Any]]:
+    from mlflow.entities import ViewType  # noqa: PLC0415
+    from mlflow.tracking import MlflowClient  # noqa: PLC0415
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiments: dict[str, str] = {}
+    token = None
+    while True:
+        page = client.search_experiments(view_type=ViewType.ACTIVE_ONLY, page_token=token)
+        experiments.update((exp.experiment_id, exp.name) for exp in page)
+        token = page.token
+        if not token:
+            break
+    ids = list(experiments)
+    found: dict[str, Any] = {}
+    # MLflow's filter language has no OR: one search per spelling of the notebook's path.
+    for name in dict.fromkeys(source_names):
+        literal = _quoted(name)
+        if literal is None:
+            continue
+        for first in range(0, len(ids), _EXPERIMENTS_PER_SEARCH):
+            runs = client.search_runs(
+                ids[first : first + _EXPERIMENTS_PER_SEARCH],
+                filter_string=f"tags.`{_SOURCE_TAG}` = {literal}",
+                max_results=max_runs,
+                order_by=["attributes.start_time DESC"],
+            )
+            found.update((run.info.run_id, run) for run in runs)
+    newest = sorted(found.values(), key=lambda run: run.info.start_time or 0, reverse=True)
+    public_uri = strip_uri_credentials(uri)
+    return [
+        _record(run, experiments.get(run.info.experiment_id), public_uri, ui, notebook_path)
+        for run in newest[:max_runs]
+    ]
+
+
+def _quoted(value: str) -> str | None:
+    """A string literal for MLflow's filter language, or None when the value holds both quote
+    characters (the language has no escapes)."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    return None
+
+
+def _record(
+    run: Any,
+    experiment_name: str | None,
+    public_uri: str,
+    ui: UiServer | None,
+    notebook_path: str,
+) -> dict[str, Any]:
+    info, data = run.info, run.data
+    tags: dict[str, str] = data.tags
+    start, end = info.start_time, info.end_time
+    # MLflow's proto carries the step of each latest value; the Run.data dict drops it.
+    steps = {metric.key: metric.step for metric in run.to_proto().data.metrics}
+    return {
+        "schema": SCHEMA_VERSION,
+        "nbtrack_version": _nbtrack_version(),
+        "run": {
+            "id": info.run_id,
+            "name": info.run_name or tags.get("mlflow.runName"),
+            "experiment_id": info.experiment_id,
+            "experiment_name": experiment_name,
+            "status": info.status if info.status in _STATUSES else "RUNNING",
+            "start_time": start,
+            "end_time": end,
+            "duration_s": (end - start) / 1000.0 if start and end else None,
+        },
+        "tracking_uri": public_uri,
+        "ui_url": ui.run_url(info.experiment_id, info.run_id) if ui else None,
+        "notebook": {"path": notebook_path, "cell_id": tags.get("nbtrack.cell_id")},
+        "params": {str(key): str(value) for key, value in data.params.items()},
+        "metrics": {
+            key: _metric(key, value, steps.get(key)) for key, value in data.metrics.items()
+        },
+        "error": _error(tags.get("nbtrack.error")),
+        "sync": {"state": "synced", "pending_points": 0},
+    }
+
+
+def _metric(key: str, value: float, step: int | None) -> dict[str, Any]:
+    # The store keeps the last value of each metric; the history (min, max, best, count) would
+    # cost one request per metric and run, so those fields are null in the listing.
+    return {
+        "last": _number(value),
+        "last_step": step,
+        "min": None,
+        "max": None,
+        "goal": _goal(key),
+        "best": None,
+        "best_step": None,
+        "count": None,
+        "nonfinite": None,
+    }
+
+
+def _number(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float(value)
+
+
+def _goal(key: str) -> str | None:
+    words = [word for word in key.lower().replace("/", "_").replace(".", "_").split("_") if word]
+    if any(word in _MIN_WORDS for word in words):
+        return "min"
+    if any(word in _MAX_WORDS for word in words):
+        return "max"
+    return None
+
+
+def _error(tag: str | None) -> dict[str, Any] | None:
+    """The kernel stores a failed cell's exception as ``nbtrack.error`` = ``"Type: message"``."""
+    if not tag:
+        return None
+    kind, sep, message = tag.partition(": ")
+    if not sep:
+        return {"type": None, "message": tag, "step": None}
+    return {"type": kind, "message": message, "step": None}
+
+
+def _nbtrack_version() -> str:
+    return str(getattr(nbtrack, "__version__", "unknown"))

@@ -1,0 +1,200 @@
+"""The MLflow sink, kernel side: every batch goes to the run's spool file, in order.
+
+Appending a line is all the kernel does per batch. The sync process started here uploads it
+(see ``nbtrack.sync.worker``); cell end waits a bounded time for it, ``nbtrack.wait()`` and
+kernel shutdown wait for everything.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from nbtrack.sync.spool import (
+    SessionInfo,
+    encode,
+    pending_spools,
+    process_start_ticks,
+    read_json,
+    spool_root,
+)
+
+if TYPE_CHECKING:
+    from nbtrack.run import Run
+    from nbtrack.sinks import Batch
+
+_EXIT_WAIT_S = 30.0
+
+
+class SpoolSession:
+    """This kernel's spool folder and the sync process that empties it (one per store)."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.folder = spool_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        self.folder.mkdir(parents=True)
+        SessionInfo(
+            folder=self.folder,
+            kernel_pid=os.getpid(),
+            kernel_start_ticks=process_start_ticks(os.getpid()),
+            tracking_uri=tracking_uri,
+        ).save()
+        self._worker: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._counter = 0
+        self.ensure_worker()
+
+    def ensure_worker(self) -> None:
+        """Start the sync process, or start it again if it died."""
+        with self._lock:
+            if self._worker is not None and self._worker.poll() is None:
+                return
+            log = (self.folder / "worker.log").open("ab")
+            env = dict(os.environ)
+            # The worker must import this very nbtrack, also from a source checkout.
+            package_parent = str(Path(__file__).resolve().parents[2])
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (package_parent, env.get("PYTHONPATH")) if p
+            )
+            self._worker = subprocess.Popen(  # noqa: S603 - our own module, no shell
+                [sys.executable, "-m", "nbtrack.sync.worker", str(self.folder)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                # Its own session: a kernel interrupt (SIGINT to the group) or restart must not
+                # take the upload down with it.
+                start_new_session=True,
+                close_fds=True,
+            )
+            log.close()
+
+    @property
+    def worker_pid(self) -> int | None:
+        return None if self._worker is None else self._worker.pid
+
+    def new_spool(self) -> Path:
+        self._counter += 1
+        return self.folder / f"run{self._counter:04d}-{uuid.uuid4().hex[:6]}.spool"
+
+    def wait(self, timeout: float | None, spool: Path | None = None) -> bool:
+        """Block until ``spool`` (or every spool) is uploaded; False on timeout.
+
+        Interruptible: a KeyboardInterrupt stops the waiting, not the upload.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = [spool] if spool is not None else pending_spools(self.folder)
+            if not any(p.exists() for p in remaining):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            self.ensure_worker()
+            time.sleep(0.02)
+
+    def uploaded_run_id(self, spool: Path) -> str | None:
+        """The MLflow id the sync process gave an offline run, once it has one."""
+        state = read_json(spool.with_suffix(".state"))
+        return None if state is None else state.get("run_id")
+
+
+class SpoolSink:
+    """Writes a run's batches to its spool file; the sync process does the rest."""
+
+    def __init__(self, session: SpoolSession) -> None:
+        self.session = session
+        self.spool: Path | None = None
+        self._out: BinaryIO | None = None
+
+    def start(self, run: Run) -> None:
+        self.session.ensure_worker()
+        self.spool = self.session.new_spool()
+        run.staging_dir = self.spool.with_suffix(".files")
+        self._out = self.spool.open("ab")
+        self._write(
+            {
+                "t": "start",
+                "run_id": run.run_id,
+                "experiment_id": run.experiment_id,
+                "experiment_name": run.experiment_name,
+                "run_name": run.run_name,
+                "start_time": run.start_time_ms,
+                # Tags given to create_run already; repeated for an offline run created later.
+                "tags": run.tags,
+            }
+        )
+
+    def update(self, run: Run, batch: Batch) -> None:
+        if batch.metrics:
+            self._write(
+                {
+                    "t": "m",
+                    "m": {
+                        key: [p.steps, p.values, p.timestamps_ms]
+                        for key, p in batch.metrics.items()
+                    },
+                }
+            )
+        if batch.params:
+            self._write({"t": "p", "p": batch.params})
+        if batch.tags:
+            self._write({"t": "g", "g": batch.tags})
+        for path, destination in batch.artifacts:
+            self._write({"t": "a", "path": str(path), "dest": destination})
+
+    def end(self, run: Run) -> None:
+        self._write(
+            {
+                "t": "end",
+                "status": run.status.value,
+                "end_time": run.end_time_ms,
+            }
+        )
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._out is None:
+            return
+        # One write per line and a flush: the line is in the OS before we go on, so a kernel
+        # killed right after loses nothing that was written.
+        self._out.write(encode(record))
+        self._out.flush()
+
+
+_sessions: dict[str, SpoolSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def session_for(tracking_uri: str) -> SpoolSession:
+    with _sessions_lock:
+        session = _sessions.get(tracking_uri)
+        if session is None:
+            session = _sessions[tracking_uri] = SpoolSession(tracking_uri)
+        return session
+
+
+def wait_all(timeout: float | None = None) -> bool:
+    """Wait until every run of this kernel is stored; False if ``timeout`` ran out first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for session in list(_sessions.values()):
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not session.wait(left):
+            return False
+    return True
+
+
+@atexit.register
+def _wait_at_exit() -> None:
+    # The sync process would finish on its own, but waiting here means a clean shutdown ends
+    # with everything stored and the spool folder gone.
+    if _sessions:
+        wait_all(float(os.environ.get("NBTRACK_EXIT_WAIT", _EXIT_WAIT_S)))
