@@ -75,7 +75,9 @@ def start_warm_up() -> None:
             store.warm_up()
             _environment_files()
         except Exception as error:  # noqa: BLE001 - the first tracked cell will report it properly
-            warnings.warn(f"nbtrack: warming up MLflow failed: {error!r}", NbtrackWarning, stacklevel=1)
+            warnings.warn(
+                f"nbtrack: warming up MLflow failed: {error!r}", NbtrackWarning, stacklevel=1
+            )
         finally:
             _warm.set()
 
@@ -140,13 +142,22 @@ def begin(shell: Any, options: CellOptions, body: str) -> runs.Run:
     run.add_params(params)
 
     problem = store.reachable(uri)
-    if problem is None:
-        try:
-            store.start(run)
-        except ValueError:
-            raise
-        except Exception as error:  # noqa: BLE001 - any store failure: go offline, lose nothing
-            problem = f"{type(error).__name__}: {error}"
+    # From creating the run in the store to registering it, an interrupt would leave a run
+    # RUNNING that nobody ends: SIGINT waits until the run is registered, then ends it KILLED.
+    with _sigint_deferred():
+        if problem is None:
+            try:
+                store.start(run)
+            except ValueError:
+                raise
+            except Exception as error:  # noqa: BLE001 - any store failure: go offline, lose nothing
+                problem = f"{type(error).__name__}: {error}"
+        session = session_for(uri)
+        run.sinks = [SpoolSink(session), DisplaySink(session)]
+        _sender.ensure_sender()
+        for sink in run.sinks:
+            sink.start(run)
+        runs.activate(run)
     if problem is not None:
         run.sync_state = "offline"
         warnings.warn(
@@ -156,15 +167,6 @@ def begin(shell: Any, options: CellOptions, body: str) -> runs.Run:
             NbtrackWarning,
             stacklevel=2,
         )
-
-    session = session_for(uri)
-    spool = SpoolSink(session)
-    display = DisplaySink(session)
-    run.sinks = [spool, display]
-    _sender.ensure_sender()
-    for sink in run.sinks:
-        sink.start(run)
-    runs.activate(run)
     if run.params:
         run.pending.append(("params", dict(run.params)))
     _stage_code_and_environment(shell, run, body)
@@ -190,7 +192,9 @@ def _stage_code_and_environment(shell: Any, run: runs.Run, body: str) -> None:
 def _session_history(shell: Any) -> str:
     """Cells executed in this kernel before the tracked one, in order, secrets redacted."""
     raw = list(getattr(shell.history_manager, "input_hist_raw", []))[1:-1]
-    parts = [f"# [{number}]\n{redact_code(cell)}" for number, cell in enumerate(raw, 1) if cell.strip()]
+    parts = [
+        f"# [{number}]\n{redact_code(cell)}" for number, cell in enumerate(raw, 1) if cell.strip()
+    ]
     return "\n\n".join(parts) + "\n"
 
 
@@ -281,7 +285,9 @@ def _finish(run: runs.Run, error: BaseException | None) -> None:
                 "tags",
                 {
                     "nbtrack.error": f"{type(error).__name__}: {error}"[:4900],
-                    "mlflow.note.content": f"Cell ended {run.status.value}:\n```\n{run.error.traceback[-4500:]}```",
+                    "mlflow.note.content": (
+                        f"Cell ended {run.status.value}:\n```\n{run.error.traceback[-4500:]}```"
+                    ),
                 },
             )
         )
@@ -300,7 +306,11 @@ def _end_sink(sink: Any, run: runs.Run) -> None:
     try:
         sink.end(run)
     except Exception as error:  # noqa: BLE001 - the run's other outputs must still happen
-        warnings.warn(f"nbtrack: {type(sink).__name__} failed at cell end: {error!r}", NbtrackWarning, stacklevel=2)
+        warnings.warn(
+            f"nbtrack: {type(sink).__name__} failed at cell end: {error!r}",
+            NbtrackWarning,
+            stacklevel=2,
+        )
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from nbtrack import _cell
@@ -37,10 +38,8 @@ def unregister(shell: Any) -> None:
         ("post_run_cell", _post_run_cell),
         ("post_execute", _post_execute),
     ):
-        try:
+        with contextlib.suppress(ValueError):
             shell.events.unregister(event, callback)
-        except ValueError:
-            pass
 
 
 def _pre_run_cell(info: Any) -> None:
@@ -49,11 +48,9 @@ def _pre_run_cell(info: Any) -> None:
 
 
 def _post_run_cell(result: Any) -> None:
-    try:
+    # Interrupting the end of a cell skips the wait; the run was already ended.
+    with contextlib.suppress(KeyboardInterrupt):
         _cell.end(result)
-    except KeyboardInterrupt:
-        # Interrupting the end of a cell skips the wait; the run was already ended.
-        pass
 
 
 def _post_execute() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from nbtrack import _cell
 from nbtrack.run import check_key
@@ -20,21 +20,31 @@ _TRACK_LINE = re.compile(r"^%%track(?:[ \t]+(?P<args>.*))?$")
 class TrackMagics(Magics):
     @magic_arguments()
     @argument(
-        "-e", "--experiment",
+        "-e",
+        "--experiment",
         help="MLflow experiment to log into (created if missing). Default: the notebook's "
         "file name without .ipynb, or MLflow's Default experiment when it cannot be known.",
     )
     @argument("-n", "--name", help="run name shown in MLflow. Default: run-<date>-<time>.")
     @argument(
-        "-t", "--tag", action="append", default=[], metavar="KEY=VALUE",
+        "-t",
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="tag for the run; repeat for several.",
     )
     @argument(
-        "-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="param for the run; repeat for several. Overrides a captured param of that name.",
     )
     @argument(
-        "--no-params", action="store_true",
+        "--no-params",
+        action="store_true",
         help="do not capture literal assignments of the cell as params.",
     )
     @argument("--no-plot", action="store_true", help="do not draw the live plot under the cell.")
@@ -51,12 +61,17 @@ class TrackMagics(Magics):
         if cell is None:
             # The `%%track` line was rewritten into this call (see rewrite_track_cell): the body
             # is the rest of the cell IPython is executing right now.
-            body = _cell.current_cell.raw_cell.split("\n", 1)[1] if "\n" in _cell.current_cell.raw_cell else ""
+            body = (
+                _cell.current_cell.raw_cell.split("\n", 1)[1]
+                if "\n" in _cell.current_cell.raw_cell
+                else ""
+            )
             _cell.begin(self.shell, options, body)
             return None
         # Called as a real cell magic (e.g. get_ipython().run_cell_magic): run the body as a
         # cell of its own; its post_run_cell ends the run.
         _cell.begin(self.shell, options, cell)
+        assert self.shell is not None  # noqa: S101 - magics run inside a shell
         result = self.shell.run_cell(cell, store_history=False)
         _cell.end(result)
         return None
@@ -86,7 +101,9 @@ def parse_options(line: str) -> _cell.CellOptions:
         msg = f"%%track: cannot read the options {line!r}: {error}"
         raise UsageError(msg) from error
     try:
-        args = parse_argstring(TrackMagics.track, shlex.join(tokens))
+        # The parser magic_arguments built (its errors are UsageErrors), fed shell-like tokens
+        # so that quoting works as users expect: -p "note=two words".
+        args = TrackMagics.track.parser.parse_args(tokens)
     except UsageError as error:
         msg = f"%%track: {error}. See `%%track?` for the options."
         raise UsageError(msg) from error

@@ -12,8 +12,19 @@ from typing import Any
 
 # Versions worth seeing at a glance; the full list goes to requirements.txt.
 _KEY_PACKAGES = (
-    "nbtrack", "mlflow", "torch", "numpy", "pandas", "scikit-learn", "lightning",
-    "pytorch-lightning", "transformers", "jax", "tensorflow", "ipykernel", "ipython",
+    "nbtrack",
+    "mlflow",
+    "torch",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "lightning",
+    "pytorch-lightning",
+    "transformers",
+    "jax",
+    "tensorflow",
+    "ipykernel",
+    "ipython",
 )
 
 

@@ -25,8 +25,18 @@ class Curve:
     """
 
     __slots__ = (
-        "_size", "_steps", "_values", "count", "last", "last_step", "max", "max_step", "min",
-        "min_step", "nonfinite", "version",
+        "_size",
+        "_steps",
+        "_values",
+        "count",
+        "last",
+        "last_step",
+        "max",
+        "max_step",
+        "min",
+        "min_step",
+        "nonfinite",
+        "version",
     )
 
     def __init__(self) -> None:

@@ -21,8 +21,8 @@ def capture_params(source: str) -> dict[str, Any]:
 
     Numbers (``1e-3``, ``-1``), strings, booleans, None and tuples/lists/dicts/sets of literals
     are kept; names that look like credentials are skipped. A name assigned twice keeps its
-    last literal value; one reassigned to a computed value is not a parameter. Source that does not parse yields no params (the cell will fail on its
-    own, with Python's message).
+    last literal value; one reassigned to a computed value is not a parameter. Source that
+    does not parse yields no params (the cell will fail on its own, with Python's message).
     """
     try:
         tree = ast.parse(source)
@@ -46,10 +46,13 @@ def _collect(target: ast.expr, value: ast.expr, params: dict[str, Any]) -> None:
             params[target.id] = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             params.pop(target.id, None)  # reassigned to something computed: no longer a param
-    elif isinstance(target, ast.Tuple | ast.List) and isinstance(value, ast.Tuple | ast.List):
-        if len(target.elts) == len(value.elts):
-            for sub_target, sub_value in zip(target.elts, value.elts, strict=True):
-                _collect(sub_target, sub_value, params)
+    elif (
+        isinstance(target, ast.Tuple | ast.List)
+        and isinstance(value, ast.Tuple | ast.List)
+        and len(target.elts) == len(value.elts)
+    ):
+        for sub_target, sub_value in zip(target.elts, value.elts, strict=True):
+            _collect(sub_target, sub_value, params)
 
 
 def is_papermill_parameters(source: str) -> bool:

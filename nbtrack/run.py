@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.errors import NoActiveRunError
+from nbtrack.secrets import redact_text
 
 if TYPE_CHECKING:
     from nbtrack.curves import Curve
@@ -130,6 +131,7 @@ def param_text(value: object) -> str:
         text = repr(value)
     else:
         text = str(value)
+    text = redact_text(text)
     if len(text) > MAX_PARAM_VALUE_LENGTH:
         text = text[: MAX_PARAM_VALUE_LENGTH - len(_TRUNCATION_MARKER)] + _TRUNCATION_MARKER
     return text
@@ -255,10 +257,10 @@ def _check_metric(run: Run, key: str, value: Any, metrics: dict[str, Any]) -> No
 
 
 def _check_step(step: Any) -> int:
-    if isinstance(step, numbers.Integral) and not isinstance(step, bool) and int(step) >= 0:
-        return int(step)
-    msg = f"step must be a non-negative integer, got {step!r}"
-    raise TypeError(msg)
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or int(step) < 0:
+        msg = f"step must be a non-negative integer, got {step!r}"
+        raise TypeError(msg)
+    return int(step)
 
 
 def to_float(value: Any) -> float:

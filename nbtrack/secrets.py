@@ -17,9 +17,24 @@ REDACTED = "<redacted>"
 # `tokenizer`, `keyframes` or `author` from being hidden while `hf_token` and `db_password` are.
 _SECRET_PARTS = frozenset(
     {
-        "key", "apikey", "token", "secret", "password", "passwd", "pwd", "pass", "passphrase",
-        "credential", "credentials", "auth", "authorization", "cookie", "bearer", "privatekey",
-        "sas", "dsn",
+        "key",
+        "apikey",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "passphrase",
+        "credential",
+        "credentials",
+        "auth",
+        "authorization",
+        "cookie",
+        "bearer",
+        "privatekey",
+        "sas",
+        "dsn",
     }
 )
 # These are unmistakable even inside a longer word (`dbpassword`, `clientsecret`).
@@ -61,14 +76,14 @@ def strip_uri_credentials(uri: str) -> str:
     """
     parts = urlsplit(uri)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if not parts.scheme or ("@" not in parts.netloc and not any(is_secret_name(k) for k, _ in pairs)):
+    if not parts.scheme or (
+        "@" not in parts.netloc and not any(is_secret_name(k) for k, _ in pairs)
+    ):
         # Nothing to remove; also keeps `sqlite:////abs/path` intact, which a round trip
         # through urlunsplit would shorten to `sqlite://abs/path`.
         return uri
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = urlencode(
-        [(k, v) for k, v in pairs if not is_secret_name(k)]
-    )
+    query = urlencode([(k, v) for k, v in pairs if not is_secret_name(k)])
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -90,9 +105,9 @@ def redact_code(source: str) -> str:
     for line in lines:
         offsets.append(offsets[-1] + len(line.encode("utf-8")) + 1)
     data = source.encode("utf-8")
-    for (line, col), (end_line, end_col) in _merge(spans):
-        start = offsets[line - 1] + col
-        end = offsets[end_line - 1] + end_col
+    for (row, col), (end_row, end_col) in _merge(spans):
+        start = offsets[row - 1] + col
+        end = offsets[end_row - 1] + end_col
         data = data[:start] + repr(REDACTED).encode() + data[end:]
     return _scrub_literals(data.decode("utf-8"))
 
@@ -112,7 +127,11 @@ def _secret_value_spans(tree: ast.AST) -> list[tuple[tuple[int, int], tuple[int,
                 value = node.value
         elif isinstance(node, ast.Dict):
             for k, v in zip(node.keys, node.values, strict=True):
-                if isinstance(k, ast.Constant) and isinstance(k.value, str) and is_secret_name(k.value):
+                if (
+                    isinstance(k, ast.Constant)
+                    and isinstance(k.value, str)
+                    and is_secret_name(k.value)
+                ):
                     spans.append(_span(v))
         if value is not None and not _is_harmless(value):
             spans.append(_span(value))
@@ -126,7 +145,11 @@ def _target_is_secret(target: ast.expr) -> bool:
         return is_secret_name(target.attr)
     if isinstance(target, ast.Subscript):
         key = target.slice
-        return isinstance(key, ast.Constant) and isinstance(key.value, str) and is_secret_name(key.value)
+        return (
+            isinstance(key, ast.Constant)
+            and isinstance(key.value, str)
+            and is_secret_name(key.value)
+        )
     if isinstance(target, ast.Tuple | ast.List):
         return any(_target_is_secret(elt) for elt in target.elts)
     return False
@@ -169,6 +192,11 @@ def _redact_line(line: str) -> str:
     if match and is_secret_name(re.sub(r"[\[\]'\"]", "_", match["name"])):
         line = f"{match['lead']}{match['name']}{match['eq']}{REDACTED}"
     return _scrub_literals(line)
+
+
+def redact_text(text: str) -> str:
+    """Free text (a param value, a message) with tokens and URL passwords replaced."""
+    return _scrub_literals(text)
 
 
 def _scrub_literals(text: str) -> str:

@@ -122,18 +122,31 @@ def release(run: Run) -> None:
         return
     from mlflow.tracking import fluent
 
-    stack = fluent._active_run_stack.get()  # noqa: SLF001 - no public "pop without terminating"
+    stack = fluent._active_run_stack.get()
     if stack and stack[-1].info.run_id == run.run_id:
         stack.pop()
-        fluent._last_active_run_id.set(run.run_id)  # noqa: SLF001 - keeps mlflow.last_active_run() right
+        fluent._last_active_run_id.set(run.run_id)
         if os.environ.get("MLFLOW_RUN_ID") == run.run_id:
             del os.environ["MLFLOW_RUN_ID"]
 
 
 def warm_up() -> None:
     """Import MLflow and open the default store once, so the first tracked cell is quick."""
+    import logging
+
     import mlflow
 
     uri = tracking_uri()
-    if reachable(uri) is None and not uri.startswith(("http://", "https://")):
+    if uri.startswith(("http://", "https://")):
+        return
+    # Creating a new SQLite store announces its migrations at INFO level; from a background
+    # thread those lines would land in whatever cell the user runs next.
+    quiet = [logging.getLogger(name) for name in ("mlflow.store.db.utils", "alembic")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.WARNING)
+    try:
         mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)

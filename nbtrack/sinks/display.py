@@ -35,7 +35,7 @@ class DisplaySink:
             handle = display(_notice(run), raw=True, display_id=True)
         self.display_id = None if handle is None else handle.display_id
 
-    def update(self, run: Run, batch: Batch) -> None:
+    def update(self, run: Run, batch: Batch) -> None:  # noqa: ARG002 - the plot reads run.curves
         if self.live is not None:
             self.live.update(run)
 

@@ -131,7 +131,7 @@ class SpoolSink:
             }
         )
 
-    def update(self, run: Run, batch: Batch) -> None:
+    def update(self, run: Run, batch: Batch) -> None:  # noqa: ARG002 - part of the Sink protocol
         if batch.metrics:
             self._write(
                 {

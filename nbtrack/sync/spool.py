@@ -98,7 +98,7 @@ def process_start_ticks(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
-def process_alive(pid: int, start_ticks: int | None) -> bool:
+def process_alive(pid: int, start_ticks: int | None) -> bool:  # noqa: PLR0911 - one answer per case
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

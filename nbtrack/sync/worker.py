@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack.sync.spool import (
-    SPOOL_SUFFIX,
     STATE_SUFFIX,
     SessionInfo,
     SessionLock,
@@ -111,7 +110,7 @@ class RunReplayer:
     def _metrics(self, grouped: dict[str, list[list[Any]]]) -> list[Any]:
         from mlflow.entities import Metric
 
-        out = []
+        out: list[Any] = []
         for key, (steps, values, stamps) in grouped.items():
             out.extend(
                 Metric(key, float(v), int(t), int(s))
@@ -145,7 +144,9 @@ class RunReplayer:
         elif kind == "g":
             tags = [RunTag(k, str(v)) for k, v in record["g"].items()]
             for first in range(0, len(tags), MAX_TAGS_PER_BATCH):
-                self._call("log_batch", self._run_id(), tags=tags[first : first + MAX_TAGS_PER_BATCH])
+                self._call(
+                    "log_batch", self._run_id(), tags=tags[first : first + MAX_TAGS_PER_BATCH]
+                )
         elif kind == "a":
             path = Path(record["path"])
             if path.is_dir():
@@ -335,7 +336,7 @@ def make_client(tracking_uri: str) -> Any:
 
 def recover_orphans(tracking_uri: str | None, skip: Path | None = None) -> list[str]:
     """Replay every orphaned session (of ``tracking_uri`` if given). Returns what was done."""
-    done = []
+    done: list[str] = []
     root = spool_root()
     if not root.exists():
         return done

@@ -1,0 +1,94 @@
+"""Parameter capture from a cell's syntax tree, and what %%track accepts as options."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+
+from nbtrack._magics import parse_options, rewrite_track_cell
+from nbtrack.params import capture_params, is_papermill_parameters
+from nbtrack.run import MAX_PARAM_VALUE_LENGTH, Run, param_text
+
+
+def test_literal_top_level_assignments_become_params():
+    source = (
+        "lr = 3e-3\nmomentum = -1\nname: str = 'mlp'\nflag = True\nnothing = None\n"
+        "shape = (1, 2)\nlayers = [64, {'act': 'relu'}]\na, b = 1, 'two'\n"
+        "computed = lr * 2\nfor i in range(3):\n    inner = 5\n"
+        "def f():\n    local = 1\n"
+    )
+    assert capture_params(source) == {
+        "lr": 0.003, "momentum": -1, "name": "mlp", "flag": True, "nothing": None,
+        "shape": (1, 2), "layers": [64, {"act": "relu"}], "a": 1, "b": "two",
+    }
+
+
+def test_reassigned_to_computed_value_is_not_a_param_and_last_literal_wins():
+    assert capture_params("x = 1\nx = 2\ny = 1\ny = f(y)") == {"x": 2}
+
+
+def test_credential_names_are_never_captured():
+    source = "api_key = 'k'\nHF_TOKEN = 't'\ndb_password = 'p'\nsecret = 's'\ntokenizer = 'bert'"
+    assert capture_params(source) == {"tokenizer": "bert"}
+
+
+def test_unparsable_source_yields_no_params():
+    assert capture_params("lr = = 1") == {}
+
+
+def test_papermill_cell_is_recognised():
+    assert is_papermill_parameters("# Parameters\nlr = 0.1\n")
+    assert not is_papermill_parameters("lr = 0.1")
+
+
+def test_long_param_values_are_cut_with_a_visible_marker():
+    text = param_text("x" * 10_000)
+    assert len(text) == MAX_PARAM_VALUE_LENGTH
+    assert text.endswith("[truncated by nbtrack]")
+
+
+def test_param_values_lose_url_passwords_and_tokens():
+    assert param_text("postgresql://bob:pw@db/x") == "postgresql://<redacted>@db/x"
+    assert param_text("ghp_" + "a" * 30) == "<redacted>"
+
+
+def test_a_param_cannot_change_value_within_a_run():
+    run = Run(run_name="r", experiment_name="e", tracking_uri="sqlite:///x.db")
+    run.add_params({"lr": 0.1})
+    run.add_params({"lr": 0.1})
+    with pytest.raises(ValueError, match="'lr' was already logged as '0.1'"):
+        run.add_params({"lr": 0.2})
+
+
+def test_options_parse_with_shell_quoting():
+    options = parse_options("-e exp -n 'my run' -t team=vision --tag owner=me -p 'note=two words' --no-plot")
+    assert options.experiment == "exp"
+    assert options.name == "my run"
+    assert options.tags == {"team": "vision", "owner": "me"}
+    assert options.params == {"note": "two words"}
+    assert options.plot is False
+    assert options.capture_params is True
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ("--bogus", "--bogus"),
+        ("-t novalue", "'novalue'"),
+        ("-p =1", "'=1'"),
+        ("-p 'a b!=1'", "'a b!'"),
+        ("-e 'unterminated", "'unterminated"),
+    ],
+)
+def test_bad_options_raise_usage_error_naming_the_token(line, named):
+    with pytest.raises(UsageError) as raised:
+        parse_options(line)
+    assert named in str(raised.value)
+
+
+def test_track_line_is_rewritten_and_body_left_alone():
+    lines = ["%%track -e x\n", "lr = 1\n", "lr\n"]
+    assert rewrite_track_cell(lines) == ["get_ipython().run_line_magic('track', '-e x')\n", "lr = 1\n", "lr\n"]
+    # `%%track?` (help) and other magics are IPython's business.
+    assert rewrite_track_cell(["%%track?\n"]) == ["%%track?\n"]
+    assert rewrite_track_cell(["%%time\n", "x\n"]) == ["%%time\n", "x\n"]
