@@ -201,6 +201,7 @@ def _jupyter_server_proxy_config() -> dict[str, Any]:
     """
     return {
         "command": _proxy_command,
+        "environment": _proxy_environment,
         "timeout": DEFAULT_START_TIMEOUT_S,
         "absolute_url": False,
         "request_headers_override": {"Host": "127.0.0.1:{port}"},
@@ -211,6 +212,11 @@ def _jupyter_server_proxy_config() -> dict[str, Any]:
 
 def _proxy_command(port: int) -> list[str]:
     return _server_command(default_tracking_uri(), port)
+
+
+def _proxy_environment() -> dict[str, str]:
+    # jupyter-server-proxy layers this over the server's own environment.
+    return {key: value for key, value in _child_env().items() if key not in os.environ}
 
 
 # --- internals -------------------------------------------------------------------------------

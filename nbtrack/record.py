@@ -25,6 +25,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
@@ -45,6 +46,9 @@ __all__ = [
     "group_metrics",
     "metric_goal",
     "parse_record",
+    "render_chart",
+    "render_html",
+    "render_text",
 ]
 
 MIME_TYPE = "application/vnd.nbtrack.run+json"
@@ -83,7 +87,8 @@ class RecordSource:
     """Everything a record is built from, gathered by the run when its cell ends.
 
     ``status`` is one of FINISHED, FAILED, KILLED, RUNNING; ``sync_state`` one of synced,
-    syncing, offline. ``tracking_uri`` and ``ui_url`` may carry credentials: they are removed
+    syncing, offline. ``error`` is a ``RunFailure`` or a mapping with the same keys (type,
+    message, step). ``tracking_uri`` and ``ui_url`` may carry credentials: they are removed
     here. ``params`` should already lack secrets; credential-like names are dropped again.
     """
 
@@ -100,11 +105,20 @@ class RecordSource:
     cell_id: str | None
     params: Mapping[str, str]
     curves: Mapping[str, Curve]
-    error: RunFailure | None = None
+    error: RunFailure | Mapping[str, Any] | None = None
     sync_state: str = "synced"
     pending_points: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.error, Mapping):
+            missing = {"type", "message"} - set(self.error)
+            if missing:
+                msg = f"error needs the keys type and message (step optional), got {self.error!r}"
+                raise ValueError(msg)
+            failure = RunFailure(
+                str(self.error["type"]), str(self.error["message"]), self.error.get("step")
+            )
+            object.__setattr__(self, "error", failure)  # frozen: normalised once, here
         if self.status not in _STATUSES:
             msg = f"status must be one of {', '.join(_STATUSES)}, got {self.status!r}"
             raise ValueError(msg)
@@ -128,7 +142,8 @@ _MAX_WORDS = frozenset(
     {"acc", "accuracy", "f1", "auc", "auroc", "precision", "recall", "score", "map", "iou",
      "miou", "dice", "bleu", "rouge", "top1", "top5"}
 )  # fmt: skip
-_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d*[a-zA-Z]*\d+[a-zA-Z]*")
+# Words of a name: `valLoss` -> val, loss; `f1_macro` -> f1, macro; `top1Acc` -> top1, acc.
+_WORD = re.compile(r"[A-Za-z]?[a-z]*\d+[a-z]*|[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _MAX_LINES_PER_PANEL = 6
 # Curves whose magnitudes differ by more than this factor would flatten each other.
 _SCALE_SPLIT = 20.0
@@ -179,9 +194,7 @@ def group_metrics(
     return panels
 
 
-def _split_by_scale(
-    group: list[str], ranges: Mapping[str, tuple[float, float]]
-) -> list[list[str]]:
+def _split_by_scale(group: list[str], ranges: Mapping[str, tuple[float, float]]) -> list[list[str]]:
     clusters: list[tuple[float, list[str]]] = []
     unknown: list[str] = []
     for name in group:
@@ -216,8 +229,6 @@ def _same_scale(a: float, b: float) -> bool:
 # --------------------------------------------------------------------------------------------
 # The JSON record.
 
-_NONFINITE_TEXT = {"NaN", "Infinity", "-Infinity"}
-
 
 def _json_number(value: float, digits: int) -> float | int | str:
     """A finite float rounded to ``digits`` significant digits; NaN/inf as the schema's strings."""
@@ -225,7 +236,9 @@ def _json_number(value: float, digits: int) -> float | int | str:
         return "NaN"
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
-    return float(f"{value:.{digits}g}")
+    rounded = float(f"{value:.{digits}g}")
+    # Rounding 1.79769e308 up would overflow to inf, which JSON cannot hold.
+    return rounded if math.isfinite(rounded) else value
 
 
 def _json_step(step: float) -> int | float:
@@ -241,8 +254,6 @@ def _from_json_number(value: object) -> float:
 
 
 def _nbtrack_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("nbtrack")
     except PackageNotFoundError:  # a source checkout that was never installed
@@ -332,7 +343,7 @@ def _record_json(src: RecordSource) -> dict[str, Any]:
         "error": None,
         "sync": {"state": src.sync_state, "pending_points": int(src.pending_points)},
     }
-    if src.error is not None:
+    if isinstance(src.error, RunFailure):
         record["error"] = {
             "type": src.error.type,
             "message": _scrub_text(src.error.message, _MAX_MESSAGE_CHARS),
@@ -364,7 +375,7 @@ def build_bundle(src: RecordSource) -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> Any:
-    import jsonschema
+    import jsonschema  # lazily: only readers of records need it, ~0.1 s to import
 
     schema = json.loads(Path(__file__).with_name("record_schema.json").read_text("utf-8"))
     return jsonschema.Draft202012Validator(schema)
@@ -376,7 +387,7 @@ def parse_record(data: object) -> dict[str, Any]:
     Raises ``InvalidRecordError`` saying where the record is wrong, or that it was written by
     a newer nbtrack (schema version above this one's), in which case upgrading nbtrack helps.
     """
-    import jsonschema
+    import jsonschema  # lazily, see _validator
 
     if isinstance(data, str | bytes):
         try:
@@ -387,10 +398,10 @@ def parse_record(data: object) -> dict[str, Any]:
     if not isinstance(data, dict):
         msg = f"an nbtrack record is a JSON object, got {type(data).__name__}"
         raise InvalidRecordError(msg)
-    version = data.get("schema")
-    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+    found = data.get("schema")
+    if isinstance(found, int) and not isinstance(found, bool) and found > SCHEMA_VERSION:
         msg = (
-            f"this record has schema version {version}, written by a newer nbtrack; this "
+            f"this record has schema version {found}, written by a newer nbtrack; this "
             f"nbtrack reads version {SCHEMA_VERSION}: upgrade nbtrack (pip install -U nbtrack)"
         )
         raise InvalidRecordError(msg)
@@ -406,9 +417,12 @@ def parse_record(data: object) -> dict[str, Any]:
 # Formatting shared by the renderings.
 
 
+_MISSING = "\N{EN DASH}"
+
+
 def _fmt_value(value: object) -> str:
     if value is None:
-        return "–"
+        return _MISSING
     number = _from_json_number(value)
     if math.isnan(number):
         return "NaN"
@@ -456,7 +470,7 @@ def _headline(record: Mapping[str, Any]) -> str:
     run = record["run"]
     status = run["status"]
     if status == "RUNNING":
-        when = f"running since {_fmt_time(run['start_time'])}"
+        when = f"since {_fmt_time(run['start_time'])}"
     elif status == "FINISHED":
         when = f"in {_fmt_duration(run['duration_s'])}"
     else:
@@ -491,6 +505,9 @@ def _sync_line(record: Mapping[str, Any]) -> str | None:
 # text/plain
 
 
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
 def render_text(record: Mapping[str, Any]) -> str:
     """A few lines for terminals: status, name, duration, last and best value of each metric."""
     run = record["run"]
@@ -506,7 +523,9 @@ def render_text(record: Mapping[str, Any]) -> str:
     width = min(32, max((len(name) for name in metrics), default=0))
     shown = list(metrics.items())[:_MAX_TABLE_ROWS]
     for name, m in shown:
-        text = f"  {name[:width]:<{width}}  last {_fmt_value(m['last'])} @ {_fmt_step(m['last_step'])}"
+        text = (
+            f"  {name[:width]:<{width}}  last {_fmt_value(m['last'])} @ {_fmt_step(m['last_step'])}"
+        )
         if m["best"] is not None:
             text += f"   best {_fmt_value(m['best'])} @ {_fmt_step(m['best_step'])}"
         if m["nonfinite"]:
@@ -514,7 +533,8 @@ def render_text(record: Mapping[str, Any]) -> str:
         lines.append(text)
     if len(metrics) > len(shown):
         lines.append(f"  ... and {len(metrics) - len(shown)} more metrics")
-    return "\n".join(lines)
+    # Terminals interpret control characters: a run name must not be able to send escapes.
+    return _CONTROL.sub("?", "\n".join(lines))
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,6 +545,7 @@ def render_text(record: Mapping[str, Any]) -> str:
 # plain properties, and the chart is an <img> whose source is the SVG as a data: URI (the
 # sanitizer keeps those). nbconvert, GitHub and VS Code show the same markup.
 
+_ALARM = "#cf222e"
 _STATUS_COLORS = {
     "FINISHED": ("#1a7f37", "#dafbe1"),
     "FAILED": ("#cf222e", "#ffebe9"),
@@ -537,14 +558,22 @@ _CARD = (
     "border-radius:6px;padding:10px 12px;margin:2px 0;max-width:664px;text-align:left"
 )
 _MUTED = "color:#59636e"
-_TABLE = "border-collapse:collapse;margin:6px 0 2px 0;font-size:12px"
-_TH = "text-align:left;padding:2px 10px 2px 0;border-bottom:1px solid #d0d7de;color:#59636e"
-_TD = "padding:2px 10px 2px 0;border-bottom:1px solid #eaeef2;vertical-align:top"
-_NUM = _TD + ";text-align:right;white-space:nowrap"
+# Viewers style bare tables (JupyterLab and nbconvert right-align cells, pad them, stripe rows
+# with theme colours), and only inline styles win over that, so every cell carries its own.
+_TABLE = "border-collapse:collapse;border:none;margin:6px 0 2px 0;font-size:12px;color:#1f2328"
+_TH = "border-bottom:1px solid #d0d7de;color:#59636e;font-weight:600;background:#ffffff"
+_ROW = "border-bottom:1px solid #eaeef2;background:#ffffff"
+_LEFT = "text-align:left;padding:2px 12px 2px 0;vertical-align:top"
+_RIGHT = "text-align:right;padding:2px 0 2px 12px;white-space:nowrap"
+
+
+# Control characters (other than tab and newlines) are invalid in XML and meaningless in HTML.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 
 
 def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """Text made safe for HTML and SVG: escaped, and stripped of characters XML forbids."""
+    return html.escape(_UNPRINTABLE.sub("\ufffd", str(text)), quote=True)
 
 
 def _svg_data_uri(svg: str) -> str:
@@ -554,7 +583,11 @@ def _svg_data_uri(svg: str) -> str:
 
 
 def render_html(record: Mapping[str, Any], svg: str | None = None) -> str:
-    """A self-contained HTML summary of a record: status, run, metrics table, params, chart."""
+    """A self-contained HTML summary of a (valid) record: status, run, chart, metrics, params.
+
+    ``svg`` is the chart from ``render_chart(record)``, embedded as an image; None leaves the
+    chart out.
+    """
     run = record["run"]
     fg, bg = _STATUS_COLORS.get(run["status"], ("#59636e", "#eaeef2"))
     badge = (
@@ -568,7 +601,10 @@ def render_html(record: Mapping[str, Any], svg: str | None = None) -> str:
     link = ""
     if record.get("ui_url"):
         label = f"MLflow run {run['id'][:8]}" if run.get("id") else "MLflow"
-        link = f' · <a href="{_e(record["ui_url"])}" target="_blank">{_e(label)}</a>'
+        link = (
+            f' · <a href="{_e(record["ui_url"])}" target="_blank" style="color:#0969da">'
+            f"{_e(label)}</a>"
+        )
     parts = [
         f'<div style="{_CARD}">',
         f"<div>{badge} <strong>{_e(run['name'])}</strong> "
@@ -588,7 +624,8 @@ def render_html(record: Mapping[str, Any], svg: str | None = None) -> str:
         parts.append(
             # Inside a double-quoted attribute only & needs escaping (the URI has no " < >);
             # escaping the SVG's many ' as well would add a quarter to the size.
-            f'<img src="{html.escape(_svg_data_uri(svg), quote=False)}" width="{width}" height="{height}" '
+            f'<img src="{html.escape(_svg_data_uri(svg), quote=False)}" '
+            f'width="{width}" height="{height}" '
             f'alt="{_e("metrics of run " + str(run["name"]))}" '
             'style="display:block;max-width:100%;height:auto;margin:8px 0 2px 0">'
         )
@@ -604,39 +641,53 @@ def _svg_size(svg: str) -> tuple[int, int]:
     return (int(match[1]), int(match[2])) if match else (_CHART_WIDTH, 200)
 
 
+def _table(head: Sequence[str], rows: Sequence[str], numeric_from: int) -> str:
+    cells = "".join(
+        f'<th style="{_TH};{_RIGHT if i >= numeric_from else _LEFT}">{h}</th>'
+        for i, h in enumerate(head)
+    )
+    return (
+        f'<table style="{_TABLE}"><thead><tr>{cells}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def _metrics_table(record: Mapping[str, Any]) -> str:
     metrics = record["metrics"]
     if not metrics:
         return f'<div style="{_MUTED};margin-top:6px">no metrics logged</div>'
-    head = "".join(
-        f'<th style="{_TH}{";text-align:right" if i else ""}">{h}</th>'
-        for i, h in enumerate(("metric", "last", "best", "min", "max", "points"))
-    )
     rows = []
     for i, (name, m) in enumerate(list(metrics.items())[:_MAX_TABLE_ROWS]):
         swatch = (
             f'<span style="display:inline-block;width:10px;height:3px;margin:0 6px 3px 0;'
-            f'vertical-align:middle;background:{_color(i)}"></span>'
+            f'vertical-align:middle;background:{series_color(i)}"></span>'
         )
-        best = "–"
+        best = _MISSING
         if m["best"] is not None:
             arrow = "↓" if m["goal"] == "min" else "↑"
             best = f"{_e(_fmt_value(m['best']))} {arrow} @{_e(_fmt_step(m['best_step']))}"
         points = f"{m['count']:,}"
         if m["nonfinite"]:
-            points += f' <span style="color:#cf222e">({m["nonfinite"]:,} NaN/inf)</span>'
+            points += f' <span style="color:{_ALARM}">({m["nonfinite"]:,} NaN/inf)</span>'
+        numbers = (
+            f"{_e(_fmt_value(m['last']))} @{_e(_fmt_step(m['last_step']))}",
+            best,
+            _e(_fmt_value(m["min"])),
+            _e(_fmt_value(m["max"])),
+            points,
+        )
         rows.append(
-            f'<tr><td style="{_TD}">{swatch}{_e(name)}</td>'
-            f'<td style="{_NUM}">{_e(_fmt_value(m["last"]))} @{_e(_fmt_step(m["last_step"]))}</td>'
-            f'<td style="{_NUM}">{best}</td>'
-            f'<td style="{_NUM}">{_e(_fmt_value(m["min"]))}</td>'
-            f'<td style="{_NUM}">{_e(_fmt_value(m["max"]))}</td>'
-            f'<td style="{_NUM}">{points}</td></tr>'
+            f'<tr style="{_ROW}"><td style="{_LEFT}">{swatch}{_e(name)}</td>'
+            + "".join(f'<td style="{_RIGHT}">{n}</td>' for n in numbers)
+            + "</tr>"
         )
     more = len(metrics) - len(rows)
     if more:
-        rows.append(f'<tr><td style="{_TD};{_MUTED}" colspan="6">… and {more} more</td></tr>')
-    return f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        rows.append(
+            f'<tr style="{_ROW};{_MUTED}"><td style="{_LEFT}" colspan="6">'
+            f"… and {more} more</td></tr>"
+        )
+    return _table(("metric", "last", "best", "min", "max", "points"), rows, numeric_from=1)
 
 
 def _params_table(record: Mapping[str, Any]) -> str:
@@ -644,16 +695,18 @@ def _params_table(record: Mapping[str, Any]) -> str:
     if not params:
         return ""
     items = list(params.items())[:_MAX_TABLE_ROWS]
-    more = len(params) - len(items) + record.get("params_omitted", 0)
-    rows = "".join(
-        f'<tr><td style="{_TD};font-family:monospace">{_e(k)}</td>'
-        f'<td style="{_TD};font-family:monospace;word-break:break-all">{_e(v)}</td></tr>'
+    rows = [
+        f'<tr style="{_ROW};font-family:monospace"><td style="{_LEFT}">{_e(k)}</td>'
+        f'<td style="{_LEFT};word-break:break-all">{_e(v)}</td></tr>'
         for k, v in items
-    )
+    ]
+    more = len(params) - len(items) + record.get("params_omitted", 0)
     if more:
-        rows += f'<tr><td style="{_TD};{_MUTED}" colspan="2">… and {more} more in MLflow</td></tr>'
-    head = f'<tr><th style="{_TH}">param</th><th style="{_TH}">value</th></tr>'
-    return f'<table style="{_TABLE}"><thead>{head}</thead><tbody>{rows}</tbody></table>'
+        rows.append(
+            f'<tr style="{_ROW};{_MUTED}"><td style="{_LEFT}" colspan="2">'
+            f"… and {more} more in MLflow</td></tr>"
+        )
+    return _table(("param", "value"), rows, numeric_from=2)
 
 
 def _footer(record: Mapping[str, Any]) -> str:
@@ -679,11 +732,13 @@ _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#
             "#17becf", "#7f7f7f", "#bcbd22")  # fmt: skip
 _PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 46, 12, 4, 20
 _LEGEND_ROW = 15
+_CHART_CLIP = 1e300
 _CHAR_WIDTH = 6.2  # average advance of an 11px sans-serif glyph, for legend layout
-_ALARM = "#cf222e"
 
 
-def _color(index: int) -> str:
+def series_color(index: int) -> str:
+    """Colour of the index-th metric, shared with the live plot so that colours stay put when
+    the record replaces the plot."""
     return _PALETTE[index % len(_PALETTE)]
 
 
@@ -710,7 +765,7 @@ def render_chart(record: Mapping[str, Any]) -> str | None:
     ranges: dict[str, tuple[float, float]] = {}
     for i, (name, m) in enumerate(metrics.items()):
         values = [_from_json_number(v) for v in m["curve"]["values"]]
-        lines[name] = _Line(name, _color(i), m["curve"]["steps"], values, m["nonfinite"])
+        lines[name] = _Line(name, series_color(i), m["curve"]["steps"], values, m["nonfinite"])
         if m["min"] is not None and m["max"] is not None:
             ranges[name] = (_from_json_number(m["min"]), _from_json_number(m["max"]))
     panels = group_metrics(metrics, ranges)
@@ -728,8 +783,10 @@ def render_chart(record: Mapping[str, Any]) -> str | None:
         legend_height = max(rows for _, rows in legends) * _LEGEND_ROW
         for col, (names, (legend, _)) in enumerate(zip(row, legends, strict=True)):
             x = col * panel_width
-            body.extend(_svg_panel(x, y, panel_width, legend_height, plot_height, legend,
-                                   [lines[n] for n in names]))  # fmt: skip
+            panel = [lines[n] for n in names]
+            body.extend(
+                _svg_panel(x, y, panel, legend, size=(panel_width, legend_height, plot_height))
+            )
         y += _PAD_TOP + legend_height + plot_height + _PAD_BOTTOM + 8
     if hidden:
         body.append(
@@ -742,15 +799,11 @@ def render_chart(record: Mapping[str, Any]) -> str | None:
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{_CHART_WIDTH}' height='{height}' "
         f"viewBox='0 0 {_CHART_WIDTH} {height}' font-family='Helvetica,Arial,sans-serif' "
-        f"font-size='11' role='img' aria-label='{_x(title)}'>"
-        f"<title>{_x(title)}</title><rect width='100%' height='100%' fill='#ffffff'/>"
+        f"font-size='11' role='img' aria-label='{_e(title)}'>"
+        f"<title>{_e(title)}</title><rect width='100%' height='100%' fill='#ffffff'/>"
         + "".join(body)
         + "</svg>"
     )
-
-
-def _x(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _legend_layout(
@@ -760,8 +813,9 @@ def _legend_layout(
     entries = []
     x, row = 0.0, 0
     available = panel_width - _PAD_LEFT - _PAD_RIGHT
+    max_chars = int((available - 60) / _CHAR_WIDTH)
     for line in lines:
-        label = line.name if len(line.name) <= 40 else line.name[:39] + "…"
+        label = line.name if len(line.name) <= max_chars else line.name[: max_chars - 1] + "…"
         if line.nonfinite:
             label += f" ({line.nonfinite} NaN/inf)"
         width = 18 + len(label) * _CHAR_WIDTH + 12
@@ -775,27 +829,33 @@ def _legend_layout(
 def _svg_panel(
     x0: float,
     y0: float,
-    width: int,
-    legend_height: int,
-    plot_height: int,
-    legend: Sequence[tuple[float, int, _Line, str]],
     lines: Sequence[_Line],
+    legend: Sequence[tuple[float, int, _Line, str]],
+    size: tuple[int, int, int],
 ) -> list[str]:
+    """One panel at (x0, y0); size is (width, legend height, plot height)."""
+    width, legend_height, plot_height = size
     left = x0 + _PAD_LEFT
     right = x0 + width - _PAD_RIGHT
     top = y0 + _PAD_TOP + legend_height
     bottom = top + plot_height
     out: list[str] = []
     for dx, row, line, label in legend:
+        text_color = _ALARM if line.nonfinite else "#1f2328"
         lx, ly = left + dx, y0 + _PAD_TOP + row * _LEGEND_ROW + 10
         out.append(
             f"<path d='M{lx:.1f},{ly - 4:.1f}h14' stroke='{line.color}' stroke-width='2.5'/>"
-            f"<text x='{lx + 18:.1f}' y='{ly:.1f}' fill='{_ALARM if line.nonfinite else '#1f2328'}'>"
-            f"{_x(label)}</text>"
+            f"<text x='{lx + 18:.1f}' y='{ly:.1f}' fill='{text_color}'>{_e(label)}</text>"
         )
 
     steps = [s for line in lines for s in line.steps]
-    finite = [v for line in lines for v in line.values if math.isfinite(v)]
+    # Clipped so that differences of extreme values (a diverging 1e308) stay finite.
+    finite = [
+        min(max(v, -_CHART_CLIP), _CHART_CLIP)
+        for line in lines
+        for v in line.values
+        if math.isfinite(v)
+    ]
     x_lo, x_hi = (min(steps), max(steps)) if steps else (0.0, 1.0)
     if x_hi == x_lo:
         x_lo, x_hi = x_lo - 1, x_hi + 1
@@ -808,26 +868,29 @@ def _svg_panel(
         return bottom - y_scale.fraction(value) * plot_height
 
     # Frame, horizontal grid and y labels.
-    for tick, label in y_scale.ticks():
-        ty = py(tick)
+    for fraction, label in y_scale.ticks():
+        ty = bottom - fraction * plot_height
         out.append(
             f"<path d='M{left:.1f},{ty:.1f}H{right:.1f}' stroke='#eaeef2'/>"
             f"<text x='{left - 4:.1f}' y='{ty + 3.5:.1f}' text-anchor='end' fill='#59636e'>"
-            f"{_x(label)}</text>"
+            f"{_e(label)}</text>"
         )
     if y_scale.log:
-        out.append(f"<text x='{x0 + 2:.1f}' y='{top - 2:.1f}' fill='#59636e' font-size='9'>log</text>")
+        out.append(
+            f"<text x='{x0 + 2:.1f}' y='{top - 2:.1f}' fill='#59636e' font-size='9'>log</text>"
+        )
     step_tick = _nice_step(x_hi - x_lo, 6 if width > 400 else 4)
     first_tick = math.ceil(x_lo / step_tick) * step_tick
-    tick = first_tick
-    while tick <= x_hi + step_tick * 1e-9:
+    # Counted, not accumulated: at 1e17 adding a small step would never move the tick.
+    n_ticks = min(12, max(0, math.floor((x_hi - first_tick) / step_tick + 1e-9) + 1))
+    for i in range(n_ticks):
+        tick = first_tick + i * step_tick
         tx = px(tick)
         out.append(
             f"<path d='M{tx:.1f},{bottom:.1f}v3' stroke='#8c959f'/>"
             f"<text x='{tx:.1f}' y='{bottom + 14:.1f}' text-anchor='middle' fill='#59636e'>"
-            f"{_x(_fmt_step_tick(tick))}</text>"
+            f"{_e(_fmt_step_tick(tick))}</text>"
         )
-        tick += step_tick
     out.append(
         f"<rect x='{left:.1f}' y='{top:.1f}' width='{right - left:.1f}' "
         f"height='{plot_height}' fill='none' stroke='#d0d7de'/>"
@@ -892,14 +955,15 @@ def _svg_marks(
             continue
         last_x[on_top] = x
         tip, dy = (top, 7) if on_top else (bottom, -7)
-        out.append(
-            f"<path d='M{x:.1f},{tip:.1f}l4,{dy}h-8z' fill='{color}' stroke='{_ALARM}'/>"
-        )
+        out.append(f"<path d='M{x:.1f},{tip:.1f}l4,{dy}h-8z' fill='{color}' stroke='{_ALARM}'/>")
     return out
 
 
 def _nice_step(span: float, target_ticks: int) -> float:
+    """A round tick spacing (1, 2, 2.5 or 5 times a power of ten) giving ~target_ticks ticks."""
     raw = span / max(1, target_ticks)
+    if not raw > 1e-300 or not math.isfinite(raw):
+        return 1.0
     magnitude = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
         if factor * magnitude >= raw:
@@ -916,7 +980,9 @@ def _fmt_step_tick(step: float) -> str:
 
 @dataclass(frozen=True)
 class _YScale:
-    low: float
+    """A panel's vertical axis: linear with round ticks, or log10 with a tick per decade."""
+
+    low: float  # in axis units: the value, or its log10
     high: float
     log: bool
     step: float
@@ -927,31 +993,34 @@ class _YScale:
             return cls(0.0, 1.0, log=False, step=0.5)
         low, high = min(finite), max(finite)
         if low > 0 and high / low >= 100:
-            return cls(
-                float(math.floor(math.log10(low))), float(math.ceil(math.log10(high))),
-                log=True, step=1.0,
-            )  # fmt: skip
-        if high == low:
-            pad = abs(low) * 0.05 or 1.0
+            low_decade, high_decade = math.floor(math.log10(low)), math.ceil(math.log10(high))
+            return cls(float(low_decade), float(high_decade), log=True, step=1.0)
+        if high - low <= 1e-9 * max(abs(low), abs(high)):
+            # Flat (or flat to float precision): centre it in a band 10 % of its size.
+            pad = abs(low) * 0.05 if abs(low) > 1e-250 else 1.0
             low, high = low - pad, high + pad
         step = _nice_step(high - low, 4)
         return cls(math.floor(low / step) * step, math.ceil(high / step) * step, False, step)
 
     def fraction(self, value: float) -> float:
-        position = math.log10(value) if self.log else value
+        """Where a value sits on the axis, 0 (bottom) to 1 (top)."""
+        clipped = min(max(value, -_CHART_CLIP), _CHART_CLIP)
+        position = math.log10(clipped) if self.log else clipped
         return (position - self.low) / (self.high - self.low)
 
     def ticks(self) -> list[tuple[float, str]]:
+        """(fraction of the axis, label) of at most six ticks."""
         count = round((self.high - self.low) / self.step)
         stride = max(1, math.ceil((count + 1) / 6))
         ticks = []
         for i in range(0, count + 1, stride):
             position = self.low + i * self.step
+            fraction = (position - self.low) / (self.high - self.low)
             if self.log:
-                ticks.append((10**position, _fmt_value(10**position)))
+                ticks.append((fraction, _fmt_value(10.0**position)))
             else:
                 value = round(position / self.step) * self.step
-                ticks.append((value, _fmt_tick(value, self.step)))
+                ticks.append((fraction, _fmt_tick(value, self.step)))
         return ticks
 
 

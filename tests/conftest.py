@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sys
@@ -177,3 +178,50 @@ def kernel(store: str, tmp_path: Path) -> Iterator[Kernel]:
 
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One `mlflow server` on PostgreSQL for the whole session (it takes ~20 s to start)."""
+    from servers import MlflowServer, Postgres
+
+    folder = tmp_path_factory.mktemp("server")
+    postgres = Postgres(folder / "pg")
+    server = MlflowServer(postgres.uri, folder)
+    try:
+        yield server
+    finally:
+        server.stop()
+        postgres.stop()
+
+
+@pytest.fixture
+def server_store(mlflow_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The shared server behind a proxy this test can switch off; kernels log through it."""
+    from servers import SwitchableProxy
+
+    proxy = SwitchableProxy(mlflow_server.port)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy.url)
+    monkeypatch.setenv("NBTRACK_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("NBTRACK_RETRY_MAX_S", "1")
+    monkeypatch.chdir(tmp_path)
+    yield proxy
+    proxy.down()
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_sync_processes(tmp_path: Path) -> Iterator[None]:
+    """Sync processes outlive kernels by design; a test must not leave its own behind."""
+    yield
+    import signal
+
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"nbtrack.sync.worker" in cmdline and any(str(tmp_path).encode() in a for a in cmdline):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGKILL)

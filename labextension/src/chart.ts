@@ -82,6 +82,7 @@ export class MetricChart {
       return;
     }
     this._plot?.destroy();
+    this.node.dataset.scale = this._log ? 'log' : 'linear';
     const { xs, ys } = alignSeries(this._spec.series);
     const style = getComputedStyle(this.node);
     const fg = style.getPropertyValue('--jp-ui-font-color1').trim() || '#444';
@@ -103,7 +104,9 @@ export class MetricChart {
         {
           ...axis,
           size: 56,
-          values: (_u: uPlot, splits: number[]) => splits.map(v => formatNumber(v))
+          // uPlot passes null for log-scale ticks it leaves unlabelled.
+          values: (_u: uPlot, splits: Array<number | null>) =>
+            splits.map(v => (v === null ? '' : formatNumber(v)))
         }
       ],
       series: [

@@ -5,7 +5,7 @@
  * `train_acc` and `val_acc`), unless their magnitudes differ so much that one
  * would be squashed flat against the axis: then they are split.
  */
-import { IRunRecord } from './record';
+import { Goal, IRunRecord } from './record';
 
 /** Curves whose largest values differ by more than this factor get their own charts. */
 export const SCALE_RATIO = 20;
@@ -16,6 +16,8 @@ const SUFFIX = new RegExp(`[_.\\-](?:${SPLIT_WORDS})$`, 'i');
 
 export interface ISeriesSpec {
   readonly label: string;
+  /** Whether lower or higher is better, when the record says. */
+  readonly goal?: Goal;
   readonly steps: readonly number[];
   readonly values: readonly number[];
 }
@@ -40,7 +42,7 @@ export function runCharts(record: IRunRecord): IChartSpec[] {
   const series: Array<[string, ISeriesSpec]> = [];
   for (const [key, metric] of record.metrics) {
     if (metric.curve !== null && metric.curve.steps.length >= 2) {
-      series.push([metricFamily(key), { label: key, ...metric.curve }]);
+      series.push([metricFamily(key), { label: key, goal: metric.goal, ...metric.curve }]);
     }
   }
   return chartsByFamily(series);
@@ -57,7 +59,10 @@ export function overlayCharts(
   for (const { label, record } of runs) {
     for (const [key, metric] of record.metrics) {
       if (metric.curve !== null && metric.curve.steps.length >= 2) {
-        series.push([metricFamily(key), { label: `${label} · ${key}`, ...metric.curve }]);
+        series.push([
+          metricFamily(key),
+          { label: `${label} · ${key}`, goal: metric.goal, ...metric.curve }
+        ]);
       }
     }
   }
@@ -103,7 +108,9 @@ function chartsByFamily(series: ReadonlyArray<[string, ISeriesSpec]>): IChartSpe
     }
   }
   const charts: IChartSpec[] = [];
-  for (const [family, members] of families) {
+  // Saved notebooks sort JSON keys, so record order is alphabetical: order by meaning instead.
+  const ordered = [...families].sort((a, b) => familyRank(a) - familyRank(b));
+  for (const [family, members] of ordered) {
     const groups = splitByScale(members);
     for (const group of groups) {
       const title = groups.length === 1 ? family : group.map(s => s.label).join(', ');
@@ -111,6 +118,17 @@ function chartsByFamily(series: ReadonlyArray<[string, ISeriesSpec]>): IChartSpe
     }
   }
   return charts;
+}
+
+/** Losses first, then other minimised metrics, then maximised ones, then the rest. */
+function familyRank([family, members]: [string, readonly ISeriesSpec[]]): number {
+  if (family.includes('loss')) {
+    return 0;
+  }
+  if (members.some(s => s.goal === 'min')) {
+    return 1;
+  }
+  return members.some(s => s.goal === 'max') ? 2 : 3;
 }
 
 function splitByScale(series: readonly ISeriesSpec[]): ISeriesSpec[][] {

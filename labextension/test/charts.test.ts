@@ -61,8 +61,8 @@ test('single points get no chart and log scale needs positive values', () => {
     withMetrics({ test_acc: curve([0.9]), delta: curve([1, -1, 0.5]), loss: curve([1, 0.5]) })
   );
   assert.deepEqual(charts.map(c => [c.title, c.logAllowed]), [
-    ['delta', false],
-    ['loss', true]
+    ['loss', true],
+    ['delta', false]
   ]);
 });
 
@@ -87,4 +87,20 @@ test('aligned series share the union of steps with gaps as null', () => {
     [1, null, null],
     [null, 5, 6]
   ]);
+});
+
+test('losses come first, then metrics to minimise, then to maximise, then the rest', () => {
+  const goal = (g: string | null, values: number[]) => ({ ...curve(values), goal: g, best: 1 });
+  const charts = runCharts(
+    withMetrics({
+      grad_norm: curve([300, 200]),
+      val_acc: goal('max', [0.5, 0.9]),
+      error_rate: goal('min', [0.5, 0.1]),
+      'train/loss': goal('min', [2, 1])
+    })
+  );
+  assert.deepEqual(
+    charts.map(c => c.title),
+    ['loss', 'error_rate', 'acc', 'grad_norm']
+  );
 });

@@ -1,7 +1,8 @@
 """nbtrack's Jupyter server extension: the runs of a notebook and its MLflow UI over REST.
 
-Enabled on install by ``jupyter-config/nbtrack.json`` (``jpserver_extensions``:
-``nbtrack.server``); settings are ``c.NbtrackServer.*`` (see :class:`NbtrackServer`).
+Enabled on install by ``jupyter-config/nbtrack.json`` (``jpserver_extensions``: ``nbtrack``,
+whose ``_jupyter_server_extension_points`` names this module); settings are
+``c.NbtrackServer.*`` (see :class:`NbtrackServer`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from traitlets import Bool, Float, Int, Unicode
 from traitlets.config import Configurable
 
 
-class NbtrackServer(Configurable):  # type: ignore[misc]  # traitlets ships no type hints
+class NbtrackServer(Configurable):
     """How the Jupyter server finds and shows the MLflow runs of a notebook."""
 
     tracking_uri = Unicode(

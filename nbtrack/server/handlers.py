@@ -51,7 +51,7 @@ class ExtensionState:
     proxy_store: str | None
 
 
-class _NbtrackHandler(APIHandler):  # type: ignore[misc]
+class _NbtrackHandler(APIHandler):
     auth_resource = AUTH_RESOURCE
 
     def initialize(self, state: ExtensionState) -> None:
@@ -118,8 +118,8 @@ class _NbtrackHandler(APIHandler):  # type: ignore[misc]
 class RunsHandler(_NbtrackHandler):
     """``GET /nbtrack/api/runs?path=...``: the notebook's runs as records, newest first."""
 
-    @web.authenticated  # type: ignore[untyped-decorator]
-    @authorized  # type: ignore[untyped-decorator]
+    @web.authenticated
+    @authorized
     async def get(self) -> None:
         rel, target = self.notebook()
         uri = self.store_of(target)
@@ -159,16 +159,16 @@ class UiHandler(_NbtrackHandler):
     """``GET /nbtrack/api/ui?path=...`` finds the notebook store's MLflow UI; ``POST`` starts
     one if none runs."""
 
-    @web.authenticated  # type: ignore[untyped-decorator]
-    @authorized  # type: ignore[untyped-decorator]
+    @web.authenticated
+    @authorized
     async def get(self) -> None:
         _, target = self.notebook()
         uri = self.store_of(target)
         ui = await self.blocking(mlflow_ui.find_ui, uri, timeout=self.state.config.store_timeout)
         self.finish({"url": ui.url if ui else None, "proxy_url": self.proxy_url(uri)})
 
-    @web.authenticated  # type: ignore[untyped-decorator]
-    @authorized  # type: ignore[untyped-decorator]
+    @web.authenticated
+    @authorized
     async def post(self) -> None:
         _, target = self.notebook()
         uri = self.store_of(target)

@@ -26,8 +26,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "
 # MLflow's REST API accepts at most this many experiment ids per search.
 _EXPERIMENTS_PER_SEARCH = 100
 _STATUSES = frozenset({"FINISHED", "FAILED", "KILLED", "RUNNING"})
-_MIN_WORDS = ("loss", "error", "err", "mse", "mae", "rmse", "perplexity", "ppl", "wer", "cer")
-_MAX_WORDS = ("acc", "accuracy", "f1", "auc", "precision", "recall", "score", "r2", "iou", "map")
 
 
 class StoreError(Exception):
@@ -91,10 +89,12 @@ def list_runs(
     Raises :class:`StoreError` when the store cannot be read.
     """
     from mlflow.exceptions import MlflowException  # noqa: PLC0415 (mlflow is slow to import)
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
 
     try:
         return _list_runs(uri, source_names, notebook_path, max_runs, ui)
-    except (MlflowException, OSError) as exc:
+    # OSError covers requests' errors (REST stores); SQLAlchemyError a broken database file.
+    except (MlflowException, SQLAlchemyError, OSError) as exc:
         msg = f"tracking store {strip_uri_credentials(uri)} could not be read: {exc}"
         raise StoreError(msg) from exc
 
@@ -136,7 +136,14 @@ def _list_runs(
     newest = sorted(found.values(), key=lambda run: run.info.start_time or 0, reverse=True)
     public_uri = strip_uri_credentials(uri)
     return [
-        _record(run, experiments.get(run.info.experiment_id), public_uri, ui, notebook_path)
+        _record(
+            client,
+            run,
+            experiment_name=experiments.get(run.info.experiment_id),
+            public_uri=public_uri,
+            ui=ui,
+            notebook_path=notebook_path,
+        )
         for run in newest[:max_runs]
     ]
 
@@ -152,7 +159,9 @@ def _quoted(value: str) -> str | None:
 
 
 def _record(
+    client: Any,
     run: Any,
+    *,
     experiment_name: str | None,
     public_uri: str,
     ui: UiServer | None,
@@ -161,8 +170,6 @@ def _record(
     info, data = run.info, run.data
     tags: dict[str, str] = data.tags
     start, end = info.start_time, info.end_time
-    # MLflow's proto carries the step of each latest value; the Run.data dict drops it.
-    steps = {metric.key: metric.step for metric in run.to_proto().data.metrics}
     return {
         "schema": SCHEMA_VERSION,
         "nbtrack_version": _nbtrack_version(),
@@ -181,26 +188,36 @@ def _record(
         "notebook": {"path": notebook_path, "cell_id": tags.get("nbtrack.cell_id")},
         "params": {str(key): str(value) for key, value in data.params.items()},
         "metrics": {
-            key: _metric(key, value, steps.get(key)) for key, value in data.metrics.items()
+            key: _metric(key, client.get_metric_history(info.run_id, key)) for key in data.metrics
         },
         "error": _error(tags.get("nbtrack.error")),
         "sync": {"state": "synced", "pending_points": 0},
     }
 
 
-def _metric(key: str, value: float, step: int | None) -> dict[str, Any]:
-    # The store keeps the last value of each metric; the history (min, max, best, count) would
-    # cost one request per metric and run, so those fields are null in the listing.
+def _metric(key: str, history: list[Any]) -> dict[str, Any]:
+    """A record's metric entry from the metric's full history in the store. The curve itself is
+    left empty: a listing of many runs should stay small; the notebook's record has it."""
+    from nbtrack.record import metric_goal  # noqa: PLC0415 (it pulls in numpy)
+
+    points = sorted(history, key=lambda m: (m.step, m.timestamp))
+    finite = [m for m in points if math.isfinite(m.value)]
+    goal = metric_goal(key)
+    low = min(finite, key=lambda m: m.value) if finite else None
+    high = max(finite, key=lambda m: m.value) if finite else None
+    best = low if goal == "min" else high if goal == "max" else None
+    last = points[-1] if points else None
     return {
-        "last": _number(value),
-        "last_step": step,
-        "min": None,
-        "max": None,
-        "goal": _goal(key),
-        "best": None,
-        "best_step": None,
-        "count": None,
-        "nonfinite": None,
+        "last": _number(last.value) if last else None,
+        "last_step": last.step if last else None,
+        "min": low.value if low else None,
+        "max": high.value if high else None,
+        "goal": goal,
+        "best": best.value if best else None,
+        "best_step": best.step if best else None,
+        "count": len(points),
+        "nonfinite": len(points) - len(finite),
+        "curve": {"steps": [], "values": []},
     }
 
 
@@ -210,15 +227,6 @@ def _number(value: float) -> float | str:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return float(value)
-
-
-def _goal(key: str) -> str | None:
-    words = [word for word in key.lower().replace("/", "_").replace(".", "_").split("_") if word]
-    if any(word in _MIN_WORDS for word in words):
-        return "min"
-    if any(word in _MAX_WORDS for word in words):
-        return "max"
-    return None
 
 
 def _error(tag: str | None) -> dict[str, Any] | None:

@@ -40,7 +40,7 @@ import numpy as np
 
 from nbtrack._warnings import NbtrackWarning
 from nbtrack.decimate import decimate
-from nbtrack.record import _PALETTE, group_metrics
+from nbtrack.record import group_metrics, series_color
 from nbtrack.secrets import strip_uri_credentials
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ class _Chart:
     """The plotly FigureWidget: panels of grouped metrics, a line and a marks trace per metric."""
 
     def __init__(self) -> None:
-        import plotly.graph_objects as go  # noqa: PLC0415 - seconds to import: see _import_plotly
+        import plotly.graph_objects as go  # seconds to import: see _import_plotly
 
         self.figure = go.FigureWidget(layout=_base_layout())
         self._traces: dict[str, tuple[int, int]] = {}  # metric -> (line, marks) trace indexes
@@ -250,7 +250,7 @@ class _Chart:
         return len(curves) - len(self._shown)
 
     def _add_traces(self, curves: Mapping[str, Curve], panels: list[list[str]]) -> None:
-        colors = {name: _color(i) for i, name in enumerate(curves)}
+        colors = {name: series_color(i) for i, name in enumerate(curves)}
         new = [(k, name) for k, panel in enumerate(panels) for name in panel]
         new = [(k, name) for k, name in new if name not in self._traces]
         if not new:
@@ -290,7 +290,7 @@ class _Chart:
             high = max(curves[n].max for n in panel)
             kind = "log" if low > 0 and high / low >= 100 else "linear"
             if self._axis_types.get(k) != kind:
-                self.figure.layout[_axis_key("yaxis", k)].type = kind
+                self.figure.layout[_numbered("yaxis", k)].type = kind
                 self._axis_types[k] = kind
 
 
@@ -357,13 +357,17 @@ def _marks_trace(name: str, color: str) -> dict[str, Any]:
 
 
 def _line_placement(k: int) -> dict[str, Any]:
-    return {"xaxis": _axis_id("x", k), "yaxis": _axis_id("y", k), "legend": _legend_id(k)}
+    return {
+        "xaxis": _numbered("x", k),
+        "yaxis": _numbered("y", k),
+        "legend": _numbered("legend", k),
+    }
 
 
 def _marks_placement(k: int) -> dict[str, Any]:
     # Marks live on an invisible [0, 1] axis over the panel, so they sit on its edge whatever the
     # panel's range or scale.
-    return {"xaxis": _axis_id("x", k), "yaxis": _axis_id("y", _MAX_PANELS + k)}
+    return {"xaxis": _numbered("x", k), "yaxis": _numbered("y", _MAX_PANELS + k)}
 
 
 def _panel_layout(n_panels: int, laid_out_before: int) -> dict[str, Any]:
@@ -380,24 +384,24 @@ def _panel_layout(n_panels: int, laid_out_before: int) -> dict[str, Any]:
         bottom = 1 - (row * row_px + _LEGEND_PX + _PLOT_PX) / paper
         left = col / cols + (_COLUMN_GAP / 2 if col > 0 else 0)
         right = (col + 1) / cols - (_COLUMN_GAP / 2 if col < cols - 1 else 0)
-        x, y = _axis_id("x", k), _axis_id("y", k)
-        layout[_axis_key("xaxis", k)] = {
+        x, y = _numbered("x", k), _numbered("y", k)
+        layout[_numbered("xaxis", k)] = {
             "domain": [left, right], "anchor": y, "visible": True, "showgrid": True,
         }  # fmt: skip
-        layout[_axis_key("yaxis", k)] = {
+        layout[_numbered("yaxis", k)] = {
             "domain": [bottom, top], "anchor": x, "visible": True, "exponentformat": "power",
         }  # fmt: skip
-        layout[_axis_key("yaxis", _MAX_PANELS + k)] = {
+        layout[_numbered("yaxis", _MAX_PANELS + k)] = {
             "overlaying": y, "anchor": x, "range": [0, 1], "visible": False, "fixedrange": True,
         }  # fmt: skip
-        layout[_legend_key(k)] = {
+        layout[_numbered("legend", k)] = {
             "x": left, "y": top, "xanchor": "left", "yanchor": "bottom", "orientation": "h",
             "bgcolor": "rgba(0,0,0,0)", "visible": True,
         }  # fmt: skip
     for k in range(n_panels, laid_out_before):
-        layout[_axis_key("xaxis", k)] = {"visible": False}
-        layout[_axis_key("yaxis", k)] = {"visible": False}
-        layout[_legend_key(k)] = {"visible": False}
+        layout[_numbered("xaxis", k)] = {"visible": False}
+        layout[_numbered("yaxis", k)] = {"visible": False}
+        layout[_numbered("legend", k)] = {"visible": False}
     return layout
 
 
@@ -405,26 +409,9 @@ def _panel_height(rows: int) -> int:
     return _MARGIN["t"] + _MARGIN["b"] + rows * (_LEGEND_PX + _PLOT_PX + _TICKS_PX)
 
 
-def _axis_id(letter: str, k: int) -> str:
-    return letter if k == 0 else f"{letter}{k + 1}"
-
-
-def _axis_key(prefix: str, k: int) -> str:
-    return prefix if k == 0 else f"{prefix}{k + 1}"
-
-
-def _legend_id(k: int) -> str:
-    return "legend" if k == 0 else f"legend{k + 1}"
-
-
-def _legend_key(k: int) -> str:
-    return _legend_id(k)
-
-
-def _color(index: int) -> str:
-    # The record's palette, in the same metric order: colours do not change when the record
-    # replaces the live plot at the end of the cell.
-    return _PALETTE[index % len(_PALETTE)]
+def _numbered(name: str, k: int) -> str:
+    """plotly's name for panel ``k``'s axis or legend: ``x``, ``x2``, ``yaxis2``, ``legend3``."""
+    return name if k == 0 else f"{name}{k + 1}"
 
 
 def _points_per_curve(n_curves: int) -> int:
@@ -607,8 +594,8 @@ def _start_plotly_import() -> None:
 def _import_plotly() -> None:
     global _plotly_error  # noqa: PLW0603
     try:
-        import plotly.basewidget  # noqa: F401, PLC0415 - the slow part: FigureWidget's module
-        import plotly.graph_objects as go  # noqa: PLC0415
+        import plotly.basewidget  # noqa: F401 - the slow part: FigureWidget's module
+        import plotly.graph_objects as go
 
         # Building a plain figure of the same shape loads the validators the first
         # FigureWidget needs, so the redraw that builds it stays short.

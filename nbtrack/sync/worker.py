@@ -321,8 +321,10 @@ class SessionUploader:
                 if time.monotonic() >= self.retry_at:
                     self.finish_abandoned()
                     return
-            except StoreUnavailable:
-                pass
+            except StoreUnavailable as error:
+                self.backoff_s = min(max(0.25, self.backoff_s * 2), self.max_backoff_s)
+                self.retry_at = time.monotonic() + self.backoff_s
+                log.warning("store unavailable, retrying in %.1fs: %s", self.backoff_s, error)
             if deadline is not None and time.monotonic() > deadline:
                 return
             time.sleep(max(_POLL_S, self.retry_at - time.monotonic()))
@@ -334,8 +336,14 @@ def make_client(tracking_uri: str) -> Any:
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def recover_orphans(tracking_uri: str | None, skip: Path | None = None) -> list[str]:
-    """Replay every orphaned session (of ``tracking_uri`` if given). Returns what was done."""
+def recover_orphans(
+    tracking_uri: str | None, skip: Path | None = None, give_up_after_s: float | None = None
+) -> list[str]:
+    """Replay every orphaned session (of ``tracking_uri`` if given). Returns what was done.
+
+    With ``give_up_after_s``, a session whose store stays unreachable that long is kept for a
+    later try instead of being waited for.
+    """
     done: list[str] = []
     root = spool_root()
     if not root.exists():
@@ -359,7 +367,8 @@ def recover_orphans(tracking_uri: str | None, skip: Path | None = None) -> list[
             clients[info.tracking_uri] = client
             uploader = SessionUploader(info, client)
             spools = pending_spools(folder)
-            uploader.drain_all()
+            deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
+            uploader.drain_all(deadline)
             if not pending_spools(folder):
                 done.append(f"{folder.name}: {len(spools)} run(s) uploaded to {info.tracking_uri}")
                 shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,448 @@
+"""The record bundle: valid, bounded in size, free of secrets, safe to render, honest on failure."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from typing import Any
+
+import nbformat
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nbtrack.curves import Curve
+from nbtrack.record import (
+    MIME_TYPE,
+    InvalidRecordError,
+    RecordSource,
+    RunFailure,
+    build_bundle,
+    group_metrics,
+    metric_goal,
+    parse_record,
+)
+
+
+def _curve(values: Any, steps: Any = None) -> Curve:
+    values = np.asarray(values, dtype=np.float64)
+    steps = np.arange(len(values)) if steps is None else np.asarray(steps)
+    curve = Curve()
+    # Several batches, as the sender delivers them.
+    for start in range(0, len(values), 4096):
+        curve.extend(steps[start : start + 4096].tolist(), values[start : start + 4096].tolist())
+    return curve
+
+
+def _source(**changes: Any) -> RecordSource:
+    steps = np.arange(200)
+    base = RecordSource(
+        run_id="5f3c1a2b9d8e4f70a1b2c3d4e5f60718",
+        run_name="baseline",
+        experiment_id="1",
+        experiment_name="mnist",
+        status="FINISHED",
+        start_time_ms=1_763_779_200_000,
+        end_time_ms=1_763_779_262_500,
+        tracking_uri="sqlite:////work/mlflow.db",
+        ui_url="http://127.0.0.1:5000/#/experiments/1/runs/5f3c1a2b9d8e4f70a1b2c3d4e5f60718",
+        notebook_path="train.ipynb",
+        cell_id="a1b2c3",
+        params={"lr": "0.003", "epochs": "5"},
+        curves={
+            "train/loss": _curve(2.3 * np.exp(-steps / 50) + 0.1),
+            "val/loss": _curve([1.9, 0.8, 0.5, 0.4], steps=[49, 99, 149, 199]),
+            "val/acc": _curve([0.5, 0.8, 0.9, 0.88], steps=[49, 99, 149, 199]),
+        },
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def _record(bundle: dict[str, Any]) -> dict[str, Any]:
+    record = bundle[MIME_TYPE]
+    assert isinstance(record, dict)
+    return record
+
+
+def test_bundle_holds_the_record_and_three_fallbacks() -> None:
+    bundle = build_bundle(_source())
+
+    assert set(bundle) == {MIME_TYPE, "text/html", "image/svg+xml", "text/plain"}
+    record = parse_record(bundle[MIME_TYPE])
+    assert record["schema"] == 1
+    assert record["run"]["status"] == "FINISHED"
+    assert record["run"]["duration_s"] == 62.5
+    assert record["params"] == {"lr": "0.003", "epochs": "5"}
+    loss = record["metrics"]["train/loss"]
+    assert loss["goal"] == "min"
+    assert loss["count"] == 200
+    assert loss["last_step"] == 199
+    assert loss["best"] == loss["min"]
+    assert record["metrics"]["val/acc"]["best"] == 0.9
+    assert record["metrics"]["val/acc"]["best_step"] == 149
+    assert record["metrics"]["val/acc"]["last"] == 0.88
+    # The bundle is what a kernel sends: strict JSON, no NaN tokens.
+    json.dumps(bundle, allow_nan=False)
+
+
+def test_text_summary_names_status_duration_and_values() -> None:
+    text = build_bundle(_source())["text/plain"]
+
+    assert text.splitlines()[0] == (
+        "nbtrack run 'baseline': FINISHED in 1 min 02 s  (experiment mnist, run 5f3c1a2b)"
+    )
+    assert "val/acc" in text
+    assert "best 0.9 @ 149" in text
+
+
+def test_long_run_adds_well_under_100_kb_to_the_saved_notebook(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rng = np.random.default_rng(0)
+    n = 100_000
+    curves = {
+        # Random walks: the worst case for decimation, every bucket has distinct extremes.
+        name: _curve(rng.standard_normal(n).cumsum())
+        for name in ("train/loss", "val/loss", "train/acc")
+    }
+    bundle = build_bundle(_source(curves=curves))
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("train()")])
+    empty = len(nbformat.writes(notebook).encode())
+    notebook.cells[0].outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+    added = len(nbformat.writes(notebook).encode()) - empty
+
+    with capsys.disabled():
+        print(f"\nrecord of a 100k-step x 3-metric run adds {added / 1024:.1f} KiB to a notebook")
+    assert added < 70 * 1024
+    record = _record(bundle)
+    for metric in record["metrics"].values():
+        assert len(metric["curve"]["steps"]) == len(metric["curve"]["values"]) <= 300
+    # Decimation kept each curve's extremes even though it dropped 99.7 % of the points.
+    for name, metric in record["metrics"].items():
+        _, values = curves[name].points()
+        assert min(metric["curve"]["values"]) == pytest.approx(values.min(), rel=1e-4)
+        assert max(metric["curve"]["values"]) == pytest.approx(values.max(), rel=1e-4)
+
+
+def test_many_metrics_share_a_bounded_point_budget() -> None:
+    curves = {f"layer{i}/grad_norm": _curve(np.arange(5000.0) % 97) for i in range(60)}
+    record = _record(build_bundle(_source(curves=curves)))
+    assert sum(len(m["curve"]["steps"]) for m in record["metrics"].values()) <= 60 * 16
+
+
+SECRETS = ("hunter2", "s3cr3t-token-value", "sk-abcdefghijklmnopqrstuvwx", "swordfish")
+
+
+def test_no_secret_and_no_credential_reaches_any_rendering() -> None:
+    bundle = build_bundle(
+        _source(
+            params={
+                "lr": "0.1",
+                "api_key": "sk-abcdefghijklmnopqrstuvwx",
+                "db_password": "swordfish",
+                "data_url": "postgresql://alice:hunter2@db.example/train",
+            },
+            tracking_uri="https://alice:hunter2@mlflow.example:5000/?token=s3cr3t-token-value&x=1",
+            ui_url="https://alice:hunter2@mlflow.example:5000/#/experiments/1/runs/abc",
+            status="FAILED",
+            error=RunFailure(
+                "ConnectionError", "cannot reach https://bob:hunter2@mlflow.example/api", 3
+            ),
+        )
+    )
+    everything = json.dumps(bundle)
+    for secret in SECRETS:
+        assert secret not in everything
+    assert "alice" not in everything
+    assert "api_key" not in everything
+    assert "db_password" not in everything
+    record = _record(bundle)
+    assert record["tracking_uri"] == "https://mlflow.example:5000/?x=1"
+    assert record["ui_url"] == "https://mlflow.example:5000/#/experiments/1/runs/abc"
+    assert record["params"]["data_url"] == "postgresql://db.example/train"
+    assert record["error"]["message"] == "cannot reach https://mlflow.example/api"
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "file:///etc/passwd", "//evil", ""])
+def test_only_http_links_are_kept(url: str) -> None:
+    bundle = build_bundle(_source(ui_url=url))
+    assert _record(bundle)["ui_url"] is None
+    assert "<a " not in bundle["text/html"]
+
+
+def test_failed_run_shows_status_and_where_it_stopped() -> None:
+    bundle = build_bundle(
+        _source(status="FAILED", error=RunFailure("ValueError", "loss is nan\nmore detail", 12))
+    )
+    record = _record(bundle)
+    assert record["run"]["status"] == "FAILED"
+    assert record["error"] == {"type": "ValueError", "message": "loss is nan\nmore detail",
+                               "step": 12}  # fmt: skip
+    stopped = "stopped at step 12: ValueError: loss is nan"
+    assert stopped in bundle["text/plain"]
+    assert stopped in bundle["text/html"]
+    assert "FAILED after 1 min 02 s" in bundle["text/plain"]
+
+
+def test_interrupted_run_without_error_stops_at_its_last_step() -> None:
+    bundle = build_bundle(_source(status="KILLED"))
+    assert "KILLED after" in bundle["text/plain"]
+    assert "stopped at step 199" in bundle["text/plain"]
+    assert "KILLED" in bundle["text/html"]
+
+
+def test_running_run_has_no_end_and_still_validates() -> None:
+    bundle = build_bundle(
+        _source(status="RUNNING", end_time_ms=None, sync_state="offline", pending_points=42)
+    )
+    record = parse_record(_record(bundle))
+    assert record["run"]["end_time"] is None
+    assert record["run"]["duration_s"] is None
+    assert record["sync"] == {"state": "offline", "pending_points": 42}
+    assert "RUNNING since 2025-11-22 02:40 UTC" in bundle["text/plain"]
+    assert "42 points" in bundle["text/plain"]
+
+
+def test_non_finite_values_are_kept_as_strings_and_marked() -> None:
+    values = np.linspace(2.0, 0.5, 100)
+    values[60:] = np.nan
+    values[80] = np.inf
+    bundle = build_bundle(
+        _source(curves={"loss": _curve(values), "broken": _curve([np.nan, -np.inf])})
+    )
+    record = parse_record(_record(bundle))
+    json.dumps(record, allow_nan=False)
+    loss = record["metrics"]["loss"]
+    assert loss["last"] == "NaN"
+    assert loss["nonfinite"] == 40
+    assert "NaN" in loss["curve"]["values"]
+    assert "Infinity" in loss["curve"]["values"]
+    assert loss["best"] == 1.106061  # the last finite point, step 59
+    broken = record["metrics"]["broken"]
+    assert broken["min"] is None
+    assert broken["max"] is None
+    assert broken["best"] is None
+    assert broken["curve"]["values"] == ["NaN", "-Infinity"]
+    # The chart marks them: red-edged triangles, and the legend counts them.
+    svg = bundle["image/svg+xml"]
+    assert svg.count("stroke='#cf222e'") >= 2
+    assert "loss (40 NaN/inf)" in svg
+
+
+def test_svg_chart_is_well_formed_with_a_panel_per_metric_family() -> None:
+    svg = build_bundle(_source())["image/svg+xml"]
+    root = ET.fromstring(svg)  # noqa: S314 (our own output, parsed to prove it is well-formed)
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.tag == f"{ns}svg"
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert {"train/loss", "val/loss", "val/acc"} <= set(texts)
+    frames = [r for r in root.iter(f"{ns}rect") if r.get("fill") == "none"]
+    assert len(frames) == 2  # losses together, accuracy apart
+    curves = [p for p in root.iter(f"{ns}path") if p.get("stroke-width") == "1.4"]
+    assert len(curves) == 3
+
+
+def test_text_from_the_run_is_escaped_everywhere() -> None:
+    evil = "<script>alert(1)</script>"
+    bundle = build_bundle(
+        _source(
+            run_name=evil,
+            experiment_name=evil,
+            params={"note": '"><img src=x onerror=alert(1)>'},
+            curves={"<b>loss</b>": _curve([1.0, 0.5])},
+            status="FAILED",
+            error=RunFailure(evil, evil, None),
+        )
+    )
+    for mime in ("text/html", "image/svg+xml"):
+        assert "<script" not in bundle[mime]
+        assert "<b>" not in bundle[mime]
+        assert "<img src=x" not in bundle[mime]
+    ET.fromstring(bundle["image/svg+xml"])  # noqa: S314 (our own output)
+
+
+# Tags, attributes and CSS properties that JupyterLab's HTML sanitizer keeps in untrusted output
+# (packages/apputils/src/sanitizer.ts): what the record may use so that it renders the same in
+# an untrusted notebook as in nbconvert's HTML.
+_ALLOWED_TAGS = {
+    "div": set(), "span": set(), "strong": set(), "a": {"href", "target"},
+    "img": {"src", "width", "height", "alt"}, "table": set(), "thead": set(),
+    "tbody": set(), "tr": set(), "th": set(), "td": {"colspan"},
+}  # fmt: skip
+_ALLOWED_CSS = {
+    "font-family", "font-size", "font-weight", "line-height", "color", "background",
+    "border", "border-radius", "border-bottom", "border-collapse", "padding", "margin",
+    "margin-top",
+    "max-width", "text-align", "display", "width", "height", "vertical-align", "word-break",
+    "white-space",
+}  # fmt: skip
+
+
+class _Markup(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: list[str] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _ALLOWED_TAGS:
+            self.problems.append(f"tag <{tag}>")
+            return
+        for name, value in attrs:
+            if name == "style":
+                for declaration in filter(None, (value or "").split(";")):
+                    prop = declaration.split(":", 1)[0].strip()
+                    if prop not in _ALLOWED_CSS:
+                        self.problems.append(f"css {prop} on <{tag}>")
+            elif name not in _ALLOWED_TAGS[tag]:
+                self.problems.append(f"attribute {name} on <{tag}>")
+        if tag == "img":
+            self.images.append(dict(attrs)["src"] or "")
+
+
+@pytest.mark.parametrize("status", ["FINISHED", "FAILED", "RUNNING"])
+def test_html_uses_only_markup_that_jupyterlab_keeps(status: str) -> None:
+    end = None if status == "RUNNING" else 1_763_779_262_500
+    bundle = build_bundle(_source(status=status, end_time_ms=end, sync_state="syncing"))
+    parser = _Markup()
+    parser.feed(bundle["text/html"])
+    assert parser.problems == []
+    # The chart travels as an image with the SVG inline in a data: URI: no request, no <svg>.
+    assert len(parser.images) == 1
+    assert parser.images[0].startswith("data:image/svg+xml,")
+    assert not re.search(r"(?i)(https?:)?//[^\"' ]*\.(js|css)\b", bundle["text/html"])
+
+
+def test_html_without_metrics_has_no_chart() -> None:
+    bundle = build_bundle(_source(curves={}))
+    assert "image/svg+xml" not in bundle
+    assert "no metrics logged" in bundle["text/html"]
+    parse_record(_record(bundle))
+
+
+def test_secret_named_params_are_dropped_even_if_the_caller_passed_them() -> None:
+    record = _record(build_bundle(_source(params={"hf_token": "x", "tokenizer": "bpe"})))
+    assert record["params"] == {"tokenizer": "bpe"}
+
+
+def test_unknown_status_is_refused() -> None:
+    with pytest.raises(ValueError, match="status must be one of"):
+        _source(status="DONE")
+
+
+@pytest.mark.parametrize(
+    ("name", "goal"),
+    [
+        ("train/loss", "min"),
+        ("val_loss", "min"),
+        ("valLoss", "min"),
+        ("test/error_rate", "min"),
+        ("mse", "min"),
+        ("perplexity", "min"),
+        ("val/acc", "max"),
+        ("top1_accuracy", "max"),
+        ("f1_macro", "max"),
+        ("roc_auc", "max"),
+        ("precision", "max"),
+        ("recall@10", "max"),
+        ("eval/score", "max"),
+        ("lr", None),
+        ("epoch", None),
+        ("grad_norm", None),
+        ("tokenizer_vocab", None),
+    ],
+)
+def test_goal_is_guessed_from_the_metric_name(name: str, goal: str | None) -> None:
+    assert metric_goal(name) == goal
+
+
+def test_train_and_validation_variants_share_a_panel() -> None:
+    names = ["train/loss", "lr", "val/loss", "train_acc", "val_acc", "test/loss"]
+    assert group_metrics(names) == [
+        ["train/loss", "val/loss", "test/loss"],
+        ["lr"],
+        ["train_acc", "val_acc"],
+    ]
+
+
+def test_metrics_of_very_different_scale_get_separate_panels() -> None:
+    ranges = {"train/loss": (0.1, 2.3), "val/loss": (0.2, 2.0), "test/loss": (300.0, 9000.0)}
+    assert group_metrics(ranges, ranges) == [["train/loss", "val/loss"], ["test/loss"]]
+
+
+def test_a_panel_holds_at_most_six_curves() -> None:
+    names = [f"{split}/loss" for split in ("train", "val", "test", "eval", "dev", "holdout")]
+    names += ["training/loss"]
+    assert [len(p) for p in group_metrics(names)] == [6, 1]
+
+
+def test_parse_record_accepts_json_text_and_round_trips() -> None:
+    record = _record(build_bundle(_source()))
+    assert parse_record(json.dumps(record)) == record
+
+
+def test_parse_record_refuses_a_newer_schema_and_says_to_upgrade() -> None:
+    record = dict(_record(build_bundle(_source())), schema=2)
+    with pytest.raises(InvalidRecordError, match=r"schema version 2.*upgrade nbtrack"):
+        parse_record(record)
+
+
+def test_parse_record_says_where_a_record_is_wrong() -> None:
+    record = _record(build_bundle(_source()))
+    record["metrics"]["val/acc"]["count"] = "many"
+    with pytest.raises(InvalidRecordError, match=r"at metrics/val/acc/count: 'many'"):
+        parse_record(record)
+
+
+@pytest.mark.parametrize(("data", "message"), [("{not json", "must be JSON"), ([1], "JSON object")])
+def test_parse_record_refuses_what_is_not_a_record(data: object, message: str) -> None:
+    with pytest.raises(InvalidRecordError, match=message):
+        parse_record(data)
+
+
+_ANY_VALUE = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-10.0, 10.0),
+    st.sampled_from([0.0, 1e-300, -1e300, 1e300, 5e-324]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=30),
+        st.lists(st.tuples(st.integers(0, 10**12), _ANY_VALUE), max_size=60),
+        max_size=5,
+    )
+)
+def test_any_curves_give_a_valid_record_and_well_formed_chart(
+    points: dict[str, list[tuple[int, float]]],
+) -> None:
+    curves = {}
+    for name, pairs in points.items():
+        pairs.sort(key=lambda p: p[0])
+        curves[name] = _curve([v for _, v in pairs], [s for s, _ in pairs])
+    bundle = build_bundle(_source(curves=curves))
+    json.dumps(bundle, allow_nan=False)
+    parse_record(_record(bundle))
+    if curves:
+        ET.fromstring(bundle["image/svg+xml"])  # noqa: S314 (our own output)
+
+
+def test_text_summary_carries_no_terminal_escape_sequences() -> None:
+    name = "\x1b[2J\x1b]0;title\x07run\rover"
+    text = build_bundle(_source(run_name=name, curves={"lo\x1bss": _curve([1.0])}))["text/plain"]
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f]", text)
+    assert "lo?ss" in text
+
+
+def test_error_may_be_given_as_a_mapping() -> None:
+    source = _source(status="FAILED", error={"type": "OSError", "message": "disk full", "step": 7})
+    assert source.error == RunFailure("OSError", "disk full", 7)
+    assert "stopped at step 7: OSError: disk full" in build_bundle(source)["text/plain"]
+    with pytest.raises(ValueError, match="error needs the keys type and message"):
+        _source(error={"kind": "OSError"})

@@ -1,0 +1,286 @@
+"""nbtrack's server extension in a real ``jupyter server`` process, read over HTTP.
+
+One Jupyter server for the module (with jupyter-server-proxy serving MLflow at /mlflow/), a
+real SQLite store filled with MlflowClient, and a broken store next to another notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from nbtrack import mlflow_ui
+from nbtrack.record import parse_record
+from nbtrack.server.runs import StoreError, check_reachable
+
+pytestmark = pytest.mark.server
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "nbtrack-test-token"  # noqa: S105 (a throwaway test server's login)
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str  # base URL, ending in /
+    root: Path
+    store: str
+    run_ids: dict[str, str]  # what -> run id
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"token {TOKEN}", **kwargs.pop("headers", {})}
+        return requests.request(method, self.url + path, headers=headers, timeout=180, **kwargs)
+
+
+def _fill_store(root: Path) -> tuple[str, dict[str, str]]:
+    from mlflow import MlflowClient  # noqa: PLC0415 (collection stays fast)
+
+    uri = f"sqlite:///{root / 'nb' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    first = client.create_experiment("first")
+    second = client.create_experiment("second")
+    notebook = root / "nb" / "train.ipynb"
+
+    def run(exp: str, source: str, name: str) -> str:
+        run = client.create_run(exp, run_name=name, tags={"mlflow.source.name": source})
+        return str(run.info.run_id)
+
+    ids = {
+        "absolute": run(first, str(notebook), "by-absolute-path"),
+        "relative": run(second, "nb/train.ipynb", "by-relative-path"),
+        "other": run(first, str(root / "nb" / "other.ipynb"), "other-notebook"),
+    }
+    run_id = ids["absolute"]
+    client.log_param(run_id, "lr", 0.003)
+    client.set_tag(run_id, "mlflow.user", "someone")
+    for step, loss in enumerate([1.0, 0.5, 0.25, float("nan")]):
+        client.log_metric(run_id, "train/loss", loss, step=step)
+    client.log_metric(run_id, "val_acc", 0.9, step=3)
+    client.set_terminated(run_id)
+    client.set_terminated(ids["relative"], status="FAILED")
+    client.set_tag(ids["relative"], "nbtrack.error", "ValueError: bad batch")
+    return uri, ids
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    base = tmp_path_factory.mktemp("jupyter")
+    root = base / "root"
+    (root / "nb").mkdir(parents=True)
+    (root / "nb" / "train.ipynb").write_text("{}")
+    (root / "broken").mkdir()
+    (root / "broken" / "mlflow.db").write_bytes(b"this is not an SQLite database " * 8)
+    (root / "empty").mkdir()
+    uri, ids = _fill_store(root)
+    config = base / "config"
+    config.mkdir()
+    # The proxy entry as nbtrack's package registers it (entry point); given as config here
+    # because the source tree under test is not installed.
+    (config / "jupyter_server_config.py").write_text(
+        "from nbtrack.mlflow_ui import _jupyter_server_proxy_config\n"
+        "c.ServerProxy.servers = {'mlflow': _jupyter_server_proxy_config()}\n"
+        "c.ServerApp.jpserver_extensions = {'nbtrack': True,"
+        " 'jupyter_server_proxy': True}\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTER_CONFIG_PATH": str(config),
+        "JUPYTER_DATA_DIR": str(base / "data"),
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        "IPYTHONDIR": str(base / "ipython"),
+        "NBTRACK_STATE_DIR": str(base / "state"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    port = _free_port()
+    log = (base / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--no-browser",
+            "--allow-root",
+            f"--port={port}",
+            "--ServerApp.port_retries=0",
+            f"--ServerApp.root_dir={root}",
+            f"--IdentityProvider.token={TOKEN}",
+        ],
+        cwd=root / "nb",  # the proxy's MLflow UI serves the store of the server's folder
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (base / "server.log").read_text()
+            try:
+                if requests.get(url + "api/status", params={"token": TOKEN}, timeout=5).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, (base / "server.log").read_text()
+            time.sleep(0.2)
+        yield Server(url=url, root=root, store=uri, run_ids=ids)
+    finally:
+        proc.terminate()  # jupyter-server-proxy stops the MLflow UI it started
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        os.environ["NBTRACK_STATE_DIR"] = str(base / "state")
+        try:
+            mlflow_ui.stop_ui(uri)  # the one POST /nbtrack/api/ui started
+        finally:
+            del os.environ["NBTRACK_STATE_DIR"]
+        log.close()
+
+
+def test_runs_endpoint_lists_the_notebooks_runs_as_records(server: Server) -> None:
+    answer = server.get("nbtrack/api/runs", params={"path": "nb/train.ipynb"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["tracking_uri"] == server.store
+    runs = body["runs"]
+    # Both spellings of the notebook's path, from any experiment, newest first; not the other.
+    assert [r["run"]["id"] for r in runs] == [
+        server.run_ids["relative"],
+        server.run_ids["absolute"],
+    ]
+    for record in runs:
+        parse_record(record)  # schema 1, as the lab extension reads it
+    failed, finished = runs
+    assert failed["run"]["status"] == "FAILED"
+    assert failed["error"]["type"] == "ValueError"
+    assert finished["notebook"]["path"] == "nb/train.ipynb"
+    assert finished["params"] == {"lr": "0.003"}
+    loss = finished["metrics"]["train/loss"]
+    assert loss["last"] == "NaN"
+    assert (loss["min"], loss["best"], loss["best_step"], loss["goal"]) == (0.25, 0.25, 2, "min")
+    assert (loss["count"], loss["nonfinite"]) == (4, 1)
+    assert finished["metrics"]["val_acc"]["goal"] == "max"
+
+
+def test_notebook_without_store_has_no_runs_and_gets_no_database(server: Server) -> None:
+    answer = server.get("nbtrack/api/runs", params={"path": "empty/new.ipynb"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["runs"] == []
+    assert not (server.root / "empty" / "mlflow.db").exists()
+
+
+def test_unauthenticated_requests_are_refused(server: Server) -> None:
+    for path in ("nbtrack/api/runs", "nbtrack/api/ui"):
+        answer = requests.get(server.url + path, params={"path": "nb/train.ipynb"}, timeout=30)
+        assert answer.status_code == 403
+        assert "runs" not in answer.text
+
+
+def test_post_without_xsrf_token_is_refused(server: Server) -> None:
+    # A browser session: cookie login, as JupyterLab's page has it.
+    session = requests.Session()
+    session.get(server.url + "lab", params={"token": TOKEN}, timeout=30)
+    assert session.cookies, "the login set no cookie"
+    assert session.get(
+        server.url + "nbtrack/api/ui", params={"path": "nb/train.ipynb"}, timeout=30
+    ).ok
+    answer = session.post(
+        server.url + "nbtrack/api/ui", params={"path": "nb/train.ipynb"}, timeout=30
+    )
+    assert answer.status_code == 403
+    assert answer.json()["reason"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("", 400), ("../outside.ipynb", 403), ("/etc/passwd", 400), ("missing/x.ipynb", 404)],
+)
+def test_bad_paths_get_a_json_reason(server: Server, path: str, status: int) -> None:
+    answer = server.get("nbtrack/api/runs", params={"path": path})
+    assert answer.status_code == status
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert answer.json()["reason"]
+
+
+def test_broken_store_answers_503_with_a_reason(server: Server) -> None:
+    answer = server.get("nbtrack/api/runs", params={"path": "broken/x.ipynb"})
+    assert answer.status_code == 503
+    assert "could not be read" in answer.json()["reason"]
+
+
+def test_unreachable_network_store_is_reported_at_once() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        with pytest.raises(StoreError, match="unreachable") as error:
+            check_reachable(f"http://user:secret@127.0.0.1:{port}/")
+    assert "secret" not in str(error.value)
+
+
+def test_ui_endpoint_starts_one_ui_and_then_finds_it(server: Server) -> None:
+    params = {"path": "nb/train.ipynb"}
+    before = server.get("nbtrack/api/ui", params=params)
+    assert before.json()["url"] is None
+    started = server.post("nbtrack/api/ui", params=params)
+    assert started.status_code == 200, started.text
+    url = started.json()["url"]
+    assert url.startswith("http://127.0.0.1:")
+    assert server.post("nbtrack/api/ui", params=params).json()["url"] == url
+    assert server.get("nbtrack/api/ui", params=params).json()["url"] == url
+    runs = server.get("nbtrack/api/runs", params=params).json()
+    assert runs["ui_url"] == url
+    assert runs["runs"][0]["ui_url"].startswith(url + "#/experiments/")
+    run_id = server.run_ids["absolute"]
+    answer = requests.get(url + "ajax-api/2.0/mlflow/runs/get", params={"run_id": run_id},
+                          timeout=30)  # fmt: skip
+    assert answer.json()["run"]["info"]["run_name"] == "by-absolute-path"
+
+
+def test_mlflow_ui_loads_through_the_jupyter_proxy(server: Server) -> None:
+    # The notebook's store is the one the proxy serves (the server runs in nb/).
+    proxy_url = server.get("nbtrack/api/ui", params={"path": "nb/train.ipynb"}).json()
+    assert proxy_url["proxy_url"] == "/mlflow/"
+    page = server.get("mlflow/")  # starts MLflow behind the proxy on first use
+    assert page.status_code == 200, page.text[:2000]
+    assert "<title>MLflow</title>" in page.text
+    asset = page.text.split('src="', 1)[1].split('"', 1)[0]  # relative: static-files/...
+    assert server.get("mlflow/" + asset).status_code == 200
+    # The UI's own API call, as its JavaScript makes it (POST, relative URL, JSON body).
+    search = server.post(
+        "mlflow/ajax-api/2.0/mlflow/runs/search",
+        data=json.dumps({"experiment_ids": ["1", "2"], "max_results": 10}),
+        headers={"Content-Type": "application/json", "Origin": server.url.rstrip("/")},
+    )
+    assert search.status_code == 200, search.text
+    names = {r["info"]["run_name"] for r in search.json()["runs"]}
+    assert {"by-absolute-path", "by-relative-path"} <= names
+    # Not reachable without Jupyter's login.
+    assert requests.get(server.url + "mlflow/", timeout=30, allow_redirects=False).status_code in (
+        302,
+        403,
+    )

@@ -1,0 +1,174 @@
+"""`nbtrack show NOTEBOOK`: the runs recorded in a saved notebook, read without kernel or store."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import numpy as np
+import pytest
+
+from nbtrack.curves import Curve
+from nbtrack.record import MIME_TYPE, RecordSource, RunFailure, build_bundle
+from nbtrack.show import format_table, main, records_in_notebook
+
+
+def _bundle(name: str, status: str = "FINISHED", **extra: Any) -> dict[str, Any]:
+    loss, acc = Curve(), Curve()
+    steps = np.arange(100)
+    loss.extend(steps.tolist(), (1.0 / (steps + 1)).tolist())
+    acc.extend([0, 1, 2], [0.5, 0.9, 0.85])
+    source = RecordSource(
+        run_id="0123456789abcdef0123456789abcdef",
+        run_name=name,
+        experiment_id="1",
+        experiment_name="mnist",
+        status=status,
+        start_time_ms=1_763_779_200_000,
+        end_time_ms=1_763_779_230_000,
+        tracking_uri=None,
+        ui_url=None,
+        notebook_path="train.ipynb",
+        cell_id=None,
+        params={"lr": "0.003", "epochs": "5", "batch_size": "64", "optimizer": "adam"},
+        curves={"grad_norm": Curve(), "train/loss": loss, "val/acc": acc},
+        **extra,
+    )
+    return build_bundle(source)
+
+
+def _write_notebook(path: Path, outputs_per_cell: list[list[dict[str, Any]]]) -> Path:
+    cells = [nbformat.v4.new_markdown_cell("# Training")]
+    for outputs in outputs_per_cell:
+        cell = nbformat.v4.new_code_cell("%%track\ntrain()")
+        cell.outputs = [nbformat.v4.new_output("display_data", data=data) for data in outputs]
+        cells.append(cell)
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    nbformat.write(notebook, path)
+    return path
+
+
+def _run(path: Path) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(str(path), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_lists_every_recorded_run_with_status_params_and_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    failed = _bundle("big-lr", "FAILED", error=RunFailure("FloatingPointError", "nan", 40))
+    notebook = _write_notebook(
+        tmp_path / "train.ipynb",
+        [[_bundle("baseline")], [{"text/plain": "not a record"}], [failed]],
+    )
+    code, out, err = _run(notebook)
+
+    assert code == 0, err
+    assert err == ""
+    header, first, second = out.splitlines()
+    assert header.split() == ["cell", "run", "status", "params", "metrics"]
+    cell_id = nbformat.read(notebook, as_version=4).cells[1].id
+    assert first.startswith(f"1 {cell_id[:8]}")
+    assert "baseline (01234567)" in first
+    assert "FINISHED" in first
+    # A saved notebook has its JSON keys sorted, so the first params are alphabetical.
+    assert "batch_size=64, epochs=5, lr=0.003, +1" in first
+    # Metrics with a goal first; best shown when it differs from the last value.
+    assert "train/loss=0.01, val/acc=0.85 (best 0.9), grad_norm=-" in first
+    assert second.startswith("3 ")
+    assert "FAILED FloatingPointError" in second
+
+
+def test_the_nbtrack_command_prints_the_table(tmp_path: Path) -> None:
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[_bundle("baseline")]])
+    env = dict(os.environ, COLUMNS="200", MLFLOW_DISABLE_TELEMETRY="true")
+    result = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "show", str(notebook)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "baseline (01234567)" in result.stdout
+
+
+def test_table_fits_a_narrow_terminal(tmp_path: Path) -> None:
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[_bundle("a-rather-long-run-name" * 3)]])
+    rows = records_in_notebook(notebook)
+    assert len(rows) == 1
+    table = format_table(rows, width=60)
+    assert all(len(line) <= 60 for line in table.splitlines())
+    assert "…" in table
+    assert "FINISHED" in table
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    code, out, err = _run(tmp_path / "nope.ipynb")
+    assert code == 1
+    assert out == ""
+    assert "nope.ipynb: no such file" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{broken", "not valid JSON"), ('{"cells": 3}', "not a Jupyter notebook"), ("[]", "not a")],
+)
+def test_unreadable_notebook_is_an_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.ipynb"
+    path.write_text(content)
+    code, _, err = _run(path)
+    assert code == 1
+    assert message in err
+
+
+def test_folder_is_an_error(tmp_path: Path) -> None:
+    code, _, err = _run(tmp_path)
+    assert code == 1
+    assert "is a folder" in err
+
+
+def test_notebook_without_records_is_an_error(tmp_path: Path) -> None:
+    notebook = _write_notebook(tmp_path / "plain.ipynb", [[{"text/plain": "42"}]])
+    code, out, err = _run(notebook)
+    assert code == 1
+    assert out == ""
+    assert "no nbtrack runs recorded" in err
+
+
+def test_a_damaged_record_is_reported_without_hiding_the_others(tmp_path: Path) -> None:
+    damaged = _bundle("damaged")
+    damaged[MIME_TYPE]["run"]["status"] = "EXPLODED"
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[damaged], [_bundle("fine")]])
+    code, out, err = _run(notebook)
+    assert code == 0
+    assert "UNREADABLE" in out
+    assert "fine (01234567)" in out
+    assert "cell 1: not a valid nbtrack record" in err
+    assert "'EXPLODED' is not one of" in err
+
+
+def test_only_damaged_records_is_an_error(tmp_path: Path) -> None:
+    damaged = _bundle("damaged")
+    damaged[MIME_TYPE]["schema"] = 7
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[damaged]])
+    code, _, err = _run(notebook)
+    assert code == 1
+    assert "upgrade nbtrack" in err
+
+
+def test_escape_sequences_in_a_record_never_reach_the_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    bundle = _bundle("\x1b]0;pwned\x07\x1b[31mred\nrun")
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[bundle]])
+    code, out, _ = _run(notebook)
+    assert code == 0
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "?]0;pwned??[31mred run" in out

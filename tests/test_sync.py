@@ -1,0 +1,239 @@
+"""Logging that never loses a point: the spool, the sync process, recovery, outages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Kernel, execute, notebook, text_of
+
+pytestmark = pytest.mark.kernel
+
+
+def _only_run(client: Any, experiment: str) -> Any:
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None
+    (run,) = client.search_runs([exp.experiment_id])
+    return run
+
+
+def _steps(client: Any, run_id: str, key: str) -> list[int]:
+    return [m.step for m in client.get_metric_history(run_id, key)]
+
+
+def _wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _worker_pids(spool_root: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"nbtrack.sync.worker" in cmdline and str(spool_root).encode() in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
+def _sync_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nbtrack", "sync", *args],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+
+
+def test_30k_steps_arrive_exactly_once_in_step_order(store, client):
+    path = notebook(
+        "import nbtrack",
+        "%%track -e long\nfor i in range(30_000):\n    nbtrack.log(loss=1.0 / (i + 1))\n"
+        "    if i % 100 == 0:\n        nbtrack.log(val=float(i), step=i)",
+        "assert nbtrack.wait(300)",
+    )
+    execute(path)
+    run = _only_run(client, "long")
+    assert run.info.status == "FINISHED"
+    assert _steps(client, run.info.run_id, "loss") == list(range(30_000))
+    assert _steps(client, run.info.run_id, "val") == list(range(0, 30_000, 100))
+
+
+def test_many_small_cells_in_a_row(store, client):
+    cells = [f"%%track -e small -n c{i}\nnbtrack.log(x=float({i}))\nnbtrack.log(x=0.5)" for i in range(25)]
+    execute(notebook("import nbtrack", *cells, "assert nbtrack.wait(120)"))
+    exp = client.get_experiment_by_name("small")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    assert sorted(r.info.run_name for r in runs) == sorted(f"c{i}" for i in range(25))
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        i = int(run.info.run_name[1:])
+        history = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "x")]
+        assert history == [(0, float(i)), (1, 0.5)]
+
+
+def _start_long_cell(kernel: Kernel, experiment: str) -> str:
+    reply, _ = kernel.run("import nbtrack, time")
+    assert reply["status"] == "ok"
+    msg_id = kernel.submit(
+        f"%%track -e {experiment}\n"
+        "for i in range(1_000_000):\n"
+        "    nbtrack.log(loss=float(i))\n"
+        "    if i == 3000:\n"
+        "        print('past 3000', flush=True)\n"
+        "    if i % 100 == 0:\n"
+        "        time.sleep(0.01)\n"
+    )
+    kernel.wait_for_output(msg_id, "past 3000")
+    time.sleep(0.5)  # let the sender spool a few more batches
+    return msg_id
+
+
+def test_sigkilled_kernel_is_finished_by_its_sync_process(store, client, tmp_path, kernel):
+    _start_long_cell(kernel, "killed")
+    os.kill(kernel.pid, signal.SIGKILL)
+    spool_root = tmp_path / "spool"
+    _wait_for(lambda: not _worker_pids(spool_root), 120, "the sync process to finish and exit")
+    run = _only_run(client, "killed")
+    assert run.info.status == "FAILED"
+    assert "died" in run.data.tags["nbtrack.end_reason"]
+    steps = _steps(client, run.info.run_id, "loss")
+    assert len(steps) > 3000
+    assert steps == list(range(len(steps)))
+    assert not any(spool_root.iterdir())  # nothing left behind
+
+
+def test_nbtrack_sync_recovers_after_kernel_and_sync_process_died(store, client, tmp_path, kernel):
+    spool_root = tmp_path / "spool"
+    _start_long_cell(kernel, "crashed")
+    # Simulate losing the whole machine's processes: the kernel and its sync process.
+    for pid in _worker_pids(spool_root):
+        os.kill(pid, signal.SIGKILL)
+    os.kill(kernel.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    copy = tmp_path / "spool-copy"
+    shutil.copytree(spool_root, copy)
+
+    result = _sync_cli()
+    assert "uploaded" in result.stdout
+    run = _only_run(client, "crashed")
+    assert run.info.status == "FAILED"
+    steps = _steps(client, run.info.run_id, "loss")
+    assert len(steps) > 3000
+    assert steps == list(range(len(steps)))
+    assert not list(spool_root.glob("*/*.spool"))
+
+    # Replaying the same spool again (e.g. a crash right after upload) duplicates nothing.
+    shutil.rmtree(spool_root)
+    shutil.copytree(copy, spool_root)
+    _sync_cli("--spool-dir", str(spool_root))
+    assert _steps(client, run.info.run_id, "loss") == steps
+    assert len(client.search_runs([run.info.experiment_id])) == 1
+
+
+@pytest.mark.server
+def test_store_down_at_start_then_back(server_store, tmp_path):
+    from mlflow import MlflowClient
+
+    proxy = server_store
+    proxy.down()
+    kernel = Kernel(tmp_path)
+    try:
+        reply, outputs = kernel.run("import nbtrack\n")
+        msg_id = kernel.submit("%%track -e offline -n while-down\nfor i in range(500):\n    nbtrack.log(loss=float(i))")
+        reply = kernel.wait_reply(msg_id)
+        assert reply["status"] == "ok"
+        shown = str(kernel.outputs(msg_id))
+        assert "not reachable" in shown
+        assert "offline" in shown
+        proxy.up()
+        reply, outputs = kernel.run("print('synced:', nbtrack.wait(120))")
+        assert "synced: True" in str(outputs)
+    finally:
+        kernel.shutdown()
+    client = MlflowClient(proxy.url)
+    run = _only_run(client, "offline")
+    assert run.info.run_name == "while-down"
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["nbtrack.offline"] == "true"
+    assert _steps(client, run.info.run_id, "loss") == list(range(500))
+    assert "cell.py" in str([a.path for a in client.list_artifacts(run.info.run_id, "code")])
+
+
+@pytest.mark.server
+def test_store_outage_during_run_and_interrupt_while_cell_waits(server_store, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    proxy = server_store
+    monkeypatch.setenv("NBTRACK_END_WAIT", "60")
+    kernel = Kernel(tmp_path)
+    try:
+        reply, _ = kernel.run("import nbtrack, time")
+        msg_id = kernel.submit(
+            "%%track -e outage\nfor i in range(3000):\n    nbtrack.log(loss=float(i))\n"
+            "    if i == 1000:\n        print('half way', flush=True)\n"
+            "    if i % 100 == 0:\n        time.sleep(0.05)\nprint('loop done', flush=True)"
+        )
+        kernel.wait_for_output(msg_id, "half way")
+        proxy.down()
+        # The loop ends while the store is away; the cell then waits for the upload (up to
+        # NBTRACK_END_WAIT) and the user interrupts that wait: the run must still be complete.
+        kernel.wait_for_output(msg_id, "loop done")
+        time.sleep(1.0)
+        kernel.interrupt()
+        reply = kernel.wait_reply(msg_id)
+        assert reply["status"] == "ok"  # the cell itself completed
+        proxy.up()
+        reply, outputs = kernel.run("print('synced:', nbtrack.wait(120))")
+        assert "synced: True" in str(outputs)
+    finally:
+        kernel.shutdown()
+    client = MlflowClient(proxy.url)
+    run = _only_run(client, "outage")
+    assert run.info.status == "FINISHED"
+    assert _steps(client, run.info.run_id, "loss") == list(range(3000))
+
+
+@pytest.mark.server
+def test_memory_stays_bounded_while_the_store_is_away(server_store, tmp_path, monkeypatch):
+    proxy = server_store
+    proxy.down()
+    monkeypatch.setenv("NBTRACK_EXIT_WAIT", "0")
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.run("import nbtrack, os\ndef rss():\n    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')")
+        # Warm up first so imports do not count as growth.
+        kernel.run("%%track -e bounded -n warm\nnbtrack.log(loss=0.0)")
+        kernel.run("before = rss()")
+        reply, outputs = kernel.run(
+            "%%track -e bounded -n big\nfor i in range(1_500_000):\n    nbtrack.log(loss=float(i), acc=0.5)\n"
+            "import time; time.sleep(0.5)\n"
+            "print('growth MB', (rss() - before) / 2**20)"
+        )
+        text = str(outputs)
+        growth = float(text.split("growth MB", 1)[1].split("\\n")[0].strip(" '\""))
+        # 3 million points in a spool while the store is away; memory holds only the bounded
+        # curves (2 x 200k points x 16 bytes) and the in-flight batch.
+        assert growth < 120, text
+        spool_bytes = sum(p.stat().st_size for p in (tmp_path / "spool").glob("*/*.spool"))
+        assert spool_bytes > 3_000_000 * 10  # the data is on disk, not in memory
+        worker_rss = [
+            int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for pid in _worker_pids(tmp_path / "spool")
+        ]
+        assert worker_rss
+        assert max(worker_rss) < 400 * 2**20
+    finally:
+        kernel.shutdown()
