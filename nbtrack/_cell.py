@@ -73,6 +73,9 @@ def start_warm_up() -> None:
     def work() -> None:
         try:
             store.warm_up()
+            from nbtrack.sinks.mlflow import adopt_orphans
+
+            adopt_orphans(store.tracking_uri())
             _environment_files()
         except Exception as error:  # noqa: BLE001 - the first tracked cell will report it properly
             warnings.warn(

@@ -89,7 +89,7 @@ class TrackMagics(Magics):
         from nbtrack.mlflow_ui import ensure_ui, ui_link_html
 
         ui = ensure_ui(line.strip() or store.tracking_uri())
-        display(HTML(ui_link_html(ui, None)))
+        display(HTML(ui_link_html(ui)))
         return None
 
 

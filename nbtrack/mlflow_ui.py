@@ -173,6 +173,8 @@ def main(tracking_uri: str | None, wait: bool) -> int:
         file=sys.stderr,
         flush=True,
     )
+    # `kill` (a closing terminal, a process manager) should stop the UI like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         while _pid_alive(ui.pid):
             time.sleep(1.0)
@@ -186,6 +188,10 @@ def main(tracking_uri: str | None, wait: bool) -> int:
     return 1
 
 
+def _raise_keyboard_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 # --- jupyter-server-proxy entry point --------------------------------------------------------
 
 
@@ -196,8 +202,13 @@ def _jupyter_server_proxy_config() -> dict[str, Any]:
     UI loads its assets and calls its API with relative URLs, so it needs no ``--static-prefix``.
     The Host header is rewritten to the UI's own address because MLflow rejects Host names
     other than localhost and private addresses (DNS-rebinding protection); the proxy itself is
-    behind Jupyter's authentication. The store is the Jupyter server's ``$MLFLOW_TRACKING_URI``,
-    else ``mlflow.db`` in the folder the server was started from.
+    behind Jupyter's authentication. The Origin header is left alone: MLflow refuses state-changing
+    API calls (the UI's run searches are POSTs) from origins other than localhost, so a browser
+    reaching Jupyter under another name needs that origin in ``MLFLOW_SERVER_CORS_ALLOWED_ORIGINS``
+    in the Jupyter server's environment; rewriting it here would switch off MLflow's CSRF guard,
+    which the proxy (it skips Jupyter's XSRF check) leaves as the only one. The store is the
+    Jupyter server's ``$MLFLOW_TRACKING_URI``, else ``mlflow.db`` in the folder the server was
+    started from.
     """
     return {
         "command": _proxy_command,

@@ -51,9 +51,15 @@ def reachable(uri: str) -> str | None:
 
 
 def run_ui_url(uri: str, experiment_id: str | None, run_id: str | None) -> str | None:
-    """Link to the run in the MLflow UI, when the store is an MLflow server."""
-    if not (uri.startswith(("http://", "https://")) and experiment_id and run_id):
+    """Link to the run in the MLflow UI: the server's own for an MLflow server, else one that
+    ``%track_ui``/``nbtrack ui`` started for this store (no link if none runs)."""
+    if not (experiment_id and run_id):
         return None
+    if not uri.startswith(("http://", "https://")):
+        from nbtrack.mlflow_ui import find_ui
+
+        ui = find_ui(uri)
+        return None if ui is None else ui.run_url(experiment_id, run_id)
     from nbtrack.secrets import strip_uri_credentials
 
     base = strip_uri_credentials(uri).rstrip("/")

@@ -20,8 +20,10 @@ def main() -> int:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ["NBTRACK_NOTEBOOK"] = str(NOTEBOOK)
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    print(f"Running {NOTEBOOK.relative_to(Path.cwd()) if NOTEBOOK.is_relative_to(Path.cwd()) else NOTEBOOK} ...")
-    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    print(f"Running {NOTEBOOK} ...")
+    NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    ).execute()
     nbformat.write(nb, NOTEBOOK)
 
     runs = [
@@ -32,7 +34,10 @@ def main() -> int:
     ]
     print(f"\n{len(runs)} tracked run(s), stored in {folder / 'mlflow.db'}:")
     for run in runs:
-        print(f"  {run['name']:<12} {run['status']:<9} run id {run['id']}  (experiment {run['experiment_name']})")
+        print(
+            f"  {run['name']:<12} {run['status']:<9} run id {run['id']}"
+            f"  (experiment {run['experiment_name']})"
+        )
     print(
         "\nWhere to look:\n"
         f"  MLflow UI:   cd {folder} && ../.venv/bin/mlflow ui      (then open http://127.0.0.1:5000)\n"

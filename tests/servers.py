@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -28,9 +29,8 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None 
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback server
-                return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback
+            return
         time.sleep(0.3)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
@@ -38,18 +38,28 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None 
 class Postgres:
     """A throwaway cluster owned by the `postgres` user (PostgreSQL refuses to run as root)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self) -> None:
+        # Not under pytest's tmp folder: that one is private to root and the `postgres` user
+        # could not reach into it.
+        self.folder = folder = Path(tempfile.mkdtemp(prefix="nbtrack-pg-"))
         self.data = folder / "pgdata"
         self.port = free_port()
-        folder.mkdir(parents=True, exist_ok=True)
         shutil.chown(folder, "postgres", "postgres")
         self._as_postgres(PG_BIN / "initdb", "-D", self.data, "-A", "trust", "-U", "postgres")
         self._as_postgres(
-            PG_BIN / "pg_ctl", "-D", self.data, "-w", "-l", folder / "postgres.log",
-            "-o", f"-p {self.port} -k {folder} -c listen_addresses=127.0.0.1", "start",
+            PG_BIN / "pg_ctl",
+            "-D",
+            self.data,
+            "-w",
+            "-l",
+            folder / "postgres.log",
+            "-o",
+            f"-p {self.port} -k {folder} -c listen_addresses=127.0.0.1",
+            "start",
         )
-        self._as_postgres(PG_BIN / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "mlflow")
+        self._as_postgres(
+            PG_BIN / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "mlflow"
+        )
 
     @property
     def uri(self) -> str:
@@ -58,11 +68,14 @@ class Postgres:
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._as_postgres(PG_BIN / "pg_ctl", "-D", self.data, "-m", "immediate", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def _as_postgres(self, *args: object) -> None:
         subprocess.run(
             ["runuser", "-u", "postgres", "--", *map(str, args)],
-            check=True, capture_output=True, cwd=self.folder,
+            check=True,
+            capture_output=True,
+            cwd=self.folder,
         )
 
 
@@ -76,12 +89,25 @@ class MlflowServer:
         env.pop("MLFLOW_TRACKING_URI", None)
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "mlflow", "server",
-                "--backend-store-uri", backend_uri,
-                "--artifacts-destination", str(folder / "artifacts"),
-                "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                backend_uri,
+                "--artifacts-destination",
+                str(folder / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
             ],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
         wait_http(f"{self.url}/health", timeout=120, process=self.process)
 

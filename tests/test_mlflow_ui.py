@@ -36,7 +36,7 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
     """A SQLite store with one run: (uri, experiment id, run id)."""
-    from mlflow import MlflowClient  # noqa: PLC0415 (collection stays fast)
+    from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)

@@ -18,8 +18,15 @@ def test_literal_top_level_assignments_become_params():
         "def f():\n    local = 1\n"
     )
     assert capture_params(source) == {
-        "lr": 0.003, "momentum": -1, "name": "mlp", "flag": True, "nothing": None,
-        "shape": (1, 2), "layers": [64, {"act": "relu"}], "a": 1, "b": "two",
+        "lr": 0.003,
+        "momentum": -1,
+        "name": "mlp",
+        "flag": True,
+        "nothing": None,
+        "shape": (1, 2),
+        "layers": [64, {"act": "relu"}],
+        "a": 1,
+        "b": "two",
     }
 
 
@@ -56,12 +63,14 @@ def test_a_param_cannot_change_value_within_a_run():
     run = Run(run_name="r", experiment_name="e", tracking_uri="sqlite:///x.db")
     run.add_params({"lr": 0.1})
     run.add_params({"lr": 0.1})
-    with pytest.raises(ValueError, match="'lr' was already logged as '0.1'"):
+    with pytest.raises(ValueError, match=r"'lr' was already logged as '0\.1'"):
         run.add_params({"lr": 0.2})
 
 
 def test_options_parse_with_shell_quoting():
-    options = parse_options("-e exp -n 'my run' -t team=vision --tag owner=me -p 'note=two words' --no-plot")
+    options = parse_options(
+        "-e exp -n 'my run' -t team=vision --tag owner=me -p 'note=two words' --no-plot"
+    )
     assert options.experiment == "exp"
     assert options.name == "my run"
     assert options.tags == {"team": "vision", "owner": "me"}
@@ -88,7 +97,11 @@ def test_bad_options_raise_usage_error_naming_the_token(line, named):
 
 def test_track_line_is_rewritten_and_body_left_alone():
     lines = ["%%track -e x\n", "lr = 1\n", "lr\n"]
-    assert rewrite_track_cell(lines) == ["get_ipython().run_line_magic('track', '-e x')\n", "lr = 1\n", "lr\n"]
+    assert rewrite_track_cell(lines) == [
+        "get_ipython().run_line_magic('track', '-e x')\n",
+        "lr = 1\n",
+        "lr\n",
+    ]
     # `%%track?` (help) and other magics are IPython's business.
     assert rewrite_track_cell(["%%track?\n"]) == ["%%track?\n"]
     assert rewrite_track_cell(["%%time\n", "x\n"]) == ["%%time\n", "x\n"]

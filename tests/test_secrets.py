@@ -9,16 +9,31 @@ from nbtrack.secrets import is_secret_name, redact_code, strip_uri_credentials
 
 @pytest.mark.parametrize(
     "name",
-    ["api_key", "API_KEY", "hf_token", "HF_TOKEN", "password", "db_password", "dbpassword",
-     "passwd", "client_secret", "aws_secret_access_key", "credentials", "auth", "githubToken",
-     "openaiApiKey", "private_key"],
+    [
+        "api_key",
+        "API_KEY",
+        "hf_token",
+        "HF_TOKEN",
+        "password",
+        "db_password",
+        "dbpassword",
+        "passwd",
+        "client_secret",
+        "aws_secret_access_key",
+        "credentials",
+        "auth",
+        "githubToken",
+        "openaiApiKey",
+        "private_key",
+    ],
 )
 def test_credential_names_are_recognised(name):
     assert is_secret_name(name)
 
 
 @pytest.mark.parametrize(
-    "name", ["tokenizer", "max_tokens", "keyframes", "author", "monkey", "lr", "batch_size", "passes"]
+    "name",
+    ["tokenizer", "max_tokens", "keyframes", "author", "monkey", "lr", "batch_size", "passes"],
 )
 def test_ordinary_names_are_left_alone(name):
     assert not is_secret_name(name)

@@ -27,7 +27,7 @@ from nbtrack.server.runs import StoreError, check_reachable
 pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "nbtrack-test-token"  # noqa: S105 (a throwaway test server's login)
+TOKEN = "nbtrack-test-token"
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Server:
 
 
 def _fill_store(root: Path) -> tuple[str, dict[str, str]]:
-    from mlflow import MlflowClient  # noqa: PLC0415 (collection stays fast)
+    from mlflow import MlflowClient
 
     uri = f"sqlite:///{root / 'nb' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
@@ -68,6 +68,7 @@ def _fill_store(root: Path) -> tuple[str, dict[str, str]]:
     }
     run_id = ids["absolute"]
     client.log_param(run_id, "lr", 0.003)
+    client.log_param(run_id, "api_key", "sk-not-for-the-page")
     client.set_tag(run_id, "mlflow.user", "someone")
     for step, loss in enumerate([1.0, 0.5, 0.25, float("nan")]):
         client.log_metric(run_id, "train/loss", loss, step=step)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Kernel, execute, notebook, text_of
+from kernel_helpers import Kernel, execute, notebook
 
 pytestmark = pytest.mark.kernel
 
@@ -53,7 +53,10 @@ def _worker_pids(spool_root: Path) -> list[int]:
 def _sync_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "nbtrack", "sync", *args],
-        capture_output=True, text=True, check=True, timeout=300,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     )
 
 
@@ -72,7 +75,10 @@ def test_30k_steps_arrive_exactly_once_in_step_order(store, client):
 
 
 def test_many_small_cells_in_a_row(store, client):
-    cells = [f"%%track -e small -n c{i}\nnbtrack.log(x=float({i}))\nnbtrack.log(x=0.5)" for i in range(25)]
+    cells = [
+        f"%%track -e small -n c{i}\nnbtrack.log(x=float({i}))\nnbtrack.log(x=0.5)"
+        for i in range(25)
+    ]
     execute(notebook("import nbtrack", *cells, "assert nbtrack.wait(120)"))
     exp = client.get_experiment_by_name("small")
     runs = client.search_runs([exp.experiment_id], max_results=100)
@@ -152,7 +158,9 @@ def test_store_down_at_start_then_back(server_store, tmp_path):
     kernel = Kernel(tmp_path)
     try:
         reply, outputs = kernel.run("import nbtrack\n")
-        msg_id = kernel.submit("%%track -e offline -n while-down\nfor i in range(500):\n    nbtrack.log(loss=float(i))")
+        msg_id = kernel.submit(
+            "%%track -e offline -n while-down\nfor i in range(500):\n    nbtrack.log(loss=float(i))"
+        )
         reply = kernel.wait_reply(msg_id)
         assert reply["status"] == "ok"
         shown = str(kernel.outputs(msg_id))
@@ -173,7 +181,9 @@ def test_store_down_at_start_then_back(server_store, tmp_path):
 
 
 @pytest.mark.server
-def test_store_outage_during_run_and_interrupt_while_cell_waits(server_store, tmp_path, monkeypatch):
+def test_store_outage_during_run_and_interrupt_while_cell_waits(
+    server_store, tmp_path, monkeypatch
+):
     from mlflow import MlflowClient
 
     proxy = server_store
@@ -213,17 +223,23 @@ def test_memory_stays_bounded_while_the_store_is_away(server_store, tmp_path, mo
     monkeypatch.setenv("NBTRACK_EXIT_WAIT", "0")
     kernel = Kernel(tmp_path)
     try:
-        kernel.run("import nbtrack, os\ndef rss():\n    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')")
+        kernel.run(
+            "import nbtrack, os\n"
+            "def rss():\n"
+            "    pages = int(open('/proc/self/statm').read().split()[1])\n"
+            "    return pages * os.sysconf('SC_PAGE_SIZE')"
+        )
         # Warm up first so imports do not count as growth.
         kernel.run("%%track -e bounded -n warm\nnbtrack.log(loss=0.0)")
         kernel.run("before = rss()")
-        reply, outputs = kernel.run(
-            "%%track -e bounded -n big\nfor i in range(1_500_000):\n    nbtrack.log(loss=float(i), acc=0.5)\n"
+        _, outputs = kernel.run(
+            "%%track -e bounded -n big\nfor i in range(1_500_000):\n"
+            "    nbtrack.log(loss=float(i), acc=0.5)\n"
             "import time; time.sleep(0.5)\n"
             "print('growth MB', (rss() - before) / 2**20)"
         )
         text = str(outputs)
-        growth = float(text.split("growth MB", 1)[1].split("\\n")[0].strip(" '\""))
+        growth = float(text.split("growth MB", 1)[1].split("\\n", maxsplit=1)[0].strip(" '\""))
         # 3 million points in a spool while the store is away; memory holds only the bounded
         # curves (2 x 200k points x 16 bytes) and the in-flight batch.
         assert growth < 120, text
@@ -237,3 +253,28 @@ def test_memory_stays_bounded_while_the_store_is_away(server_store, tmp_path, mo
         assert max(worker_rss) < 400 * 2**20
     finally:
         kernel.shutdown()
+
+
+def test_next_kernel_replays_spools_of_a_crashed_one(store, client, tmp_path, kernel):
+    spool_root = tmp_path / "spool"
+    _start_long_cell(kernel, "adopted")
+    for pid in _worker_pids(spool_root):
+        os.kill(pid, signal.SIGKILL)
+    os.kill(kernel.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    assert list(spool_root.glob("*/*.spool"))
+
+    fresh = Kernel(tmp_path)
+    try:
+        reply, _ = fresh.run("%load_ext nbtrack")
+        assert reply["status"] == "ok"
+        _wait_for(
+            lambda: not list(spool_root.glob("*/*.spool")), 120, "the orphaned spool to be replayed"
+        )
+    finally:
+        fresh.shutdown()
+    run = _only_run(client, "adopted")
+    assert run.info.status == "FAILED"
+    steps = _steps(client, run.info.run_id, "loss")
+    assert len(steps) > 3000
+    assert steps == list(range(len(steps)))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
-from conftest import Kernel, execute, notebook, outputs_of, text_of
+from kernel_helpers import Kernel, execute, notebook, outputs_of, text_of
 
 pytestmark = pytest.mark.kernel
 
@@ -171,8 +173,11 @@ def test_bad_options_and_bad_metrics_fail_clearly(store, client):
 
     (run,) = _runs(client, "nonfinite")
     assert run.info.status == "FINISHED"
-    values = [v for _, v in _history(client, run.info.run_id, "loss")]
-    assert str(values) == "[nan, inf, -inf]"
+    nan, high, low = (v for _, v in _history(client, run.info.run_id, "loss"))
+    # MLflow's SQL stores keep NaN and clamp infinities to the largest finite float.
+    assert math.isnan(nan)
+    assert high >= sys.float_info.max
+    assert low <= -sys.float_info.max
 
     error = outputs_of(outside, "error")[0]
     assert error.ename == "NoActiveRunError"

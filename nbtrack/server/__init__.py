@@ -24,7 +24,7 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    from nbtrack.server.handlers import ExtensionState, handlers  # noqa: PLC0415 (lazy)
+    from nbtrack.server.handlers import ExtensionState, handlers
 
     web_app = serverapp.web_app
     root = Path(serverapp.root_dir).expanduser().absolute()
@@ -57,7 +57,7 @@ def _proxy_store(serverapp: Any) -> str | None:
     registered = {ep.name for ep in entry_points(group="jupyter_serverproxy_servers")}
     if "mlflow" not in configured and "mlflow" not in registered:
         return None
-    from nbtrack.mlflow_ui import default_tracking_uri  # noqa: PLC0415 (lazy)
+    from nbtrack.mlflow_ui import default_tracking_uri
 
     # What the proxy's command (nbtrack.mlflow_ui._proxy_command) will serve, computed in
     # this same process and environment.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import nbtrack
-from nbtrack.secrets import strip_uri_credentials
+from nbtrack.secrets import is_secret_name, strip_uri_credentials
 
 if TYPE_CHECKING:
     from nbtrack.mlflow_ui import UiServer
@@ -88,8 +88,8 @@ def list_runs(
 
     Raises :class:`StoreError` when the store cannot be read.
     """
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415 (mlflow is slow to import)
-    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+    from mlflow.exceptions import MlflowException  # lazy: mlflow is slow to import
+    from sqlalchemy.exc import SQLAlchemyError
 
     try:
         return _list_runs(uri, source_names, notebook_path, max_runs, ui)
@@ -106,8 +106,8 @@ def _list_runs(
     max_runs: int,
     ui: UiServer | None,
 ) -> list[dict[str, Any]]:
-    from mlflow.entities import ViewType  # noqa: PLC0415
-    from mlflow.tracking import MlflowClient  # noqa: PLC0415
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiments: dict[str, str] = {}
@@ -186,7 +186,10 @@ def _record(
         "tracking_uri": public_uri,
         "ui_url": ui.run_url(info.experiment_id, info.run_id) if ui else None,
         "notebook": {"path": notebook_path, "cell_id": tags.get("nbtrack.cell_id")},
-        "params": {str(key): str(value) for key, value in data.params.items()},
+        # Code outside nbtrack may have logged a credential as a param: never serve it.
+        "params": {
+            str(key): str(value) for key, value in data.params.items() if not is_secret_name(key)
+        },
         "metrics": {
             key: _metric(key, client.get_metric_history(info.run_id, key)) for key in data.metrics
         },
@@ -198,7 +201,7 @@ def _record(
 def _metric(key: str, history: list[Any]) -> dict[str, Any]:
     """A record's metric entry from the metric's full history in the store. The curve itself is
     left empty: a listing of many runs should stay small; the notebook's record has it."""
-    from nbtrack.record import metric_goal  # noqa: PLC0415 (it pulls in numpy)
+    from nbtrack.record import metric_goal  # lazy: it pulls in numpy
 
     points = sorted(history, key=lambda m: (m.step, m.timestamp))
     finite = [m for m in points if math.isfinite(m.value)]

@@ -182,6 +182,22 @@ def session_for(tracking_uri: str) -> SpoolSession:
         return session
 
 
+def adopt_orphans(tracking_uri: str) -> bool:
+    """If dead kernels left spools for this store, start this kernel's sync process now: it
+    replays them (ending those runs FAILED) before this kernel tracks anything. True if any."""
+    from nbtrack.sync.spool import SessionInfo, is_orphan
+
+    root = spool_root()
+    if not root.is_dir():
+        return False
+    for folder in root.iterdir():
+        info = SessionInfo.load(folder) if folder.is_dir() else None
+        if info is not None and info.tracking_uri == tracking_uri and is_orphan(folder):
+            session_for(tracking_uri)
+            return True
+    return False
+
+
 def wait_all(timeout: float | None = None) -> bool:
     """Wait until every run of this kernel is stored; False if ``timeout`` ran out first."""
     deadline = None if timeout is None else time.monotonic() + timeout

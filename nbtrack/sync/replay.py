@@ -19,7 +19,9 @@ def main(spool_dir: str | None) -> int:
     from nbtrack.sync.worker import recover_orphans
 
     root = spool_root()
-    done = recover_orphans(None, give_up_after_s=float(os.environ.get("NBTRACK_SYNC_TIMEOUT", "60")))
+    done = recover_orphans(
+        None, give_up_after_s=float(os.environ.get("NBTRACK_SYNC_TIMEOUT", "60"))
+    )
     if not done:
         print(f"nbtrack sync: nothing to recover in {root}")
         return 0

@@ -183,6 +183,11 @@ def _isolated_env(home: Path) -> dict[str, str]:
         (home / sub).mkdir(parents=True, exist_ok=True)
         env[var] = str(home / sub)
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    # Kernels started from the page behave as a user's: live plot on (JupyterLab tells them
+    # the notebook's path), spools in this server's own folder.
+    env.pop("NBTRACK_LIVE_PLOT", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["NBTRACK_SPOOL_DIR"] = str(home / "spool")
     env.pop("JUPYTER_PATH", None)
     env.pop("JUPYTER_CONFIG_PATH", None)
     # Kernels and the server's own commands come from this environment.

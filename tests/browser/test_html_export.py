@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
 import nbformat
 import numpy as np
 import pytest
+from lab_harness import artifacts_dir
 from nbconvert import HTMLExporter
-from playwright.sync_api import Browser, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Route, expect
 
 from nbtrack.curves import Curve
 from nbtrack.record import RecordSource, RunFailure, build_bundle
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
-ARTIFACTS = Path(os.environ.get("NBTRACK_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+ARTIFACTS = artifacts_dir()
 
 
 def _training_bundle(status: str) -> dict[str, object]:
@@ -68,7 +47,7 @@ def _training_bundle(status: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("status", ["FINISHED", "KILLED"])
-def test_exported_notebook_shows_the_chart_and_the_summary(browser: Browser, status: str) -> None:
+def test_exported_notebook_shows_the_chart_and_the_summary(chromium: Browser, status: str) -> None:
     bundle = _training_bundle(status)
     cell = nbformat.v4.new_code_cell("%%track --experiment mnist-mlp\ntrain()")
     cell.outputs = [nbformat.v4.new_output("display_data", data=bundle)]
@@ -79,7 +58,7 @@ def test_exported_notebook_shows_the_chart_and_the_summary(browser: Browser, sta
     page_path = ARTIFACTS / f"record_export_{status.lower()}.html"
     page_path.write_text(body, encoding="utf-8")
 
-    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page = chromium.new_page(viewport={"width": 1000, "height": 900})
     external: list[str] = []
 
     def offline(route: Route) -> None:
