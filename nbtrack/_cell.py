@@ -27,7 +27,8 @@ from nbtrack import run as runs
 from nbtrack._warnings import NbtrackWarning
 from nbtrack.context import notebook_path
 from nbtrack.params import capture_params, is_papermill_parameters
-from nbtrack.secrets import redact_code
+from nbtrack.secrets import redact_code, redact_text, strip_uri_credentials
+from nbtrack.sinks.display import show_notice
 
 KERNEL_SESSION = uuid.uuid4().hex
 _DEFAULT_END_WAIT_S = 1.0
@@ -163,12 +164,10 @@ def begin(shell: Any, options: CellOptions, body: str) -> runs.Run:
         runs.activate(run)
     if problem is not None:
         run.sync_state = "offline"
-        warnings.warn(
-            f"nbtrack: the tracking store {uri} is not reachable ({problem}). The run goes on "
-            "offline: everything is kept in the local spool and uploaded when the store answers "
-            "(or with `nbtrack sync`).",
-            NbtrackWarning,
-            stacklevel=2,
+        show_notice(
+            f"nbtrack: the tracking store {strip_uri_credentials(uri)} is not reachable "
+            f"({redact_text(problem)}). The run goes on offline: everything is kept in the local "
+            "spool and uploaded when the store answers (or with `nbtrack sync`)."
         )
     if run.params:
         run.pending.append(("params", dict(run.params)))

@@ -13,6 +13,8 @@ import os
 import threading
 import warnings
 from itertools import islice
+from operator import itemgetter
+from typing import Any
 
 from nbtrack import run as runs
 from nbtrack._warnings import NbtrackWarning
@@ -30,7 +32,7 @@ def drain(run: runs.Run) -> Batch:
         n_calls, n_pending = len(calls), len(pending)
         batch = Batch()
         if n_calls:
-            _group(run, islice(calls, n_calls), batch)
+            _group(run, calls[:n_calls], batch)
             # Anything appended by `log` meanwhile sits after index n_calls and survives.
             del calls[:n_calls]
         if n_pending:
@@ -69,14 +71,30 @@ def _first_nonfinite(points: MetricPoints) -> int:
 
 
 def _group(
-    run: runs.Run, calls: islice[tuple[int | None, float, dict[str, object]]], batch: Batch
+    run: runs.Run, calls: list[tuple[int | None, float, dict[str, Any]]], batch: Batch
 ) -> None:
-    convert = run.needs_conversion
-    to_float = runs.to_float
+    """Turn ``log`` calls into per-metric points with their steps.
+
+    The common shape of a training loop (same metrics every call, implicit steps) is handled
+    column-wise with C-level helpers; anything else point by point.
+    """
+    steps_col, seconds_col, dicts = zip(*calls, strict=True)
+    stamps = [int(seconds * 1000) for seconds in seconds_col]
+    keys = dicts[0].keys()
     next_step = run.next_step
     metrics = batch.metrics
-    for step, seconds, values in calls:
-        ms = int(seconds * 1000)
+    if steps_col.count(None) == len(calls) and all(d.keys() == keys for d in dicts):
+        for key in keys:
+            start = next_step.get(key, 0)
+            next_step[key] = start + len(dicts)
+            values = list(map(itemgetter(key), dicts))
+            if run.needs_conversion:
+                values = list(map(runs.to_float, values))
+            metrics[key] = MetricPoints(list(range(start, start + len(dicts))), values, stamps)
+        return
+    convert = run.needs_conversion
+    to_float = runs.to_float
+    for step, ms, values in zip(steps_col, stamps, dicts, strict=True):
         for key, value in values.items():
             at = next_step.get(key, 0) if step is None else step
             next_step[key] = at + 1
@@ -84,7 +102,7 @@ def _group(
             if points is None:
                 points = metrics[key] = MetricPoints()
             points.steps.append(at)
-            points.values.append(to_float(value) if convert else value)  # type: ignore[arg-type]
+            points.values.append(to_float(value) if convert else value)
             points.timestamps_ms.append(ms)
 
 

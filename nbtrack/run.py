@@ -35,6 +35,7 @@ _TRUNCATION_MARKER = "...[truncated by nbtrack]"
 
 # Plain Python numbers skip every further check on the hot path.
 _PLAIN_NUMBERS = frozenset({float, int})
+_now = time.time
 
 
 class Status(enum.Enum):
@@ -87,6 +88,7 @@ class Run:
     pending: list[tuple[str, Any]] = field(default_factory=list)
     # Metric names already validated; values of other types than float/int need conversion.
     known_keys: set[str] = field(default_factory=set)
+    tensor_keys: set[str] = field(default_factory=set)
     needs_conversion: bool = False
     # Filled by the sender: per-metric history and the next implicit step of each metric.
     curves: dict[str, Curve] = field(default_factory=dict)
@@ -214,13 +216,16 @@ def log(step: int | None = None, **metrics: Any) -> None:
     run = _current
     if run is None:
         raise NoActiveRunError("log")
-    known = run.known_keys
-    for key, value in metrics.items():
-        if key not in known or type(value) not in _PLAIN_NUMBERS:
+    # Two C-level set checks cover the usual call (known names, float/int values).
+    if not (
+        run.known_keys.issuperset(metrics)
+        and _PLAIN_NUMBERS.issuperset(map(type, metrics.values()))
+    ):
+        for key, value in list(metrics.items()):
             _check_metric(run, key, value, metrics)
     if step is not None and type(step) is not int:
         step = _check_step(step)
-    run.calls.append((step, time.time(), metrics))
+    run.calls.append((step, _now(), metrics))
 
 
 def _check_metric(run: Run, key: str, value: Any, metrics: dict[str, Any]) -> None:
@@ -232,6 +237,11 @@ def _check_metric(run: Run, key: str, value: Any, metrics: dict[str, Any]) -> No
         return
     module = kind.__module__
     if module == "torch":
+        if key in run.tensor_keys:
+            # Checked at its first tensor; from then on only the autograd graph is dropped.
+            if value.requires_grad:
+                metrics[key] = value.detach()
+            return
         if value.numel() != 1 or value.is_complex():
             msg = (
                 f"metric {key!r} is a tensor of shape {tuple(value.shape)}; log a single "
@@ -240,8 +250,10 @@ def _check_metric(run: Run, key: str, value: Any, metrics: dict[str, Any]) -> No
             raise TypeError(msg)
         # Keep the tensor as it is (no .item(): that would wait for the device). Detaching drops
         # the autograd graph so that logging does not keep it alive.
-        metrics[key] = value.detach()
+        if value.requires_grad:
+            metrics[key] = value.detach()
         run.needs_conversion = True
+        run.tensor_keys.add(key)
         return
     if module == "numpy" and getattr(value, "ndim", 1) == 0 and value.dtype.kind in "biuf":
         run.needs_conversion = True
@@ -267,11 +279,12 @@ def to_float(value: Any) -> float:
     """Convert a logged value to a float; called by the sender, never on the hot path."""
     if type(value) is float:
         return value
-    if type(value).__module__ == "torch":
-        return float(value.item())
     try:
+        if type(value).__module__ == "torch":
+            return float(value.item())
         return float(value)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        # A tensor that changed shape after its first check: stored as NaN, visibly.
         return math.nan
 
 

@@ -39,8 +39,12 @@ def reachable(uri: str) -> str | None:
     """None if the store answers, else why not (HTTP stores are probed at ``/health``)."""
     if not uri.startswith(("http://", "https://")):
         return None
+    from nbtrack.secrets import strip_uri_credentials
+
+    # /health needs no login; credentials in the URI would only confuse urllib.
+    probe = strip_uri_credentials(uri).split("?", 1)[0].rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=_PROBE_TIMEOUT_S):  # noqa: S310 - http(s) only, checked above
+        with urllib.request.urlopen(probe, timeout=_PROBE_TIMEOUT_S):  # noqa: S310 - http(s) only, checked above
             return None
     except urllib.error.HTTPError as error:
         if error.code in (401, 403):

@@ -88,6 +88,17 @@ def _relative(path: str | None) -> str | None:
     return None if path is None else os.path.basename(path)
 
 
+def show_notice(text: str) -> None:
+    """A one-line notice in the cell's output, where the user is looking (not a warning with
+    a source line attached)."""
+    from IPython.display import display
+
+    display(
+        {"text/plain": text, "text/html": f"<pre style='color:#b35900'>{html.escape(text)}</pre>"},
+        raw=True,
+    )
+
+
 def _notice(run: Run) -> dict[str, str]:
     text = f"nbtrack: tracking run {run.run_name!r} in experiment {run.experiment_name!r}"
     return {
