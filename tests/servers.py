@@ -148,6 +148,10 @@ class SwitchableProxy:
 
     def down(self) -> None:
         if self._listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would leave the
+            # port accepting connections into the backlog until that thread returns.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:
