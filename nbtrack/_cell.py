@@ -263,8 +263,12 @@ def end(result: Any) -> None:
         run.run_id = session.uploaded_run_id(spool)
     if synced:
         run.sync_state = "synced"
-    elif run.sync_state != "offline":
-        run.sync_state = "syncing"
+    else:
+        if run.sync_state != "offline":
+            run.sync_state = "syncing"
+        run.pending_points = session.pending_points(
+            spool, total=sum(c.count for c in run.curves.values())
+        )
     for sink in run.sinks[1:]:
         _end_sink(sink, run)
     runs.forget(run)

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from nbtrack.decimate import decimate
-from nbtrack.secrets import is_secret_name, strip_uri_credentials
+from nbtrack.secrets import is_secret_name, safe_link, strip_uri_credentials
 
 if TYPE_CHECKING:
     from nbtrack.curves import Curve
@@ -260,15 +260,6 @@ def _nbtrack_version() -> str:
         return "unknown"
 
 
-def _safe_url(url: str | None) -> str | None:
-    """An http(s) URL without credentials, or None: the only kind a record links to."""
-    if not url:
-        return None
-    cleaned = strip_uri_credentials(url)
-    parts = urlsplit(cleaned)
-    return cleaned if parts.scheme in ("http", "https") and parts.netloc else None
-
-
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
 
 
@@ -333,7 +324,7 @@ def _record_json(src: RecordSource) -> dict[str, Any]:
             "duration_s": None if end is None else round((end - src.start_time_ms) / 1000, 3),
         },
         "tracking_uri": strip_uri_credentials(src.tracking_uri) if src.tracking_uri else None,
-        "ui_url": _safe_url(src.ui_url),
+        "ui_url": safe_link(src.ui_url),
         "notebook": {"path": src.notebook_path, "cell_id": src.cell_id},
         "params": kept_params,
         "params_omitted": len(params) - len(kept_params),

@@ -33,6 +33,9 @@ _KEY_CHARS = re.compile(r"^[/\w.\- ]+$")
 MAX_PARAM_VALUE_LENGTH = 6000
 _TRUNCATION_MARKER = "...[truncated by nbtrack]"
 
+# `log` calls held in memory before the caller has to help the sender (~30 MB of tuples).
+MAX_BUFFERED_CALLS = 100_000
+
 # Plain Python numbers skip every further check on the hot path.
 _PLAIN_NUMBERS = frozenset({float, int})
 _now = time.time
@@ -225,7 +228,18 @@ def log(step: int | None = None, **metrics: Any) -> None:
             _check_metric(run, key, value, metrics)
     if step is not None and type(step) is not int:
         step = _check_step(step)
-    run.calls.append((step, _now(), metrics))
+    calls = run.calls
+    calls.append((step, _now(), metrics))
+    if len(calls) > MAX_BUFFERED_CALLS:
+        # A loop that does nothing but log can outrun the sender thread; rather than let
+        # memory grow, the caller spools this backlog itself (rare: ~100k calls in 0.1 s).
+        _drain_now(run)
+
+
+def _drain_now(run: Run) -> None:
+    from nbtrack._sender import drain
+
+    drain(run)
 
 
 def _check_metric(run: Run, key: str, value: Any, metrics: dict[str, Any]) -> None:

@@ -194,6 +194,16 @@ def _redact_line(line: str) -> str:
     return _scrub_literals(line)
 
 
+def safe_link(url: str | None) -> str | None:
+    """An http(s) URL without credentials, or None: the only kind nbtrack ever shows as a link
+    (a ``javascript:`` or ``data:`` URL from a record would run in the notebook's page)."""
+    if not url:
+        return None
+    cleaned = strip_uri_credentials(url)
+    parts = urlsplit(cleaned)
+    return cleaned if parts.scheme in ("http", "https") and parts.netloc else None
+
+
 def redact_text(text: str) -> str:
     """Free text (a param value, a message) with tokens and URL passwords replaced."""
     return _scrub_literals(text)

@@ -5,7 +5,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 export MLFLOW_DISABLE_TELEMETRY=true
 bin=.venv/bin
-echo "== ruff"; $bin/ruff check . && $bin/ruff format --check .
+echo "== ruff"
+$bin/ruff check .
+$bin/ruff format --check .
 echo "== mypy"; $bin/mypy
 echo "== TypeScript unit tests"; (cd labextension && PATH="$PWD/../$bin:$PATH" jlpm test)
 echo "== pytest"

@@ -99,6 +99,16 @@ class SpoolSession:
             self.ensure_worker()
             time.sleep(0.02)
 
+    def pending_points(self, spool: Path | None, total: int) -> int:
+        """About how many of a run's ``total`` points are not in the store yet (from how much
+        of its spool the sync process acknowledged)."""
+        if spool is None or not spool.exists():
+            return 0
+        state = read_json(spool.with_suffix(".state")) or {}
+        size = spool.stat().st_size
+        done = min(int(state.get("offset", 0)), size)
+        return round(total * (size - done) / size) if size else 0
+
     def uploaded_run_id(self, spool: Path) -> str | None:
         """The MLflow id the sync process gave an offline run, once it has one."""
         state = read_json(spool.with_suffix(".state"))

@@ -33,7 +33,6 @@ import time
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import ipywidgets
 import numpy as np
@@ -41,7 +40,7 @@ import numpy as np
 from nbtrack._warnings import NbtrackWarning
 from nbtrack.decimate import decimate
 from nbtrack.record import group_metrics, series_color
-from nbtrack.secrets import strip_uri_credentials
+from nbtrack.secrets import safe_link
 
 if TYPE_CHECKING:
     from nbtrack.curves import Curve
@@ -474,22 +473,13 @@ def _run_link(run: Run) -> str:
     label = f"<b>{name}</b>"
     if run.experiment_name:
         label += f" in {html.escape(run.experiment_name)}"
-    url = _safe_url(run.ui_url)
+    url = safe_link(run.ui_url)
     if url is None:
         return label
     return (
         f"<a href='{html.escape(url, quote=True)}' target='_blank' rel='noopener noreferrer' "
         f"title='open this run in the MLflow UI'>{label}</a>"
     )
-
-
-def _safe_url(url: str | None) -> str | None:
-    # Only plain web links: a javascript: or data: URL in a link would run in the notebook page.
-    if not url:
-        return None
-    cleaned = strip_uri_credentials(url)
-    parts = urlsplit(cleaned)
-    return cleaned if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def _sync_html(state: str, pending: int) -> str:
