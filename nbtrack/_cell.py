@@ -246,14 +246,15 @@ def end(result: Any) -> None:
     run = runs.current()
     if run is None:
         return
+    from nbtrack.sinks.mlflow import SpoolSink, session_for
+
     error = None if result is None else (result.error_in_exec or result.error_before_exec)
+    spool_sink = next(s for s in run.sinks if isinstance(s, SpoolSink))
     with _sigint_deferred():
         runs.deactivate(run)
-        _finish(run, error)
-    from nbtrack.sinks.mlflow import session_for
-
+        _finish(run, error, spool_sink)
     session = session_for(run.tracking_uri)
-    spool = next((s.spool for s in run.sinks if hasattr(s, "spool")), None)
+    spool = spool_sink.spool
     wait_s = float(os.environ.get("NBTRACK_END_WAIT", _DEFAULT_END_WAIT_S))
     try:
         synced = session.wait(wait_s, spool)
@@ -269,12 +270,14 @@ def end(result: Any) -> None:
         run.pending_points = session.pending_points(
             spool, total=sum(c.count for c in run.curves.values())
         )
-    for sink in run.sinks[1:]:
-        _end_sink(sink, run)
+    # The record is drawn last, when the sync state it shows is known.
+    for sink in run.sinks:
+        if sink is not spool_sink:
+            _end_sink(sink, run)
     runs.forget(run)
 
 
-def _finish(run: runs.Run, error: BaseException | None) -> None:
+def _finish(run: runs.Run, error: BaseException | None, spool_sink: Any) -> None:
     """Status, final drain and the spool's end line: done with SIGINT held back, so an
     interrupt cannot leave the run half-ended."""
     if error is None:
@@ -285,12 +288,12 @@ def _finish(run: runs.Run, error: BaseException | None) -> None:
         run.status = runs.Status.FAILED
     if error is not None:
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        run.error = runs.RunError(type(error).__name__, str(error), redact_code(text))
+        run.error = runs.RunError(type(error).__name__, redact_text(str(error)), redact_code(text))
         run.pending.append(
             (
                 "tags",
                 {
-                    "nbtrack.error": f"{type(error).__name__}: {error}"[:4900],
+                    "nbtrack.error": redact_text(f"{type(error).__name__}: {error}")[:4900],
                     "mlflow.note.content": (
                         f"Cell ended {run.status.value}:\n```\n{run.error.traceback[-4500:]}```"
                     ),
@@ -305,7 +308,7 @@ def _finish(run: runs.Run, error: BaseException | None) -> None:
     run.end_time_ms = int(time.time() * 1000)
     store.release(run)
     _sender.drain(run)
-    _end_sink(run.sinks[0], run)
+    _end_sink(spool_sink, run)
 
 
 def _end_sink(sink: Any, run: runs.Run) -> None:
