@@ -205,11 +205,13 @@ def forget(run: Run) -> None:
 def log(step: int | None = None, **metrics: Any) -> None:
     """Log metric values for the current tracked cell: ``nbtrack.log(loss=loss, acc=acc)``.
 
-    Values may be Python numbers, numpy scalars or 0-d torch tensors (on any device: they are
-    converted off the training loop, so logging never forces a device synchronisation). NaN and
-    inf are stored as they are. ``step`` defaults to a per-metric counter starting at 0.
+    Values may be Python numbers, numpy scalars or one-element torch tensors. A CPU tensor is
+    read at once (there is no device to wait for); a CUDA/MPS tensor is kept, detached, and read
+    by the sender thread, so logging never forces a device synchronisation. NaN and inf are
+    stored as they are. ``step`` defaults to a per-metric counter starting at 0.
 
-    This call only appends to memory; nothing is written or sent while it runs.
+    This call only appends to memory; nothing is written or sent while it runs (unless a loop
+    that does nothing but log gets 100k calls ahead of the sender: then it helps drain them).
 
     Raises:
         NoActiveRunError: when called outside a ``%%track`` cell.

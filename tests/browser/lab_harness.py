@@ -229,11 +229,13 @@ class PageEvents:
 
 
 @contextlib.contextmanager
-def running_lab(home: Path, root: Path) -> Iterator[Lab]:
+def running_lab(home: Path, root: Path, *, check_nbtrack: bool = True) -> Iterator[Lab]:
     """Start JupyterLab on a free 127.0.0.1 port with Jupyter folders under `home`, serving
-    `root`; stop it on exit. Its log is ``jupyterlab.log`` in the artifacts folder."""
+    `root`; stop it on exit. Its log is ``jupyterlab.log`` in the artifacts folder.
+    ``check_nbtrack=False`` for a server meant to run without nbtrack's lab extension."""
     env = _isolated_env(home)
-    _check_extensions_found(env)
+    if check_nbtrack:
+        _check_extensions_found(env)
     port = _free_port()
     token = secrets.token_hex(16)
     log_path = artifacts_dir() / "jupyterlab.log"

@@ -95,3 +95,6 @@ def test_live_plot_updates_then_record_replaces_it(lab: Lab, page: Page) -> None
     assert run.info.status == "FINISHED"
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 300
     assert run.data.tags["mlflow.source.name"].endswith("live.ipynb")
+    # JupyterLab sends the cell's id with the execution: re-runs of the cell group on it.
+    assert run.data.tags["nbtrack.cell_id"] == saved.cells[1].id
+    assert run.data.tags["nbtrack.cell"] == saved.cells[1].id
