@@ -157,7 +157,7 @@ def begin(shell: Any, options: CellOptions, body: str) -> runs.Run:
             except Exception as error:  # noqa: BLE001 - any store failure: go offline, lose nothing
                 problem = f"{type(error).__name__}: {error}"
         session = session_for(uri)
-        run.sinks = [SpoolSink(session), DisplaySink(session)]
+        run.sinks = [SpoolSink(session), DisplaySink()]
         _sender.ensure_sender()
         for sink in run.sinks:
             sink.start(run)

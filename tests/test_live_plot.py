@@ -138,7 +138,7 @@ def test_redraws_are_throttled_for_100k_log_calls(
     interval = 0.05
     monkeypatch.setenv("NBTRACK_PLOT_INTERVAL", str(interval))
     run = make_run()
-    sink = DisplaySink(session=None)  # type: ignore[arg-type]
+    sink = DisplaySink()
     sink.live = LivePlot(run)
     run.sinks = [sink]  # type: ignore[list-item]
     runs.activate(run)

@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nbtrack.run import Run
     from nbtrack.sinks import Batch
-    from nbtrack.sinks.mlflow import SpoolSession
 
 
 class DisplaySink:
-    def __init__(self, session: SpoolSession) -> None:
-        self.session = session
+    def __init__(self) -> None:
         self.display_id: str | None = None
         self.live: Any = None
 
