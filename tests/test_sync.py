@@ -107,6 +107,15 @@ def _start_long_cell(kernel: Kernel, experiment: str) -> str:
     return msg_id
 
 
+def _crash_mid_run(kernel: Kernel, spool_root: Path, experiment: str) -> None:
+    """Lose the kernel and its sync process together (SIGKILL) in the middle of a run."""
+    _start_long_cell(kernel, experiment)
+    for pid in _worker_pids(spool_root):
+        os.kill(pid, signal.SIGKILL)
+    os.kill(kernel.pid, signal.SIGKILL)
+    time.sleep(0.5)
+
+
 def test_sigkilled_kernel_is_finished_by_its_sync_process(store, client, tmp_path, kernel):
     _start_long_cell(kernel, "killed")
     os.kill(kernel.pid, signal.SIGKILL)
@@ -123,12 +132,7 @@ def test_sigkilled_kernel_is_finished_by_its_sync_process(store, client, tmp_pat
 
 def test_nbtrack_sync_recovers_after_kernel_and_sync_process_died(store, client, tmp_path, kernel):
     spool_root = tmp_path / "spool"
-    _start_long_cell(kernel, "crashed")
-    # Simulate losing the whole machine's processes: the kernel and its sync process.
-    for pid in _worker_pids(spool_root):
-        os.kill(pid, signal.SIGKILL)
-    os.kill(kernel.pid, signal.SIGKILL)
-    time.sleep(0.5)
+    _crash_mid_run(kernel, spool_root, "crashed")
     copy = tmp_path / "spool-copy"
     shutil.copytree(spool_root, copy)
 
@@ -257,11 +261,7 @@ def test_memory_stays_bounded_while_the_store_is_away(server_store, tmp_path, mo
 
 def test_next_kernel_replays_spools_of_a_crashed_one(store, client, tmp_path, kernel):
     spool_root = tmp_path / "spool"
-    _start_long_cell(kernel, "adopted")
-    for pid in _worker_pids(spool_root):
-        os.kill(pid, signal.SIGKILL)
-    os.kill(kernel.pid, signal.SIGKILL)
-    time.sleep(0.5)
+    _crash_mid_run(kernel, spool_root, "adopted")
     assert list(spool_root.glob("*/*.spool"))
 
     fresh = Kernel(tmp_path)
