@@ -10,9 +10,9 @@ measure.
 Per variant two runs, with 0 and with N steps, so that start-up (imports, MLflow's warm-up,
 creating the run) cancels out: instructions per step = (I(N) - I(0)) / N.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_loop_instructions.py [--steps 1500]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_loop_instructions.py [--steps 200]
 
-Takes ~5 minutes (callgrind runs ~50x slower than native).
+Takes ~10 minutes: under callgrind a torch training step runs several hundred times slower.
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ def child(variant: str, steps: int) -> None:
     assert result.success, result.error_in_exec
 
 
-def count(variant: str, steps: int, folder: Path) -> int:
+def count(variant: str, steps: int, parent: Path) -> int:
+    # A fresh store per run: creating MLflow's tables costs billions of instructions, and only
+    # the first run in a folder would pay them.
+    folder = Path(tempfile.mkdtemp(dir=parent))
     env = {
         **os.environ,
         "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -95,7 +98,7 @@ def count(variant: str, steps: int, folder: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--child", choices=["tracked", "untracked"])
     args = parser.parse_args()
     if args.child:
