@@ -272,9 +272,10 @@ def test_loading_is_light_and_magic_documents_itself(store, kernel: Kernel):
         "%load_ext nbtrack\nimport sys\n"
         "print(sorted(m for m in ('mlflow', 'plotly', 'torch') if m in sys.modules))"
     )
-    assert "[]" in str(outputs)
+    printed = "".join(o["text"] for o in outputs if o["type"] == "stream" and o["name"] == "stdout")
+    assert printed == "[]\n"  # none of the heavy modules was imported by loading nbtrack
     _, outputs = kernel.run("print(get_ipython().find_cell_magic('track').__doc__)")
-    doc = str(outputs)
+    doc = "".join(o["text"] for o in outputs if o["type"] == "stream")
     for option in ("--experiment", "--name", "--tag", "--param", "--no-params", "--no-plot"):
         assert option in doc
 
