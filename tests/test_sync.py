@@ -153,6 +153,16 @@ def test_nbtrack_sync_recovers_after_kernel_and_sync_process_died(store, client,
     assert len(client.search_runs([run.info.experiment_id])) == 1
 
 
+def _store_back_then_run(proxy: Any, kernel: Kernel, experiment: str) -> Any:
+    """Bring the store back, wait until the kernel says everything is stored, return the run."""
+    from mlflow import MlflowClient
+
+    proxy.up()
+    _, outputs = kernel.run("print('synced:', nbtrack.wait(120))")
+    assert "synced: True" in str(outputs)
+    return _only_run(MlflowClient(proxy.url), experiment)
+
+
 @pytest.mark.server
 def test_store_down_at_start_then_back(server_store, tmp_path):
     from mlflow import MlflowClient
@@ -161,7 +171,7 @@ def test_store_down_at_start_then_back(server_store, tmp_path):
     proxy.down()
     kernel = Kernel(tmp_path)
     try:
-        reply, outputs = kernel.run("import nbtrack\n")
+        kernel.run("import nbtrack\n")
         msg_id = kernel.submit(
             "%%track -e offline -n while-down\nfor i in range(500):\n    nbtrack.log(loss=float(i))"
         )
@@ -170,13 +180,10 @@ def test_store_down_at_start_then_back(server_store, tmp_path):
         shown = str(kernel.outputs(msg_id))
         assert "not reachable" in shown
         assert "offline" in shown
-        proxy.up()
-        reply, outputs = kernel.run("print('synced:', nbtrack.wait(120))")
-        assert "synced: True" in str(outputs)
+        run = _store_back_then_run(proxy, kernel, "offline")
     finally:
         kernel.shutdown()
     client = MlflowClient(proxy.url)
-    run = _only_run(client, "offline")
     assert run.info.run_name == "while-down"
     assert run.info.status == "FINISHED"
     assert run.data.tags["nbtrack.offline"] == "true"
@@ -209,13 +216,10 @@ def test_store_outage_during_run_and_interrupt_while_cell_waits(
         kernel.interrupt()
         reply = kernel.wait_reply(msg_id)
         assert reply["status"] == "ok"  # the cell itself completed
-        proxy.up()
-        reply, outputs = kernel.run("print('synced:', nbtrack.wait(120))")
-        assert "synced: True" in str(outputs)
+        run = _store_back_then_run(proxy, kernel, "outage")
     finally:
         kernel.shutdown()
     client = MlflowClient(proxy.url)
-    run = _only_run(client, "outage")
     assert run.info.status == "FINISHED"
     assert _steps(client, run.info.run_id, "loss") == list(range(3000))
 
