@@ -12,6 +12,7 @@ import math
 import os
 import threading
 import warnings
+from array import array
 from itertools import islice
 from operator import itemgetter
 from typing import Any
@@ -76,34 +77,50 @@ def _group(
     """Turn ``log`` calls into per-metric points with their steps.
 
     The common shape of a training loop (same metrics every call, implicit steps) is handled
-    column-wise with C-level helpers; anything else point by point.
+    column by column with C-level helpers (``zip``, ``map``, ``array``); anything else point by
+    point.
     """
     steps_col, seconds_col, dicts = zip(*calls, strict=True)
-    stamps = [int(seconds * 1000) for seconds in seconds_col]
+    n = len(dicts)
     keys = dicts[0].keys()
     next_step = run.next_step
     metrics = batch.metrics
-    if steps_col.count(None) == len(calls) and all(d.keys() == keys for d in dicts):
+    if steps_col.count(None) == n and all(map(keys.__eq__, map(dict.keys, dicts))):
+        seconds = array("d", seconds_col)
         for key in keys:
             start = next_step.get(key, 0)
-            next_step[key] = start + len(dicts)
-            values = list(map(itemgetter(key), dicts))
-            if run.needs_conversion:
-                values = list(map(runs.to_float, values))
-            metrics[key] = MetricPoints(list(range(start, start + len(dicts))), values, stamps)
+            next_step[key] = start + n
+            values = _float_column(list(map(itemgetter(key), dicts)), run.needs_conversion)
+            metrics[key] = MetricPoints(range(start, start + n), values, seconds)
         return
-    convert = run.needs_conversion
-    to_float = runs.to_float
-    for step, ms, values in zip(steps_col, stamps, dicts, strict=True):
-        for key, value in values.items():
+    columns: dict[str, tuple[list[int], list[Any], list[float]]] = {}
+    for step, second, logged in zip(steps_col, seconds_col, dicts, strict=True):
+        for key, value in logged.items():
             at = next_step.get(key, 0) if step is None else step
             next_step[key] = at + 1
-            points = metrics.get(key)
-            if points is None:
-                points = metrics[key] = MetricPoints()
-            points.steps.append(at)
-            points.values.append(to_float(value) if convert else value)
-            points.timestamps_ms.append(ms)
+            column = columns.get(key)
+            if column is None:
+                column = columns[key] = ([], [], [])
+            column[0].append(at)
+            column[1].append(value)
+            column[2].append(second)
+    for key, (steps, logged_values, stamps) in columns.items():
+        metrics[key] = MetricPoints(
+            array("q", steps),
+            _float_column(logged_values, run.needs_conversion),
+            array("d", stamps),
+        )
+
+
+def _float_column(values: list[Any], convert: bool) -> array[float]:
+    """Logged values as a float64 array. ``log`` let only numbers through; those that are not
+    floats or ints (numpy scalars, device tensors) are converted here, off the hot path."""
+    if not convert:
+        try:
+            return array("d", values)
+        except OverflowError:  # an int beyond float range: NaN, like any unreadable value
+            pass
+    return array("d", map(runs.to_float, values))
 
 
 _warned: set[int] = set()

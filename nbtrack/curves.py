@@ -63,7 +63,10 @@ class Curve:
         n = len(values)
         if n == 0:
             return
-        new_steps = np.asarray(steps, dtype=np.float64)
+        if isinstance(steps, range):  # the sender's usual case; asarray would loop in Python
+            new_steps = np.arange(steps.start, steps.stop, steps.step, dtype=np.float64)
+        else:
+            new_steps = np.asarray(steps, dtype=np.float64)
         new_values = np.asarray(values, dtype=np.float64)
         end = self._size + n
         if end > len(self._values):

@@ -32,6 +32,7 @@ _MAX_KEY_LENGTH = 250
 _KEY_CHARS = re.compile(r"^[/\w.\- ]+$")
 MAX_PARAM_VALUE_LENGTH = 6000
 _TRUNCATION_MARKER = "...[truncated by nbtrack]"
+_MAX_STEP = 2**63 - 1
 
 # `log` calls held in memory before the caller has to help the sender (~30 MB of tuples).
 MAX_BUFFERED_CALLS = 100_000
@@ -221,14 +222,12 @@ def log(step: int | None = None, **metrics: Any) -> None:
     run = _current
     if run is None:
         raise NoActiveRunError("log")
-    # Two C-level set checks cover the usual call (known names, float/int values).
-    if not (
-        run.known_keys.issuperset(metrics)
-        and _PLAIN_NUMBERS.issuperset(map(type, metrics.values()))
-    ):
-        for key, value in list(metrics.items()):
-            _check_metric(run, key, value, metrics)
-    if step is not None and type(step) is not int:
+    # C-level set checks cover the usual call: names seen before, float/int values.
+    if not run.known_keys.issuperset(metrics):
+        _check_new_keys(run, metrics)
+    if not _PLAIN_NUMBERS.issuperset(map(type, metrics.values())):
+        _convert(run, metrics)
+    if step is not None and (type(step) is not int or not 0 <= step <= _MAX_STEP):
         step = _check_step(step)
     calls = run.calls
     calls.append((step, _now(), metrics))
@@ -244,35 +243,51 @@ def _drain_now(run: Run) -> None:
     drain(run)
 
 
-def _check_metric(run: Run, key: str, value: Any, metrics: dict[str, Any]) -> None:
-    if key not in run.known_keys:
-        check_key(key, "metric")
-        run.known_keys.add(key)
+def _check_new_keys(run: Run, metrics: dict[str, Any]) -> None:
+    for key in metrics:
+        if key not in run.known_keys:
+            check_key(key, "metric")
+            run.known_keys.add(key)
+
+
+def _convert(run: Run, metrics: dict[str, Any]) -> None:
+    """Make the values of one call storable: read CPU tensors, detach device tensors, check
+    anything else. Replacing values while iterating is safe: the dict's size never changes."""
+    for key, value in metrics.items():
+        kind = type(value)
+        if kind in _PLAIN_NUMBERS:
+            continue
+        # A CPU tensor has no device to wait for: reading it now is cheaper than keeping it
+        # (detach alone costs 2x more) and frees its autograd graph at once.
+        if kind is _tensor_type and key in run.tensor_keys and value.is_cpu:
+            metrics[key] = value.item()
+        else:
+            _check_value(run, key, value, metrics)
+
+
+# torch.Tensor once a tensor has been logged: a plain identity check on the hot path then
+# avoids importing torch (or asking whether it is installed) for loops that never log one.
+_tensor_type: type | None = None
+
+
+def _check_value(run: Run, key: str, value: Any, metrics: dict[str, Any]) -> None:
+    global _tensor_type  # noqa: PLW0603 - a cache of one type object
     kind = type(value)
-    if kind in _PLAIN_NUMBERS:
-        return
     module = kind.__module__
     if module == "torch":
+        if key not in run.tensor_keys:
+            _check_tensor(key, value)
+            run.tensor_keys.add(key)
+        if _tensor_type is None and kind.__name__ == "Tensor":
+            _tensor_type = kind
         if value.is_cpu:
-            # A CPU tensor has no device to wait for: reading it now is cheaper than keeping
-            # it (detach alone costs 3x more) and frees its autograd graph at once.
-            if key not in run.tensor_keys:
-                _check_tensor(key, value)
-                run.tensor_keys.add(key)
             metrics[key] = value.item()
             return
-        if key in run.tensor_keys:
-            # Checked at its first tensor; from then on only the autograd graph is dropped.
-            if value.requires_grad:
-                metrics[key] = value.detach()
-            return
-        _check_tensor(key, value)
-        # Keep the tensor as it is (no .item(): that would wait for the device). Detaching drops
-        # the autograd graph so that logging does not keep it alive.
+        # Keep a device tensor as it is (no .item(): that would wait for the device), without
+        # its autograd graph so that logging does not keep the graph alive.
         if value.requires_grad:
             metrics[key] = value.detach()
         run.needs_conversion = True
-        run.tensor_keys.add(key)
         return
     if module == "numpy" and getattr(value, "ndim", 1) == 0 and value.dtype.kind in "biuf":
         run.needs_conversion = True
@@ -297,8 +312,12 @@ def _check_tensor(key: str, value: Any) -> None:
 
 
 def _check_step(step: Any) -> int:
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or int(step) < 0:
-        msg = f"step must be a non-negative integer, got {step!r}"
+    if (
+        isinstance(step, bool)
+        or not isinstance(step, numbers.Integral)
+        or not 0 <= int(step) <= _MAX_STEP
+    ):
+        msg = f"step must be an integer from 0 to 2**63 - 1 (MLflow's int64), got {step!r}"
         raise TypeError(msg)
     return int(step)
 

@@ -7,6 +7,7 @@ the training loop: a slow sink slows the sender, never ``nbtrack.log``.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -17,11 +18,16 @@ if TYPE_CHECKING:
 
 @dataclass
 class MetricPoints:
-    """Points of one metric from one batch, in the order logged."""
+    """Points of one metric from one batch, in the order logged.
 
-    steps: list[int] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
-    timestamps_ms: list[int] = field(default_factory=list)
+    In the common case ``steps`` is a ``range`` (implicit, consecutive steps) and ``seconds``
+    (the unix time of each point) is one array shared by every metric of the same ``log``
+    calls, so the sender builds a batch without a Python-level loop over its points.
+    """
+
+    steps: range | array[int]
+    values: array[float]
+    seconds: array[float]
 
 
 @dataclass

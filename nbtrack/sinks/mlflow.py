@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from nbtrack.sync.spool import (
     SessionInfo,
     encode,
+    pack,
     pending_spools,
     process_start_ticks,
     read_json,
@@ -27,8 +28,10 @@ from nbtrack.sync.spool import (
 )
 
 if TYPE_CHECKING:
+    from array import array
+
     from nbtrack.run import Run
-    from nbtrack.sinks import Batch
+    from nbtrack.sinks import Batch, MetricPoints
 
 _EXIT_WAIT_S = 30.0
 
@@ -143,15 +146,7 @@ class SpoolSink:
 
     def update(self, run: Run, batch: Batch) -> None:  # noqa: ARG002 - part of the Sink protocol
         if batch.metrics:
-            self._write(
-                {
-                    "t": "m",
-                    "m": {
-                        key: [p.steps, p.values, p.timestamps_ms]
-                        for key, p in batch.metrics.items()
-                    },
-                }
-            )
+            self._write(_metrics_line(batch.metrics))
         if batch.params:
             self._write({"t": "p", "p": batch.params})
         if batch.tags:
@@ -178,6 +173,23 @@ class SpoolSink:
         # killed right after loses nothing that was written.
         self._out.write(encode(record))
         self._out.flush()
+
+
+def _metrics_line(metrics: dict[str, MetricPoints]) -> dict[str, Any]:
+    """A ``b`` spool line (format in ``nbtrack.sync.spool``): packed arrays, no per-point work."""
+    times: list[array[float]] = []  # distinct time columns; metrics of the same calls share one
+    encoded: dict[str, list[Any]] = {}
+    for key, points in metrics.items():
+        index = next((i for i, known in enumerate(times) if known is points.seconds), len(times))
+        if index == len(times):
+            times.append(points.seconds)
+        steps = points.steps
+        encoded[key] = [
+            steps.start if isinstance(steps, range) else pack(steps),
+            pack(points.values),
+            index,
+        ]
+    return {"t": "b", "ts": [pack(column) for column in times], "m": encoded}
 
 
 _sessions: dict[str, SpoolSession] = {}

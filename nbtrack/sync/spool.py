@@ -12,17 +12,28 @@ A *session* folder belongs to one kernel::
         <run>.rejected      batches the store refused for good, kept with the reason
 
 Lines of a ``.spool`` (``t`` is the kind):
-``start`` (run identity, tags), ``m`` (metrics: ``{key: [steps, values, timestamps_ms]}``),
-``p`` (params), ``g`` (tags), ``a`` (artifact path), ``end`` (status, end time, error).
+``start`` (run identity, tags), ``b`` (metrics, below), ``p`` (params), ``g`` (tags),
+``a`` (artifact path), ``end`` (status, end time, error).
+
+A ``b`` line holds one batch of metric points as packed little-endian arrays in base64, which
+the kernel writes without a Python-level loop over points (JSON numbers would cost it ~0.3 us
+per point): ``{"t": "b", "ts": [seconds...], "m": {key: [steps, values, ts_index]}}``.
+``ts`` lists float64 arrays of unix times, one per group of metrics logged by the same calls;
+``values`` is a float64 array; ``steps`` is either the first step of consecutive steps (an int)
+or an int64 array. ``m`` lines (``{key: [steps, values, timestamps_ms]}`` as JSON numbers) come
+from earlier versions and are still read.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
 import os
+import sys
 import tempfile
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +55,22 @@ def spool_root() -> Path:
 def encode(record: dict[str, Any]) -> bytes:
     # NaN and inf are legal metric values; Python's json writes and reads them as NaN/Infinity.
     return json.dumps(record, separators=(",", ":"), allow_nan=True).encode() + b"\n"
+
+
+def pack(values: array[Any]) -> str:
+    """An array as base64 of its little-endian bytes (a spool may be read on another machine)."""
+    if sys.byteorder != "little":
+        values = array(values.typecode, values)
+        values.byteswap()
+    return base64.b64encode(values.tobytes()).decode("ascii")
+
+
+def unpack(text: str, typecode: str) -> array[Any]:
+    values = array(typecode)
+    values.frombytes(base64.b64decode(text))
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values
 
 
 def read_lines(path: Path, offset: int, max_bytes: int) -> Iterator[tuple[dict[str, Any], int]]:

@@ -27,6 +27,7 @@ from nbtrack.sync.spool import (
     read_json,
     read_lines,
     spool_root,
+    unpack,
     write_json_atomic,
 )
 
@@ -85,8 +86,8 @@ class RunReplayer:
         consumed = self.offset
         for record, end_offset in read_lines(self.spool, self.offset, _READ_CHUNK):
             kind = record["t"]
-            if kind == "m":
-                metrics.extend(self._metrics(record["m"]))
+            if kind in ("b", "m"):
+                metrics.extend(self._packed(record) if kind == "b" else self._metrics(record["m"]))
                 if len(metrics) >= MAX_METRICS_PER_BATCH:
                     self._send_metrics(metrics)
                     metrics = []
@@ -107,7 +108,28 @@ class RunReplayer:
             progressed = True
         return progressed
 
+    def _packed(self, record: dict[str, Any]) -> list[Any]:
+        from mlflow.entities import Metric
+
+        times = [unpack(column, "d") for column in record["ts"]]
+        out: list[Any] = []
+        for key, (packed_steps, packed_values, index) in record["m"].items():
+            values, seconds = unpack(packed_values, "d"), times[index]
+            steps = (
+                range(packed_steps, packed_steps + len(values))
+                if isinstance(packed_steps, int)
+                else unpack(packed_steps, "q")
+            )
+            out.extend(
+                Metric(key, v, int(t * 1000), s)
+                for s, v, t in zip(steps, values, seconds, strict=True)
+            )
+            if values:
+                self.last_timestamp_ms = max(self.last_timestamp_ms or 0, int(seconds[-1] * 1000))
+        return out
+
     def _metrics(self, grouped: dict[str, list[list[Any]]]) -> list[Any]:
+        """An ``m`` line, written by earlier versions: the same points as JSON numbers."""
         from mlflow.entities import Metric
 
         out: list[Any] = []
