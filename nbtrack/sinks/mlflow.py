@@ -8,6 +8,7 @@ kernel shutdown wait for everything.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from nbtrack.sync.spool import (
+    HURRY_FILE,
     SessionInfo,
     encode,
     pack,
@@ -87,20 +89,32 @@ class SpoolSession:
         self._counter += 1
         return self.folder / f"run{self._counter:04d}-{uuid.uuid4().hex[:6]}.spool"
 
-    def wait(self, timeout: float | None, spool: Path | None = None) -> bool:
+    def wait(
+        self, timeout: float | None, spool: Path | None = None, upto: dict[Path, int] | None = None
+    ) -> bool:
         """Block until ``spool`` (or every spool) is uploaded; False on timeout.
 
+        ``upto`` maps the spool of a run still being logged to the size it had when the wait
+        began: that far is enough, since the run's spool itself lasts until the run ends.
         Interruptible: a KeyboardInterrupt stops the waiting, not the upload.
         """
+        upto = upto or {}
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = [spool] if spool is not None else pending_spools(self.folder)
-            if not any(p.exists() for p in remaining):
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            self.ensure_worker()
-            time.sleep(0.02)
+        # Someone waits: the sync process stops pacing the upload of runs still being logged.
+        hurry = self.folder / HURRY_FILE
+        with contextlib.suppress(OSError):  # a folder already removed has nothing to wait for
+            hurry.touch()
+        try:
+            while True:
+                remaining = [spool] if spool is not None else pending_spools(self.folder)
+                if not any(p.exists() and not _acknowledged(p, upto.get(p)) for p in remaining):
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                self.ensure_worker()
+                time.sleep(0.02)
+        finally:
+            hurry.unlink(missing_ok=True)
 
     def pending_points(self, spool: Path | None, total: int) -> int:
         """About how many of a run's ``total`` points are not in the store yet (from how much
@@ -220,12 +234,34 @@ def adopt_orphans(tracking_uri: str) -> bool:
     return False
 
 
+def _acknowledged(spool: Path, size: int | None) -> bool:
+    """Whether the sync process confirmed the first ``size`` bytes of ``spool`` as stored."""
+    if size is None:
+        return False
+    state = read_json(spool.with_suffix(".state")) or {}
+    return int(state.get("offset", 0)) >= size
+
+
 def wait_all(timeout: float | None = None) -> bool:
-    """Wait until every run of this kernel is stored; False if ``timeout`` ran out first."""
+    """Wait until every run of this kernel is stored; False if ``timeout`` ran out first.
+
+    Called inside a tracked cell, it waits for what the running run logged so far.
+    """
+    from nbtrack import run as runs
+    from nbtrack._sender import drain
+
+    upto: dict[Path, int] = {}
+    active = runs.current()
+    if active is not None:
+        drain(active)  # what the loop buffered goes to the spool before we measure it
+        for sink in active.sinks:
+            spool = getattr(sink, "spool", None)
+            if isinstance(sink, SpoolSink) and spool is not None and spool.exists():
+                upto[spool] = spool.stat().st_size
     deadline = None if timeout is None else time.monotonic() + timeout
     for session in list(_sessions.values()):
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not session.wait(left):
+        if not session.wait(left, upto=upto):
             return False
     return True
 

@@ -6,6 +6,7 @@ A *session* folder belongs to one kernel::
         session.json        kernel pid (+ start time), tracking URI, sync process pid
         worker.lock         flock-ed by the live sync process; free means nobody uploads it
         worker.log          the sync process's own log
+        hurry               exists while the kernel waits for the upload: no pacing then
         <run>.spool         one JSON document per line, appended by the kernel
         <run>.state         written by the sync process: acknowledged offset, MLflow run id
         <run>.files/        artifact copies waiting for upload
@@ -41,6 +42,9 @@ from typing import Any, BinaryIO
 
 SPOOL_SUFFIX = ".spool"
 STATE_SUFFIX = ".state"
+# Present in a session folder while the kernel waits for the upload (``nbtrack.wait()``).
+HURRY_FILE = "hurry"
+_END_LINE = b'{"t":"end"'
 
 
 def spool_root() -> Path:
@@ -96,6 +100,18 @@ def read_lines(path: Path, offset: int, max_bytes: int) -> Iterator[tuple[dict[s
         position += len(line)
         if line.strip():
             yield json.loads(line), position
+
+
+def run_ended(path: Path) -> bool:
+    """Whether the kernel wrote a spool's ``end`` line: it is always the last line."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - 256))
+            tail = handle.read()
+    except OSError:
+        return False
+    return _END_LINE in tail[tail.rfind(b"\n", 0, len(tail) - 1) + 1 :]
 
 
 def write_json_atomic(path: Path, content: dict[str, Any]) -> None:

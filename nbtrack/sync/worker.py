@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack.sync.spool import (
+    HURRY_FILE,
     STATE_SUFFIX,
     SessionInfo,
     SessionLock,
@@ -26,6 +27,7 @@ from nbtrack.sync.spool import (
     pending_spools,
     read_json,
     read_lines,
+    run_ended,
     spool_root,
     unpack,
     write_json_atomic,
@@ -39,6 +41,8 @@ MAX_PARAMS_PER_BATCH = 100
 MAX_TAGS_PER_BATCH = 100
 _READ_CHUNK = 4 * 1024 * 1024
 _POLL_S = 0.05
+# Share of one CPU core the upload of a run may use while its cell is still executing.
+_DEFAULT_CPU_SHARE = 0.05
 # MLflow error codes that no retry will fix; anything else (connection refused, 5xx, a locked
 # SQLite file) is worth retrying.
 _PERMANENT_ERRORS = frozenset(
@@ -79,20 +83,27 @@ class RunReplayer:
     def key(self) -> str:
         return self.spool.stem
 
-    def step(self) -> bool:
-        """Upload what is new in the spool. True if something was uploaded."""
+    def step(self, max_points: int | None = None) -> bool:
+        """Upload what is new in the spool, or about ``max_points`` of it (whole lines).
+
+        True if something was uploaded.
+        """
         progressed = False
         metrics: list[Any] = []
         consumed = self.offset
+        sent = 0
         for record, end_offset in read_lines(self.spool, self.offset, _READ_CHUNK):
             kind = record["t"]
             if kind in ("b", "m"):
                 metrics.extend(self._packed(record) if kind == "b" else self._metrics(record["m"]))
+                consumed = end_offset
                 if len(metrics) >= MAX_METRICS_PER_BATCH:
                     self._send_metrics(metrics)
+                    sent += len(metrics)
                     metrics = []
                     self._ack(end_offset)
-                consumed = end_offset
+                    if max_points is not None and sent >= max_points:
+                        return True
                 continue
             # Everything but metrics is applied in order, after the metrics before it.
             self._send_metrics(metrics)
@@ -285,16 +296,70 @@ class RunReplayer:
         self.spool.unlink(missing_ok=True)
 
 
+class Pacer:
+    """Keeps the upload of a run whose cell is still executing under a share of one CPU core.
+
+    MLflow's client costs ~100 us of CPU per point into SQLite, so a loop logging thousands of
+    points a second keeps the sync process busy. That is a separate process, but where cores
+    share execution units and caches (SMT siblings, small VMs) it still slows the training loop:
+    ~10 % on the 2-vCPU development machine while it uploads. The points are safe in the spool
+    already, so while the cell runs the upload only keeps MLflow's view fresh: after a piece of
+    work costing c CPU seconds it rests c * (1/share - 1). A run whose cell ended, a dead kernel
+    and ``nbtrack.wait()`` get the upload at full speed.
+    """
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+        self.resume_at = 0.0
+
+    @classmethod
+    def from_env(cls) -> Pacer:
+        text = os.environ.get("NBTRACK_SYNC_CPU_SHARE", "")
+        try:
+            share = float(text) if text else _DEFAULT_CPU_SHARE
+        except ValueError:
+            share = -1.0
+        if not 0 < share <= 1:
+            log.warning(
+                "NBTRACK_SYNC_CPU_SHARE=%r is not a number in (0, 1]; using %s",
+                text,
+                _DEFAULT_CPU_SHARE,
+            )
+            share = _DEFAULT_CPU_SHARE
+        return cls(share)
+
+    @property
+    def unlimited(self) -> bool:
+        return self.share >= 1
+
+    def ready(self) -> bool:
+        return time.monotonic() >= self.resume_at
+
+    def spent(self, cpu_s: float) -> None:
+        self.resume_at = time.monotonic() + cpu_s * (1 / self.share - 1)
+
+
 class SessionUploader:
     """Uploads every spool of one session folder."""
 
-    def __init__(self, info: SessionInfo, client: Any) -> None:
+    def __init__(self, info: SessionInfo, client: Any, pacer: Pacer | None = None) -> None:
         self.info = info
         self.client = client
+        self.pacer = pacer
         self.replayers: dict[Path, RunReplayer] = {}
         self.backoff_s = 0.0
         self.max_backoff_s = float(os.environ.get("NBTRACK_RETRY_MAX_S", "30"))
         self.retry_at = 0.0
+
+    def _paced(self, spool: Path) -> bool:
+        """Whether this spool's run is still being logged by a live kernel nobody waits for."""
+        pacer = self.pacer
+        return (
+            pacer is not None
+            and not pacer.unlimited
+            and not (self.info.folder / HURRY_FILE).exists()
+            and not run_ended(spool)
+        )
 
     def step(self) -> bool:
         """One pass over the session's spools; True if anything was uploaded."""
@@ -306,7 +371,14 @@ class SessionUploader:
                 replayer = self.replayers.get(spool)
                 if replayer is None:
                     replayer = self.replayers[spool] = RunReplayer(spool, self.client)
-                progressed |= replayer.step()
+                if self.pacer is not None and self._paced(spool):
+                    if not self.pacer.ready():
+                        continue
+                    cpu = time.thread_time()
+                    progressed |= replayer.step(max_points=MAX_METRICS_PER_BATCH)
+                    self.pacer.spent(time.thread_time() - cpu)
+                else:
+                    progressed |= replayer.step()
                 if replayer.ended:
                     replayer.remove()
                     del self.replayers[spool]
@@ -416,11 +488,14 @@ def run_worker(folder: Path) -> int:
     threading.Thread(
         target=recover_orphans, args=(info.tracking_uri, folder), name="orphans", daemon=True
     ).start()
-    uploader = SessionUploader(info, client)
+    pacer = Pacer.from_env()
+    uploader = SessionUploader(info, client, pacer)
     idle_polls = 0
     while True:
+        alive = info.kernel_alive()
+        uploader.pacer = pacer if alive else None
         progressed = uploader.step()
-        if not progressed and not info.kernel_alive():
+        if not progressed and not alive:
             uploader.drain_all()
             if not pending_spools(folder):
                 break
