@@ -5,7 +5,7 @@
 Everything is measured in this one run, three metrics per step, and printed as µs per metric
 point with the ratio to ``nbtrack.log``. nbtrack runs inside real ``%%track`` cells; its cost is
 split in two: the hot path (what the training loop pays per call) and the sender thread's work
-per point (grouping, tensor conversion, curves, the spool line), which runs every 0.1 s in the
+per point (grouping, tensor conversion, curves, the spool line), which runs every 0.5 s in the
 kernel. The upload itself happens in the sync process, outside the kernel (see bench_drain.py).
 MLflow's variants log into the same SQLite store. About a minute in all.
 """
@@ -24,7 +24,7 @@ from _common import Shell, fmt, isolate, median, table
 
 METRICS = ("loss", "acc", "lr")
 # Fast variants: CHUNKS x CALLS log calls per round, ROUNDS rounds, median round reported. A
-# chunk is what a 20k-steps/s loop buffers between two sender wake-ups (0.1 s).
+# chunk is what a 4k-steps/s loop buffers between two sender wake-ups (0.5 s).
 CHUNKS, CALLS, ROUNDS = 100, 2_000, 3
 # nbtrack's sender: batches of this many calls (3 points each), timed one drain at a time.
 DRAIN_CALLS, DRAIN_BATCHES = 1_000, 20
@@ -38,7 +38,7 @@ from nbtrack import _sender as _nbtrack_sender
 
 def _time_calls(log, buffer, chunks, calls, loss):
     # One chunk of `calls` log calls is timed at a time; emptying the buffer between chunks
-    # (as the sender does every 0.1 s) is not part of the hot path and is left out.
+    # (as the sender does every 0.5 s) is not part of the hot path and is left out.
     total = 0.0
     for _ in range(chunks):
         start = _perf_counter()

@@ -82,10 +82,12 @@ class Curve:
         finite = np.isfinite(new_values)
         n_finite = int(finite.sum())
         self.nonfinite += n - n_finite
+        if n_finite == n:  # the usual case: no masking needed
+            low, high = int(new_values.argmin()), int(new_values.argmax())
+        elif n_finite:
+            low = int(np.where(finite, new_values, np.inf).argmin())
+            high = int(np.where(finite, new_values, -np.inf).argmax())
         if n_finite:
-            masked_low = np.where(finite, new_values, np.inf)
-            masked_high = np.where(finite, new_values, -np.inf)
-            low, high = int(masked_low.argmin()), int(masked_high.argmax())
             if new_values[low] < self.min:
                 self.min, self.min_step = float(new_values[low]), float(new_steps[low])
             if new_values[high] > self.max:

@@ -233,7 +233,8 @@ def log(step: int | None = None, **metrics: Any) -> None:
     calls.append((step, _now(), metrics))
     if len(calls) > MAX_BUFFERED_CALLS:
         # A loop that does nothing but log can outrun the sender thread; rather than let
-        # memory grow, the caller spools this backlog itself (rare: ~100k calls in 0.1 s).
+        # memory grow, the caller spools this backlog itself (rare: ~100k calls in one
+        # sender interval).
         _drain_now(run)
 
 

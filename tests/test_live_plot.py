@@ -148,7 +148,7 @@ def test_redraws_are_throttled_for_100k_log_calls(
         for step in range(100_000):
             nbtrack.log(loss=1.0 / (step + 1), acc=step / 100_000)
             if step % 100 == 99:
-                # What the sender thread does every 0.1 s, here every 100 calls so that the
+                # What the sender thread does every 0.5 s, here every 100 calls so that the
                 # plot is asked to update a thousand times.
                 _sender.drain(run)
                 drains += 1

@@ -95,6 +95,7 @@ def test_upload_is_paced_while_its_cell_runs_and_wait_lifts_it(store, client, mo
     # points (whole spool lines: here one per burst of 3000) it rests 99x the CPU time that
     # piece took (~0.3 s into SQLite, so ~30 s).
     monkeypatch.setenv("NBTRACK_SYNC_CPU_SHARE", "0.01")
+    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "0.1")  # spool lines of one burst each
     path = notebook(
         "import mlflow, nbtrack, time",
         "%%track -e paced\n"
@@ -134,7 +135,7 @@ def _start_long_cell(kernel: Kernel, experiment: str) -> str:
         "        time.sleep(0.01)\n"
     )
     kernel.wait_for_output(msg_id, "past 3000")
-    time.sleep(0.5)  # let the sender spool a few more batches
+    time.sleep(1.2)  # let the sender (every 0.5 s) spool a few more batches
     return msg_id
 
 
