@@ -300,12 +300,11 @@ class Pacer:
     """Keeps the upload of a run whose cell is still executing under a share of one CPU core.
 
     MLflow's client costs ~100 us of CPU per point into SQLite, so a loop logging thousands of
-    points a second keeps the sync process busy. That is a separate process, but where cores
-    share execution units and caches (SMT siblings, small VMs) it still slows the training loop:
-    ~10 % on the 2-vCPU development machine while it uploads. The points are safe in the spool
-    already, so while the cell runs the upload only keeps MLflow's view fresh: after a piece of
-    work costing c CPU seconds it rests c * (1/share - 1). A run whose cell ended, a dead kernel
-    and ``nbtrack.wait()`` get the upload at full speed.
+    points a second would keep the sync process busy on a core of its own: about two thirds of a
+    core for bench_loop's 6,500 points/s. On a small or shared machine that core is not free.
+    The points are safe in the spool already, so while the cell runs the upload only keeps
+    MLflow's view fresh: after a piece of work costing c CPU seconds it rests c * (1/share - 1).
+    A run whose cell ended, a dead kernel and ``nbtrack.wait()`` get the upload at full speed.
     """
 
     def __init__(self, share: float) -> None:
