@@ -60,9 +60,9 @@ def _model():
         optimizer.step()
     return model, optimizer, x, y, lossf
 
-def _train(steps, log):
-    model, optimizer, x, y, lossf = _model()
-    wall, cpu, own = _perf_counter(), _process_time(), _thread_time()
+def _steps(state, steps, log):
+    # The training step, the same in every measurement; `log` is called after each step.
+    model, optimizer, x, y, lossf = state
     for i in range(steps):
         optimizer.zero_grad(set_to_none=True)
         loss = lossf(model(x), y)
@@ -70,6 +70,11 @@ def _train(steps, log):
         optimizer.step()
         if log is not None:
             log(loss=loss, lr=0.01, progress=i / steps)
+
+def _train(steps, log):
+    state = _model()
+    wall, cpu, own = _perf_counter(), _process_time(), _thread_time()
+    _steps(state, steps, log)
     end = _perf_counter()
     # Wall time; CPU time of the whole kernel process (loop + sender thread); CPU time of the
     # loop's own thread; when the loop ended.
@@ -77,21 +82,14 @@ def _train(steps, log):
 
 def _blocks(n_blocks, block_steps, log=None, toggle=None):
     # Odd blocks call `log` every step (or run with `toggle(True)`), even blocks do not.
-    model, optimizer, x, y, lossf = _model()
+    state = _model()
     times = []
     for b in range(n_blocks):
         on = b % 2 == 1
         if toggle is not None:
             toggle(on)
-        call = log if on else None
         start = _perf_counter()
-        for i in range(block_steps):
-            optimizer.zero_grad(set_to_none=True)
-            loss = lossf(model(x), y)
-            loss.backward()
-            optimizer.step()
-            if call is not None:
-                call(loss=loss, lr=0.01, progress=i / block_steps)
+        _steps(state, block_steps, log if on else None)
         times.append(_perf_counter() - start)
     if toggle is not None:
         toggle(False)

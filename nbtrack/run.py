@@ -226,7 +226,7 @@ def log(step: int | None = None, **metrics: Any) -> None:
     if not run.known_keys.issuperset(metrics):
         _check_new_keys(run, metrics)
     if not _PLAIN_NUMBERS.issuperset(map(type, metrics.values())):
-        metrics = _convert(run, metrics)
+        _convert(run, metrics)
     if step is not None and (type(step) is not int or not 0 <= step <= _MAX_STEP):
         step = _check_step(step)
     calls = run.calls
@@ -251,7 +251,7 @@ def _check_new_keys(run: Run, metrics: dict[str, Any]) -> None:
             run.known_keys.add(key)
 
 
-def _convert(run: Run, metrics: dict[str, Any]) -> dict[str, Any]:
+def _convert(run: Run, metrics: dict[str, Any]) -> None:
     """Make the values of one call storable: read CPU tensors, detach device tensors, check
     anything else. Replacing values while iterating is safe: the dict's size never changes."""
     for key, value in metrics.items():
@@ -264,11 +264,6 @@ def _convert(run: Run, metrics: dict[str, Any]) -> dict[str, Any]:
             metrics[key] = value.item()
         else:
             _check_value(run, key, value, metrics)
-    # The kwargs dict was created holding a tensor, so the garbage collector tracks it, and
-    # CPython untracks dicts only in full collections: a buffer of them would be walked by
-    # every young collection until the sender takes it. A copy built item by item holds only
-    # floats (CPU case) and is not tracked.
-    return dict(metrics.items())
 
 
 # torch.Tensor once a tensor has been logged: a plain identity check on the hot path then

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,31 +94,25 @@ class Kernel:
         reply = self.wait_reply(msg_id, timeout)
         return reply, self.outputs(msg_id)
 
-    def outputs(self, msg_id: str, settle: float = 0.3) -> list[dict[str, Any]]:
-        found = []
-        deadline = time.monotonic() + settle
+    def _iopub(self, seconds: float, poll: float) -> Iterator[dict[str, Any]]:
+        """The kernel's iopub messages for ``seconds`` from now."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
-                msg = self.kc.get_iopub_msg(timeout=0.05)
+                yield self.kc.get_iopub_msg(timeout=poll)
             except queue.Empty:
                 continue
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] in (
-                "stream",
-                "display_data",
-                "update_display_data",
-                "execute_result",
-                "error",
-            ):
-                found.append({"type": msg["msg_type"], **msg["content"]})
-        return found
+
+    def outputs(self, msg_id: str, settle: float = 0.3) -> list[dict[str, Any]]:
+        kinds = ("stream", "display_data", "update_display_data", "execute_result", "error")
+        return [
+            {"type": msg["msg_type"], **msg["content"]}
+            for msg in self._iopub(settle, 0.05)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] in kinds
+        ]
 
     def wait_for_output(self, msg_id: str, needle: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                msg = self.kc.get_iopub_msg(timeout=0.2)
-            except queue.Empty:
-                continue
+        for msg in self._iopub(timeout, 0.2):
             if (
                 msg["parent_header"].get("msg_id") == msg_id
                 and msg["msg_type"] == "stream"

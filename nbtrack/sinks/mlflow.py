@@ -255,9 +255,8 @@ def wait_all(timeout: float | None = None) -> bool:
     if active is not None:
         drain(active)  # what the loop buffered goes to the spool before we measure it
         for sink in active.sinks:
-            spool = getattr(sink, "spool", None)
-            if isinstance(sink, SpoolSink) and spool is not None and spool.exists():
-                upto[spool] = spool.stat().st_size
+            if isinstance(sink, SpoolSink) and sink.spool is not None and sink.spool.exists():
+                upto[sink.spool] = sink.spool.stat().st_size
     deadline = None if timeout is None else time.monotonic() + timeout
     for session in list(_sessions.values()):
         left = None if deadline is None else max(0.0, deadline - time.monotonic())

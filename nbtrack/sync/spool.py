@@ -21,8 +21,7 @@ the kernel writes without a Python-level loop over points (JSON numbers would co
 per point): ``{"t": "b", "ts": [seconds...], "m": {key: [steps, values, ts_index]}}``.
 ``ts`` lists float64 arrays of unix times, one per group of metrics logged by the same calls;
 ``values`` is a float64 array; ``steps`` is either the first step of consecutive steps (an int)
-or an int64 array. ``m`` lines (``{key: [steps, values, timestamps_ms]}`` as JSON numbers) come
-from earlier versions and are still read.
+or an int64 array.
 """
 
 from __future__ import annotations

@@ -94,8 +94,8 @@ class RunReplayer:
         sent = 0
         for record, end_offset in read_lines(self.spool, self.offset, _READ_CHUNK):
             kind = record["t"]
-            if kind in ("b", "m"):
-                metrics.extend(self._packed(record) if kind == "b" else self._metrics(record["m"]))
+            if kind == "b":
+                metrics.extend(self._packed(record))
                 consumed = end_offset
                 if len(metrics) >= MAX_METRICS_PER_BATCH:
                     self._send_metrics(metrics)
@@ -137,20 +137,6 @@ class RunReplayer:
             )
             if values:
                 self.last_timestamp_ms = max(self.last_timestamp_ms or 0, int(seconds[-1] * 1000))
-        return out
-
-    def _metrics(self, grouped: dict[str, list[list[Any]]]) -> list[Any]:
-        """An ``m`` line, written by earlier versions: the same points as JSON numbers."""
-        from mlflow.entities import Metric
-
-        out: list[Any] = []
-        for key, (steps, values, stamps) in grouped.items():
-            out.extend(
-                Metric(key, float(v), int(t), int(s))
-                for s, v, t in zip(steps, values, stamps, strict=True)
-            )
-            if stamps:
-                self.last_timestamp_ms = max(self.last_timestamp_ms or 0, int(stamps[-1]))
         return out
 
     def _send_metrics(self, metrics: list[Any]) -> None:
@@ -327,10 +313,6 @@ class Pacer:
             share = _DEFAULT_CPU_SHARE
         return cls(share)
 
-    @property
-    def unlimited(self) -> bool:
-        return self.share >= 1
-
     def ready(self) -> bool:
         return time.monotonic() >= self.resume_at
 
@@ -350,15 +332,18 @@ class SessionUploader:
         self.max_backoff_s = float(os.environ.get("NBTRACK_RETRY_MAX_S", "30"))
         self.retry_at = 0.0
 
-    def _paced(self, spool: Path) -> bool:
-        """Whether this spool's run is still being logged by a live kernel nobody waits for."""
+    def _pacer_for(self, spool: Path) -> Pacer | None:
+        """The pacer, if this spool's run is still being logged by a live kernel nobody waits
+        for; None means full speed."""
         pacer = self.pacer
-        return (
-            pacer is not None
-            and not pacer.unlimited
-            and not (self.info.folder / HURRY_FILE).exists()
-            and not run_ended(spool)
-        )
+        if (
+            pacer is None
+            or pacer.share >= 1
+            or (self.info.folder / HURRY_FILE).exists()
+            or run_ended(spool)
+        ):
+            return None
+        return pacer
 
     def step(self) -> bool:
         """One pass over the session's spools; True if anything was uploaded."""
@@ -370,12 +355,13 @@ class SessionUploader:
                 replayer = self.replayers.get(spool)
                 if replayer is None:
                     replayer = self.replayers[spool] = RunReplayer(spool, self.client)
-                if self.pacer is not None and self._paced(spool):
-                    if not self.pacer.ready():
+                pacer = self._pacer_for(spool)
+                if pacer is not None:
+                    if not pacer.ready():
                         continue
                     cpu = time.thread_time()
                     progressed |= replayer.step(max_points=MAX_METRICS_PER_BATCH)
-                    self.pacer.spent(time.thread_time() - cpu)
+                    pacer.spent(time.thread_time() - cpu)
                 else:
                     progressed |= replayer.step()
                 if replayer.ended:
