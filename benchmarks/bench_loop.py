@@ -269,6 +269,11 @@ def main() -> None:
         "after), to tell the kernel's own cost from the sync process competing for the CPU",
     )
     args = parser.parse_args()
+    if args.pairs < 2 or args.blocks < 3:
+        parser.error(
+            "--pairs needs 2 or more (the control compares untracked runs with each "
+            "other) and --blocks 3 or more"
+        )
 
     folder = isolate("loop")
     shell = Shell()
