@@ -15,6 +15,7 @@ import os
 import threading
 import warnings
 from array import array
+from collections.abc import Sequence
 from itertools import islice
 from operator import itemgetter
 from typing import Any
@@ -84,15 +85,18 @@ def _group(
     """
     steps_col, seconds_col, dicts = zip(*calls, strict=True)
     n = len(dicts)
-    keys = dicts[0].keys()
+    keys = tuple(dicts[0])
     next_step = run.next_step
     metrics = batch.metrics
-    if steps_col.count(None) == n and all(map(keys.__eq__, map(dict.keys, dicts))):
+    rows = _rows_if_uniform(steps_col, dicts, keys)
+    if rows is not None:
         seconds = array("d", seconds_col)
-        for key in keys:
+        # itemgetter of one name gives the value itself, of several a tuple per call.
+        by_key = zip(*rows, strict=True) if len(keys) > 1 else [rows]
+        for key, logged in zip(keys, by_key, strict=True):
             start = next_step.get(key, 0)
             next_step[key] = start + n
-            values = _float_column(list(map(itemgetter(key), dicts)), run.needs_conversion)
+            values = _float_column(logged, run.needs_conversion)
             metrics[key] = MetricPoints(range(start, start + n), values, seconds)
         return
     columns: dict[str, tuple[list[int], list[Any], list[float]]] = {}
@@ -114,7 +118,24 @@ def _group(
         )
 
 
-def _float_column(values: list[Any], convert: bool) -> array[float]:
+def _rows_if_uniform(
+    steps: tuple[int | None, ...], dicts: tuple[dict[str, Any], ...], keys: tuple[str, ...]
+) -> list[Any] | None:
+    """The values of ``keys`` from every call, if every call had implicit steps and exactly
+    those names (equal sizes, and an itemgetter that finds them all, prove it in C)."""
+    if (
+        not keys
+        or steps.count(None) != len(dicts)
+        or sum(map(len, dicts)) != len(dicts) * len(keys)
+    ):
+        return None
+    try:
+        return list(map(itemgetter(*keys), dicts))
+    except KeyError:
+        return None
+
+
+def _float_column(values: Sequence[Any], convert: bool) -> array[float]:
     """Logged values as a float64 array. ``log`` let only numbers through; those that are not
     floats or ints (numpy scalars, device tensors) are converted here, off the hot path."""
     if not convert:

@@ -1,0 +1,76 @@
+"""The sender's grouping of buffered ``log`` calls into per-metric points.
+
+The usual loop (implicit steps, the same names every call) takes a column-wise path; anything
+else goes point by point. Both must give every metric its own steps and values in call order,
+and the curves the live plot and the record draw from.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from nbtrack import _sender
+from nbtrack import run as runs
+
+
+@pytest.fixture
+def run():
+    active = runs.Run("grouping", "tests", "sqlite:///unused.db")
+    runs._current = active
+    yield active
+    runs._current = None
+
+
+def _points(batch):
+    return {
+        key: (list(points.steps), list(points.values), list(points.seconds))
+        for key, points in batch.metrics.items()
+    }
+
+
+def test_the_same_names_in_any_order_give_one_column_each_with_shared_times(run):
+    runs.log(loss=1.0, acc=0.5)
+    runs.log(acc=0.6, loss=2.0)
+    runs.log(loss=3.0, acc=0.7)
+    times = [call[1] for call in run.calls]
+    batch = _sender.drain(run)
+    assert _points(batch) == {
+        "loss": ([0, 1, 2], [1.0, 2.0, 3.0], times),
+        "acc": ([0, 1, 2], [0.5, 0.6, 0.7], times),
+    }
+    assert isinstance(batch.metrics["loss"].steps, range)
+    assert run.calls == []
+    # The next batch goes on from the steps already used.
+    runs.log(loss=4.0, acc=0.8)
+    assert _points(_sender.drain(run))["loss"][0] == [3]
+    assert list(run.curves["acc"].points()[1]) == [0.5, 0.6, 0.7, 0.8]
+
+
+def test_a_single_name_and_ints_and_tensors(run):
+    torch = pytest.importorskip("torch")
+    runs.log(loss=torch.tensor(1.5))
+    runs.log(loss=2)
+    runs.log(loss=torch.tensor(3.5, requires_grad=True) * 1)
+    assert _points(_sender.drain(run))["loss"][:2] == ([0, 1, 2], [1.5, 2.0, 3.5])
+
+
+def test_calls_with_different_names_of_the_same_count_keep_each_metric_apart(run):
+    runs.log(loss=1.0, acc=0.5)
+    runs.log(loss=2.0, lr=0.1)
+    runs.log(loss=3.0, acc=0.7)
+    points = _points(_sender.drain(run))
+    assert {key: value[:2] for key, value in points.items()} == {
+        "loss": ([0, 1, 2], [1.0, 2.0, 3.0]),
+        "acc": ([0, 1], [0.5, 0.7]),
+        "lr": ([0], [0.1]),
+    }
+    assert points["acc"][2] == [points["loss"][2][0], points["loss"][2][2]]
+
+
+def test_explicit_steps_and_extra_names_go_point_by_point(run):
+    runs.log(loss=1.0)
+    runs.log(step=10, loss=2.0, acc=0.5)
+    runs.log(loss=3.0)
+    points = _points(_sender.drain(run))
+    assert points["loss"][:2] == ([0, 10, 11], [1.0, 2.0, 3.0])
+    assert points["acc"][:2] == ([10], [0.5])
