@@ -82,6 +82,8 @@ _park_sender(3600.0)
 _run = nbtrack.active_run()
 _loss = {loss}
 _log_s = [_time_calls(nbtrack.log, _run.calls, {chunks}, {calls}, _loss) for _ in range({rounds})]
+from nbtrack.run import _log_py
+_py_log_s = [_time_calls(_log_py, _run.calls, {chunks}, {calls}, _loss) for _ in range({rounds})]
 _drain_s = _time_drains(_run, nbtrack.log, {batches}, {drain_calls}, _loss)
 _park_sender(0.1)
 """
@@ -112,6 +114,9 @@ def nbtrack_rows(shell: Shell) -> dict[str, tuple[float, int]]:
         )
         log_us = median(shell["_log_s"]) / points * 1e6
         rows[f"nbtrack.log hot path, {label}"] = (log_us, points)
+        # The version that runs where the C one was not built (no compiler at install).
+        py_log_us = median(shell["_py_log_s"]) / points * 1e6
+        rows[f"nbtrack.log, Python version, {label}"] = (py_log_us, points)
         # The median batch: a batch that a busy machine preempted says nothing about nbtrack.
         drain_us = median(shell["_drain_s"]) / (DRAIN_CALLS * len(METRICS)) * 1e6
         rows[f"nbtrack sender per point, {label}"] = (drain_us, drain_points)

@@ -43,6 +43,7 @@ import os, signal, torch
 from time import perf_counter as _perf_counter
 from time import process_time as _process_time, thread_time as _thread_time
 from time import perf_counter_ns as _ns, time as _time
+from nbtrack.run import _log_py
 torch.set_num_threads(1)
 
 def _model():
@@ -354,6 +355,7 @@ def main() -> None:
         ("floor: loss.item() + a timestamped record appended", "_floor"),
         ("nbtrack.log, three floats", "_log_floats"),
         ("nbtrack.log(loss=loss, lr=, progress=)", "nbtrack.log"),
+        ("the same, Python version (no C compiler)", "_log_py"),
     ]
     in_loop: dict[str, list[float]] = {}
     for label, call in variants:
@@ -387,7 +389,7 @@ def main() -> None:
 
     log_share = median(in_loop["nbtrack.log(loss=loss, lr=, progress=)"]) - 1
     floor_share = median(in_loop["floor: loss.item() + a timestamped record appended"]) - 1
-    own_share = own_us[-1] / step_us
+    own_share = own_us[-2] / step_us
     sender_share = whole["sender_s"] / (args.pairs * steps * step_us / 1e6)
     contention = median(sync_slowdown) - 1
     sync_effect = contention * whole["sync_share"]

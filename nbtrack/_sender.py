@@ -17,7 +17,6 @@ import warnings
 from array import array
 from collections.abc import Sequence
 from itertools import islice
-from operator import itemgetter
 from typing import Any
 
 from nbtrack import run as runs
@@ -75,33 +74,36 @@ def _first_nonfinite(points: MetricPoints) -> int:
 
 
 def _group(
-    run: runs.Run, calls: list[tuple[int | None, float, dict[str, Any]]], batch: Batch
+    run: runs.Run,
+    calls: list[tuple[int | None, float, tuple[str, ...], tuple[Any, ...]]],
+    batch: Batch,
 ) -> None:
     """Turn ``log`` calls into per-metric points with their steps.
 
-    The common shape of a training loop (same metrics every call, implicit steps) is handled
-    column by column with C-level helpers (``zip``, ``map``, ``array``); anything else point by
-    point.
+    The common shape of a training loop (same names every call, implicit steps) is handled
+    column by column with C-level helpers (``zip``, ``array``); anything else point by point.
     """
-    steps_col, seconds_col, dicts = zip(*calls, strict=True)
-    n = len(dicts)
-    keys = tuple(dicts[0])
+    steps_col, seconds_col, names_col, values_col = zip(*calls, strict=True)
+    n = len(names_col)
+    names = names_col[0]
     next_step = run.next_step
     metrics = batch.metrics
-    rows = _rows_if_uniform(steps_col, dicts, keys)
-    if rows is not None:
+    # A call site passes the same names tuple every time, so this count mostly compares
+    # identities.
+    if names and steps_col.count(None) == n and names_col.count(names) == n:
         seconds = array("d", seconds_col)
-        # itemgetter of one name gives the value itself, of several a tuple per call.
-        by_key = zip(*rows, strict=True) if len(keys) > 1 else [rows]
-        for key, logged in zip(keys, by_key, strict=True):
+        by_name = zip(*values_col, strict=True)
+        for key, logged in zip(names, by_name, strict=True):
             start = next_step.get(key, 0)
             next_step[key] = start + n
             values = _float_column(logged, run.needs_conversion)
             metrics[key] = MetricPoints(range(start, start + n), values, seconds)
         return
     columns: dict[str, tuple[list[int], list[Any], list[float]]] = {}
-    for step, second, logged in zip(steps_col, seconds_col, dicts, strict=True):
-        for key, value in logged.items():
+    for step, second, keys, call_values in zip(
+        steps_col, seconds_col, names_col, values_col, strict=True
+    ):
+        for key, value in zip(keys, call_values, strict=True):
             at = next_step.get(key, 0) if step is None else step
             next_step[key] = at + 1
             column = columns.get(key)
@@ -116,23 +118,6 @@ def _group(
             _float_column(logged_values, run.needs_conversion),
             array("d", stamps),
         )
-
-
-def _rows_if_uniform(
-    steps: tuple[int | None, ...], dicts: tuple[dict[str, Any], ...], keys: tuple[str, ...]
-) -> list[Any] | None:
-    """The values of ``keys`` from every call, if every call had implicit steps and exactly
-    those names (equal sizes, and an itemgetter that finds them all, prove it in C)."""
-    if (
-        not keys
-        or steps.count(None) != len(dicts)
-        or sum(map(len, dicts)) != len(dicts) * len(keys)
-    ):
-        return None
-    try:
-        return list(map(itemgetter(*keys), dicts))
-    except KeyError:
-        return None
 
 
 def _float_column(values: Sequence[Any], convert: bool) -> array[float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import numbers
+import os
 import re
 import shutil
 import threading
@@ -84,10 +85,12 @@ class Run:
     error: RunError | None = None
     live_plot: bool = True
 
-    # Hot-path buffer: (step or None, unix time in s, {metric: value}) per `log` call. Only
+    # Hot-path buffer: (step or None, unix time in s, names, values) per `log` call. Only
     # `log` appends and only the sender removes (`del calls[:n]`), both single atomic list
     # operations under the GIL, so neither takes a lock.
-    calls: list[tuple[int | None, float, dict[str, Any]]] = field(default_factory=list)
+    calls: list[tuple[int | None, float, tuple[str, ...], tuple[Any, ...]]] = field(
+        default_factory=list
+    )
     # Params, tags and artifacts waiting for the sender, in call order.
     pending: list[tuple[str, Any]] = field(default_factory=list)
     # Metric names already validated; values of other types than float/int need conversion.
@@ -178,6 +181,8 @@ def activate(run: Run) -> None:
     with _lock:
         _current = run
         _draining.append(run)
+        if _hotpath is not None:
+            _hotpath.activate(run.calls, run.known_keys, run.tensor_keys, MAX_BUFFERED_CALLS)
     if on_new_run is not None:
         on_new_run(run)
 
@@ -187,6 +192,8 @@ def deactivate(run: Run) -> None:
     with _lock:
         if _current is run:
             _current = None
+            if _hotpath is not None:
+                _hotpath.deactivate()
 
 
 def runs_to_drain() -> list[Run]:
@@ -203,7 +210,7 @@ def forget(run: Run) -> None:
 # ---------------------------------------------------------------- the public hot path
 
 
-def log(step: int | None = None, **metrics: Any) -> None:
+def _log_py(step: int | None = None, **metrics: Any) -> None:
     """Log metric values for the current tracked cell: ``nbtrack.log(loss=loss, acc=acc)``.
 
     Values may be Python numbers, numpy scalars or one-element torch tensors. A CPU tensor is
@@ -230,12 +237,30 @@ def log(step: int | None = None, **metrics: Any) -> None:
     if step is not None and (type(step) is not int or not 0 <= step <= _MAX_STEP):
         step = _check_step(step)
     calls = run.calls
-    calls.append((step, _now(), metrics))
+    calls.append((step, _now(), tuple(metrics), tuple(metrics.values())))
     if len(calls) > MAX_BUFFERED_CALLS:
         # A loop that does nothing but log can outrun the sender thread; rather than let
         # memory grow, the caller spools this backlog itself (rare: ~100k calls in one
         # sender interval).
         _drain_now(run)
+
+
+def _load_hot_path() -> Any:
+    """nbtrack._hotpath, the C version of ``log``'s usual call, unless it was not built (no C
+    compiler at install) or ``NBTRACK_PURE_PYTHON=1`` asks for the Python version."""
+    if os.environ.get("NBTRACK_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from nbtrack import _hotpath
+    except ImportError:
+        return None
+    return _hotpath
+
+
+_hotpath = _load_hot_path()
+# What users call as ``nbtrack.log``: the C version where it was built, which hands every call
+# it does not take (new names, other types, errors) to ``_log_py``.
+log: Callable[..., None] = _log_py if _hotpath is None else _hotpath.make_log(_log_py)
 
 
 def _drain_now(run: Run) -> None:
@@ -281,6 +306,8 @@ def _check_value(run: Run, key: str, value: Any, metrics: dict[str, Any]) -> Non
             run.tensor_keys.add(key)
         if _tensor_type is None and kind.__name__ == "Tensor":
             _tensor_type = kind
+            if _hotpath is not None:
+                _hotpath.set_tensor_type(kind)
         if value.is_cpu:
             metrics[key] = value.item()
             return

@@ -16,9 +16,10 @@ from nbtrack import run as runs
 @pytest.fixture
 def run():
     active = runs.Run("grouping", "tests", "sqlite:///unused.db")
-    runs._current = active
+    runs.activate(active)
     yield active
-    runs._current = None
+    runs.deactivate(active)
+    runs.forget(active)
 
 
 def _points(batch):
@@ -28,22 +29,32 @@ def _points(batch):
     }
 
 
-def test_the_same_names_in_any_order_give_one_column_each_with_shared_times(run):
-    runs.log(loss=1.0, acc=0.5)
-    runs.log(acc=0.6, loss=2.0)
-    runs.log(loss=3.0, acc=0.7)
+def test_the_same_names_every_call_give_one_column_each_with_shared_times(run):
+    for i in range(3):
+        runs.log(loss=float(i), acc=0.5 + i)
     times = [call[1] for call in run.calls]
     batch = _sender.drain(run)
     assert _points(batch) == {
-        "loss": ([0, 1, 2], [1.0, 2.0, 3.0], times),
-        "acc": ([0, 1, 2], [0.5, 0.6, 0.7], times),
+        "loss": ([0, 1, 2], [0.0, 1.0, 2.0], times),
+        "acc": ([0, 1, 2], [0.5, 1.5, 2.5], times),
     }
     assert isinstance(batch.metrics["loss"].steps, range)
     assert run.calls == []
     # The next batch goes on from the steps already used.
     runs.log(loss=4.0, acc=0.8)
     assert _points(_sender.drain(run))["loss"][0] == [3]
-    assert list(run.curves["acc"].points()[1]) == [0.5, 0.6, 0.7, 0.8]
+    assert list(run.curves["acc"].points()[1]) == [0.5, 1.5, 2.5, 0.8]
+
+
+def test_the_same_names_in_another_order_still_meet_in_their_columns(run):
+    runs.log(loss=1.0, acc=0.5)
+    runs.log(acc=0.6, loss=2.0)
+    runs.log(loss=3.0, acc=0.7)
+    points = _points(_sender.drain(run))
+    assert {key: value[:2] for key, value in points.items()} == {
+        "loss": ([0, 1, 2], [1.0, 2.0, 3.0]),
+        "acc": ([0, 1, 2], [0.5, 0.6, 0.7]),
+    }
 
 
 def test_a_single_name_and_ints_and_tensors(run):
