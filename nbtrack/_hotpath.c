@@ -246,15 +246,11 @@ static PyObject *
 make_log(PyObject *module, PyObject *python_version)
 {
     static char *doc = NULL;
-    if (py_log != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "nbtrack._hotpath.make_log was already called");
-        return NULL;
-    }
     PyObject *text = PyObject_GetAttrString(python_version, "__doc__");
     if (text == NULL) {
         return NULL;
     }
-    if (PyUnicode_Check(text)) {
+    if (doc == NULL && PyUnicode_Check(text)) {
         /* The signature line first, in the form inspect.signature reads from builtins. */
         static const char signature[] = "log(step=None, **metrics)\n--\n\n";
         const char *utf8 = PyUnicode_AsUTF8(text);
@@ -274,7 +270,8 @@ make_log(PyObject *module, PyObject *python_version)
     PyObject *function = PyCFunction_NewEx(&log_def, NULL, module_name);
     Py_DECREF(module_name);
     if (function != NULL) {
-        py_log = Py_NewRef(python_version);
+        /* Again after a reload of nbtrack.run: every log function calls the newest version. */
+        Py_XSETREF(py_log, Py_NewRef(python_version));
     }
     return function;
 }
