@@ -1,11 +1,15 @@
 /* nbtrack._hotpath: the usual call of nbtrack.log, in C.
  *
  * Inside a training loop every step evicts the caches, so what a Python-level log call costs
- * there is mostly the memory it touches: its bytecode, the globals and builtins it looks up,
- * the sets it checks (measured in bench_loop: ~5 us per call in the loop against ~0.5 us in a
- * warm micro-benchmark). This version touches little: the names of a call site arrive as one
- * constant tuple, so "these names were validated for this run" is a pointer comparison, and no
- * kwargs dict is built.
+ * there is mostly the memory it touches: its bytecode, the globals and builtins it looks up, the
+ * sets it checks, the objects it allocates (measured in bench_loop: several us per call in the
+ * loop against ~0.5 us in a warm micro-benchmark). The same goes for the sender thread reading
+ * thousands of small scattered objects back. This version touches little on both sides:
+ *
+ * - the names of a call site arrive as one constant tuple, so "these names were validated for
+ *   this run" is a pointer comparison, and no kwargs dict is built;
+ * - consecutive calls of one call site without a step go into a block: one growing bytearray
+ *   of float64 rows [unix time, value 1, value 2, ...], which the sender reads in one piece.
  *
  * It takes only calls it can prove ordinary: keyword arguments whose names tuple was seen and
  * fully validated in this run, float/int values, CPU tensors already checked once (read with
@@ -13,29 +17,41 @@
  * Every other call, including every call that would raise, goes to the Python version
  * (nbtrack.run._log_py) unchanged, so behaviour and error messages have a single source.
  *
- * Both versions append the same record to the run's buffer:
- *     (step or None, unix time in s, names tuple, values tuple)
+ * What the run's buffer (a list, in call order) holds, read by nbtrack._sender:
+ *     (step or None, unix time, names tuple, values tuple)   one call (Python version, or C
+ *                                                            with a step argument)
+ *     (names tuple, bytearray of rows)                        a block (C, implicit steps)
+ * A block is only ever extended while it is the buffer's last entry; the sender removes the
+ * entries it takes before reading them, so nothing is added to a block after it was read.
  *
  * The active run's buffer and sets are handed over by nbtrack.run.activate/deactivate; with no
  * run handed over every call goes to the Python version (which raises NoActiveRunError). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <string.h>
 #include <time.h>
 
 /* Distinct call sites remembered per run (a loop has one or two: training and evaluation). */
 #define N_SHAPES 8
+/* Rows per block before a new one starts (256 KB with 3 metrics). */
+#define BLOCK_ROWS 8192
+/* Metrics per call a block takes; calls with more go in one record each. */
+#define MAX_WIDTH 64
 
 typedef struct {
-    PyObject *kwnames; /* the call site's names tuple, as the interpreter passes it */
-    PyObject *names;   /* the metric names: kwnames without "step" */
+    PyObject *kwnames;  /* the call site's names tuple, as the interpreter passes it */
+    PyObject *names;    /* the metric names: kwnames without "step" */
     Py_ssize_t step_at; /* position of "step" in kwnames, or -1 */
+    PyObject *block;    /* the block this call site extends, or NULL (a strong reference, so
+                           that its address cannot be taken by another object) */
 } Shape;
 
 static PyObject *py_log;      /* nbtrack.run._log_py */
 static PyObject *calls;       /* the active run's buffer (a list), or NULL */
 static PyObject *known_keys;  /* the active run's validated metric names */
 static PyObject *tensor_keys; /* names whose tensors were checked to hold one number */
+static PyObject *drain_now;   /* spools the run's buffer from this thread (too far ahead) */
 static PyObject *tensor_type; /* torch.Tensor, once a tensor was logged */
 static Py_ssize_t max_buffered;
 static Shape shapes[N_SHAPES];
@@ -48,6 +64,7 @@ forget_shapes(void)
     for (int i = 0; i < n_shapes; i++) {
         Py_CLEAR(shapes[i].kwnames);
         Py_CLEAR(shapes[i].names);
+        Py_CLEAR(shapes[i].block);
     }
     n_shapes = 0;
 }
@@ -76,8 +93,7 @@ remember(PyObject *kwnames)
     Py_ssize_t n = PyTuple_GET_SIZE(kwnames), step_at = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        int is_step = PyUnicode_Compare(name, str_step) == 0;
-        if (is_step) {
+        if (PyUnicode_Compare(name, str_step) == 0) {
             step_at = i;
             continue;
         }
@@ -107,6 +123,7 @@ remember(PyObject *kwnames)
     shapes[n_shapes].kwnames = Py_NewRef(kwnames);
     shapes[n_shapes].names = names;
     shapes[n_shapes].step_at = step_at;
+    shapes[n_shapes].block = NULL;
     n_shapes++;
     return 0;
 }
@@ -122,7 +139,7 @@ slow(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     return result;
 }
 
-/* The value to store for args[i], a new reference; NULL without an error set means "not an
+/* The number to store for a value, a new reference; NULL without an error set means "not an
  * ordinary value: let the Python version decide". */
 static PyObject *
 ordinary(PyObject *value, PyObject *name)
@@ -131,7 +148,7 @@ ordinary(PyObject *value, PyObject *name)
     if (kind == &PyFloat_Type || kind == &PyLong_Type) {
         return Py_NewRef(value);
     }
-    if ((PyObject *)kind != tensor_type || tensor_type == NULL) {
+    if (tensor_type == NULL || (PyObject *)kind != tensor_type) {
         return NULL;
     }
     int checked = PySet_Contains(tensor_keys, name);
@@ -156,11 +173,100 @@ ordinary(PyObject *value, PyObject *name)
     return number;
 }
 
+/* Rows waiting in the buffer: a block's rows, one per record. */
+static Py_ssize_t
+buffered_rows(PyObject *buffer)
+{
+    Py_ssize_t rows = 0, size = PyList_GET_SIZE(buffer);
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *entry = PyList_GET_ITEM(buffer, i);
+        if (PyTuple_GET_SIZE(entry) == 2) {
+            PyObject *names = PyTuple_GET_ITEM(entry, 0);
+            Py_ssize_t row_bytes = (PyTuple_GET_SIZE(names) + 1) * (Py_ssize_t)sizeof(double);
+            rows += PyByteArray_GET_SIZE(PyTuple_GET_ITEM(entry, 1)) / row_bytes;
+        }
+        else {
+            rows += 1;
+        }
+    }
+    return rows;
+}
+
+/* Append one row to the call site's block, starting a block where needed. 0 on success, 1 to
+ * let the Python version take the call (the run ended meanwhile), -1 on an error. Runs without releasing the GIL, so the
+ * sender sees a block either before or after a row, never half of one. */
+static int
+add_row(Shape *shape, PyObject *names, const double *row, Py_ssize_t width)
+{
+    Py_ssize_t row_bytes = width * (Py_ssize_t)sizeof(double);
+    Py_ssize_t size = PyList_GET_SIZE(calls);
+    PyObject *block = shape->block;
+    PyObject *rows = block == NULL ? NULL : PyTuple_GET_ITEM(block, 1);
+    /* A block holds no more than the buffer may: memory stays within twice max_buffered. */
+    Py_ssize_t cap = max_buffered < BLOCK_ROWS ? max_buffered : BLOCK_ROWS;
+    if (block == NULL || size == 0 || PyList_GET_ITEM(calls, size - 1) != block ||
+        PyByteArray_GET_SIZE(rows) >= (cap > 0 ? cap : 1) * row_bytes) {
+        if (buffered_rows(calls) >= max_buffered) {
+            /* A loop that does nothing but log got this far ahead of the sender: spool the
+             * backlog from this thread, bounding memory. That runs Python code, which may end
+             * the run: look again before going on. */
+            PyObject *done = PyObject_CallNoArgs(drain_now);
+            if (done == NULL) {
+                return -1;
+            }
+            Py_DECREF(done);
+            if (calls == NULL || shape->names != names) {
+                return 1;
+            }
+        }
+        rows = PyByteArray_FromStringAndSize(NULL, 0);
+        if (rows == NULL) {
+            return -1;
+        }
+        block = PyTuple_Pack(2, shape->names, rows);
+        Py_DECREF(rows);
+        if (block == NULL) {
+            return -1;
+        }
+        if (PyList_Append(calls, block) < 0) {
+            Py_DECREF(block);
+            return -1;
+        }
+        Py_XSETREF(shape->block, block);
+    }
+    Py_ssize_t used = PyByteArray_GET_SIZE(rows);
+    if (PyByteArray_Resize(rows, used + row_bytes) < 0) {
+        return -1;
+    }
+    memcpy(PyByteArray_AS_STRING(rows) + used, row, (size_t)row_bytes);
+    return 0;
+}
+
+/* A call with a step argument: one record, as the Python version stores it. */
+static PyObject *
+add_record(PyObject *step, PyObject *names, PyObject *values)
+{
+    PyObject *now = PyFloat_FromDouble(unix_time());
+    if (now == NULL) {
+        return NULL;
+    }
+    PyObject *record = PyTuple_Pack(4, step, now, names, values);
+    Py_DECREF(now);
+    if (record == NULL) {
+        return NULL;
+    }
+    int failed = PyList_Append(calls, record);
+    Py_DECREF(record);
+    if (failed) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 hot_log(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (calls == NULL || nargs != 0 || kwnames == NULL ||
-        PyList_GET_SIZE(calls) >= max_buffered) {
+    if (calls == NULL || nargs != 0 || kwnames == NULL) {
         return slow(args, nargs, kwnames);
     }
     Shape *shape = NULL;
@@ -173,17 +279,17 @@ hot_log(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs, Py
     if (shape == NULL) {
         return slow(args, nargs, kwnames);
     }
-    /* .item() may release the GIL, and another thread could end the run meanwhile: hold on
-     * to what this call uses. */
-    PyObject *buffer = Py_NewRef(calls);
-    PyObject *names = Py_NewRef(shape->names);
     Py_ssize_t step_at = shape->step_at;
     Py_ssize_t n = PyTuple_GET_SIZE(kwnames);
+    Py_ssize_t width = PyTuple_GET_SIZE(shape->names);
+    /* .item() may release the GIL, and another thread could end the run meanwhile: read every
+     * value first, and look at the shared state only after. */
+    PyObject *names = Py_NewRef(shape->names);
+    PyObject *values = PyTuple_New(width);
     PyObject *step = Py_None;
-    PyObject *values = PyTuple_New(PyTuple_GET_SIZE(names));
-    PyObject *record = NULL, *now = NULL;
     if (values == NULL) {
-        goto error;
+        Py_DECREF(names);
+        return NULL;
     }
     for (Py_ssize_t i = 0, j = 0; i < n; i++) {
         PyObject *value = args[i];
@@ -192,9 +298,8 @@ hot_log(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs, Py
                 continue;
             }
             int overflow = 0;
-            long long at = PyLong_CheckExact(value)
-                               ? PyLong_AsLongLongAndOverflow(value, &overflow)
-                               : -1;
+            long long at =
+                PyLong_CheckExact(value) ? PyLong_AsLongLongAndOverflow(value, &overflow) : -1;
             if (overflow || at < 0) {
                 PyErr_Clear();
                 goto fall_back;
@@ -208,34 +313,40 @@ hot_log(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs, Py
         }
         PyTuple_SET_ITEM(values, j++, stored);
     }
-    now = PyFloat_FromDouble(unix_time());
-    if (now == NULL) {
-        goto error;
+    if (calls == NULL || shape->names != names) {
+        goto fall_back; /* the run ended or changed while a tensor was read */
     }
-    record = PyTuple_Pack(4, step, now, names, values);
-    if (record == NULL || PyList_Append(buffer, record) < 0) {
-        goto error;
+    PyObject *result;
+    if (step != Py_None || width >= MAX_WIDTH) {
+        if (PyList_GET_SIZE(calls) >= max_buffered) {
+            goto fall_back;
+        }
+        result = add_record(step, names, values);
     }
-    Py_DECREF(record);
-    Py_DECREF(now);
+    else {
+        double row[MAX_WIDTH];
+        row[0] = unix_time();
+        for (Py_ssize_t j = 0; j < width; j++) {
+            row[j + 1] = PyFloat_AsDouble(PyTuple_GET_ITEM(values, j));
+            if (row[j + 1] == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear(); /* an int beyond float range, say */
+                goto fall_back;
+            }
+        }
+        int added = add_row(shape, names, row, width + 1);
+        if (added > 0) {
+            goto fall_back;
+        }
+        result = added < 0 ? NULL : Py_NewRef(Py_None);
+    }
     Py_DECREF(values);
     Py_DECREF(names);
-    Py_DECREF(buffer);
-    Py_RETURN_NONE;
+    return result;
 
 fall_back:
     Py_DECREF(values);
     Py_DECREF(names);
-    Py_DECREF(buffer);
     return slow(args, nargs, kwnames);
-
-error:
-    Py_XDECREF(record);
-    Py_XDECREF(now);
-    Py_XDECREF(values);
-    Py_DECREF(names);
-    Py_DECREF(buffer);
-    return NULL;
 }
 
 /* nbtrack.log itself: built by make_log so that it carries the Python version's docstring. */
@@ -279,14 +390,15 @@ make_log(PyObject *module, PyObject *python_version)
 static PyObject *
 activate(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    PyObject *buffer, *known, *tensors;
+    PyObject *buffer, *known, *tensors, *drain;
     Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "O!O!O!n", &PyList_Type, &buffer, &PySet_Type, &known,
-                          &PySet_Type, &tensors, &limit)) {
+    if (!PyArg_ParseTuple(args, "O!O!O!nO", &PyList_Type, &buffer, &PySet_Type, &known,
+                          &PySet_Type, &tensors, &limit, &drain)) {
         return NULL;
     }
     forget_shapes();
     Py_XSETREF(calls, Py_NewRef(buffer));
+    Py_XSETREF(drain_now, Py_NewRef(drain));
     Py_XSETREF(known_keys, Py_NewRef(known));
     Py_XSETREF(tensor_keys, Py_NewRef(tensors));
     max_buffered = limit;
@@ -300,6 +412,7 @@ deactivate(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(args))
     Py_CLEAR(calls);
     Py_CLEAR(known_keys);
     Py_CLEAR(tensor_keys);
+    Py_CLEAR(drain_now);
     Py_RETURN_NONE;
 }
 
@@ -314,7 +427,8 @@ static PyMethodDef methods[] = {
     {"make_log", (PyCFunction)make_log, METH_O,
      "make_log(python_version) -> nbtrack.log: the C version, falling back to python_version."},
     {"activate", activate, METH_VARARGS,
-     "activate(calls, known_keys, tensor_keys, max_buffered): log into this run's buffer."},
+     "activate(calls, known_keys, tensor_keys, max_buffered, drain_now): log into this "
+     "run's buffer."},
     {"deactivate", deactivate, METH_NOARGS, "deactivate(): no run is active."},
     {"set_tensor_type", set_tensor_type, METH_O,
      "set_tensor_type(torch.Tensor): the type whose checked CPU values are read with .item()."},

@@ -16,7 +16,7 @@ import threading
 import warnings
 from array import array
 from collections.abc import Sequence
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any
 
 from nbtrack import run as runs
@@ -35,9 +35,12 @@ def drain(run: runs.Run) -> Batch:
         n_calls, n_pending = len(calls), len(pending)
         batch = Batch()
         if n_calls:
-            _group(run, calls[:n_calls], batch)
-            # Anything appended by `log` meanwhile sits after index n_calls and survives.
+            # Removed before being read: `log` extends a block only while it is the buffer's
+            # last entry, so nothing can be added to what this drain reads. Anything appended
+            # meanwhile sits after index n_calls and stays for the next drain.
+            taken = calls[:n_calls]
             del calls[:n_calls]
+            _group(run, taken, batch)
         if n_pending:
             for kind, payload in islice(pending, n_pending):
                 if kind == "params":
@@ -73,21 +76,59 @@ def _first_nonfinite(points: MetricPoints) -> int:
     return -1
 
 
-def _group(
-    run: runs.Run,
-    calls: list[tuple[int | None, float, tuple[str, ...], tuple[Any, ...]]],
-    batch: Batch,
-) -> None:
-    """Turn ``log`` calls into per-metric points with their steps.
+# A block entry of the buffer: (names, bytearray of float64 rows [time, values...]), packed by
+# the C version of `log` (nbtrack/_hotpath.c). Every other entry is one call:
+# (step or None, time, names, values).
+_BLOCK = 2
 
-    The common shape of a training loop (same names every call, implicit steps) is handled
-    column by column with C-level helpers (``zip``, ``array``); anything else point by point.
-    """
+
+def _group(run: runs.Run, entries: list[tuple[Any, ...]], batch: Batch) -> None:
+    """Turn the buffer's entries into per-metric points, in call order."""
+    pieces: dict[str, list[MetricPoints]] = {}
+    calls: list[tuple[Any, ...]] = []
+    for entry in entries:
+        if len(entry) == _BLOCK:
+            if calls:
+                _group_calls(run, calls, pieces)
+                calls = []
+            _read_block(run, entry, pieces)
+        else:
+            calls.append(entry)
+    if calls:
+        _group_calls(run, calls, pieces)
+    joined_seconds: dict[tuple[int, ...], array[float]] = {}
+    for key, parts in pieces.items():
+        batch.metrics[key] = parts[0] if len(parts) == 1 else _joined(parts, joined_seconds)
+
+
+def _read_block(
+    run: runs.Run, entry: tuple[Any, ...], pieces: dict[str, list[MetricPoints]]
+) -> None:
+    names, rows = entry
+    table = array("d")
+    table.frombytes(rows)
+    width = len(names) + 1
+    n = len(table) // width
+    if not n:
+        return
+    seconds = table[0::width]
+    next_step = run.next_step
+    for column, key in enumerate(names, 1):
+        start = next_step.get(key, 0)
+        next_step[key] = start + n
+        points = MetricPoints(range(start, start + n), table[column::width], seconds)
+        pieces.setdefault(key, []).append(points)
+
+
+def _group_calls(
+    run: runs.Run, calls: list[tuple[Any, ...]], pieces: dict[str, list[MetricPoints]]
+) -> None:
+    """One entry per call: column by column with C-level helpers (``zip``, ``array``) when every
+    call has the same names and implicit steps, the usual loop; point by point otherwise."""
     steps_col, seconds_col, names_col, values_col = zip(*calls, strict=True)
     n = len(names_col)
     names = names_col[0]
     next_step = run.next_step
-    metrics = batch.metrics
     # A call site passes the same names tuple every time, so this count mostly compares
     # identities.
     if names and steps_col.count(None) == n and names_col.count(names) == n:
@@ -97,7 +138,9 @@ def _group(
             start = next_step.get(key, 0)
             next_step[key] = start + n
             values = _float_column(logged, run.needs_conversion)
-            metrics[key] = MetricPoints(range(start, start + n), values, seconds)
+            pieces.setdefault(key, []).append(
+                MetricPoints(range(start, start + n), values, seconds)
+            )
         return
     columns: dict[str, tuple[list[int], list[Any], list[float]]] = {}
     for step, second, keys, call_values in zip(
@@ -113,11 +156,37 @@ def _group(
             column[1].append(value)
             column[2].append(second)
     for key, (steps, logged_values, stamps) in columns.items():
-        metrics[key] = MetricPoints(
+        points = MetricPoints(
             array("q", steps),
             _float_column(logged_values, run.needs_conversion),
             array("d", stamps),
         )
+        pieces.setdefault(key, []).append(points)
+
+
+def _joined(
+    parts: list[MetricPoints], joined_seconds: dict[tuple[int, ...], array[float]]
+) -> MetricPoints:
+    """One metric's pieces of a batch as one, sharing a joined time column with the other
+    metrics of the same calls (the spool line stores each distinct time column once)."""
+    steps: range | array[int]
+    ranges = [part.steps for part in parts if isinstance(part.steps, range)]
+    if len(ranges) == len(parts) and all(a.stop == b.start for a, b in pairwise(ranges)):
+        steps = range(ranges[0].start, ranges[-1].stop)
+    else:
+        steps = array("q")
+        for part in parts:
+            steps.extend(part.steps)
+    values = array("d")
+    for part in parts:
+        values.extend(part.values)
+    identity = tuple(id(part.seconds) for part in parts)
+    seconds = joined_seconds.get(identity)
+    if seconds is None:
+        seconds = joined_seconds[identity] = array("d")
+        for part in parts:
+            seconds.extend(part.seconds)
+    return MetricPoints(steps, values, seconds)
 
 
 def _float_column(values: Sequence[Any], convert: bool) -> array[float]:

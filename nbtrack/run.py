@@ -8,6 +8,7 @@ drawing them happens in the sender thread (``nbtrack._sender``), in batches.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import numbers
 import os
@@ -85,12 +86,12 @@ class Run:
     error: RunError | None = None
     live_plot: bool = True
 
-    # Hot-path buffer: (step or None, unix time in s, names, values) per `log` call. Only
-    # `log` appends and only the sender removes (`del calls[:n]`), both single atomic list
-    # operations under the GIL, so neither takes a lock.
-    calls: list[tuple[int | None, float, tuple[str, ...], tuple[Any, ...]]] = field(
-        default_factory=list
-    )
+    # Hot-path buffer, in call order: (step or None, unix time in s, names, values) per `log`
+    # call, or (names, bytearray) for a block of calls the C version packed as float64 rows
+    # [time, values...] (see nbtrack/_hotpath.c). Only `log` appends (or extends the last
+    # block) and only the sender removes (`del calls[:n]`, before reading what it removed):
+    # single operations under the GIL, so neither takes a lock.
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
     # Params, tags and artifacts waiting for the sender, in call order.
     pending: list[tuple[str, Any]] = field(default_factory=list)
     # Metric names already validated; values of other types than float/int need conversion.
@@ -182,7 +183,13 @@ def activate(run: Run) -> None:
         _current = run
         _draining.append(run)
         if _hotpath is not None:
-            _hotpath.activate(run.calls, run.known_keys, run.tensor_keys, MAX_BUFFERED_CALLS)
+            _hotpath.activate(
+                run.calls,
+                run.known_keys,
+                run.tensor_keys,
+                MAX_BUFFERED_CALLS,
+                functools.partial(_drain_now, run),
+            )
     if on_new_run is not None:
         on_new_run(run)
 

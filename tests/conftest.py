@@ -46,6 +46,19 @@ def kernel(store: str, tmp_path: Path) -> Iterator[Kernel]:
         k.shutdown()
 
 
+@pytest.fixture(params=["c", "python"])
+def log(request: pytest.FixtureRequest) -> Any:
+    """``nbtrack.log`` in each version: the C one (where built) and the Python one it falls
+    back to, called directly so that both are held to the same tests."""
+    from nbtrack import run as runs
+
+    if request.param == "c":
+        if runs._hotpath is None:
+            pytest.skip("the C hot path is not built or NBTRACK_PURE_PYTHON is set")
+        return runs.log
+    return runs._log_py
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One `mlflow server` on PostgreSQL for the whole session (it takes ~20 s to start)."""

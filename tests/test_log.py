@@ -2,13 +2,14 @@
 
 ``nbtrack.log`` is the C version (nbtrack/_hotpath.c) where it was built, and it hands every
 call it does not take to the Python version (``nbtrack.run._log_py``). Every test runs against
-both, called directly, so that the two cannot drift apart.
+both (the ``log`` fixture in conftest.py), so that the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -19,15 +20,6 @@ from nbtrack import run as runs
 from nbtrack.errors import NoActiveRunError
 
 torch = pytest.importorskip("torch")
-
-
-@pytest.fixture(params=["c", "python"])
-def log(request):
-    if request.param == "c":
-        if runs._hotpath is None:
-            pytest.skip("the C hot path is not built or NBTRACK_PURE_PYTHON is set")
-        return runs.log
-    return runs._log_py
 
 
 def _start(name: str = "test-log") -> runs.Run:
@@ -44,8 +36,13 @@ def run():
     runs.forget(active)
 
 
-def _records(run: runs.Run) -> list[tuple]:
-    return [(step, names, values) for step, _, names, values in run.calls]
+def _logged(run: runs.Run) -> dict[str, list[tuple[int, float]]]:
+    """What the sender makes of everything buffered: (step, value) per metric, in order."""
+    batch = _sender.drain(run)
+    return {
+        key: list(zip(points.steps, points.values, strict=True))
+        for key, points in batch.metrics.items()
+    }
 
 
 def test_the_c_version_is_what_users_call():
@@ -61,23 +58,28 @@ def test_the_c_version_is_what_users_call():
         assert str(inspect.signature(nbtrack.log)) == "(step=None, **metrics)"
 
 
-def test_each_call_stores_names_values_and_step(run, log):
+def test_each_call_stores_its_values_at_their_steps(run, log):
     loss = torch.tensor(2.5, requires_grad=True) * 1
-    for _ in range(2):  # the second round takes the C fast path
+    for _ in range(2):  # the first round validates each call site, the second is the usual one
         log(loss=1.0, count=3)
         log(step=7, loss=loss, count=4)
         log(loss=loss, count=5, step=None)
-    assert (
-        _records(run)
-        == [
-            (None, ("loss", "count"), (1.0, 3)),
-            (7, ("loss", "count"), (2.5, 4)),
-            (None, ("loss", "count"), (2.5, 5)),
-        ]
-        * 2
-    )
-    times = [call[1] for call in run.calls]
-    assert times == sorted(times)
+    steps = [0, 7, 8, 9, 7, 8]
+    assert _logged(run) == {
+        "loss": list(zip(steps, [1.0, 2.5, 2.5] * 2, strict=True)),
+        "count": list(zip(steps, [3.0, 4.0, 5.0] * 2, strict=True)),
+    }
+
+
+def test_a_long_loop_keeps_order_and_times(run, log):
+    for i in range(3000):
+        log(loss=float(i), lr=0.1)
+    batch = _sender.drain(run)
+    assert list(batch.metrics["loss"].steps) == list(range(3000))
+    assert list(batch.metrics["loss"].values) == [float(i) for i in range(3000)]
+    seconds = list(batch.metrics["lr"].seconds)
+    assert seconds == sorted(seconds)
+    assert batch.metrics["loss"].seconds is batch.metrics["lr"].seconds
 
 
 def test_a_cpu_tensor_is_read_at_the_call(run, log):
@@ -85,8 +87,7 @@ def test_a_cpu_tensor_is_read_at_the_call(run, log):
     for _ in range(3):
         total += 1  # in place, after the tensor was logged
         log(total=total)
-    assert [values for _, _, values in _records(run)] == [(1.0,), (2.0,), (3.0,)]
-    assert all(type(values[0]) is float for _, _, values in _records(run))
+    assert _logged(run) == {"total": [(0, 1.0), (1, 2.0), (2, 3.0)]}
 
 
 @pytest.mark.parametrize(
@@ -106,14 +107,13 @@ def test_a_cpu_tensor_is_read_at_the_call(run, log):
 def test_bad_calls_raise_a_clear_error_and_store_nothing(run, log, metrics, error, message):
     # The same call site logged good values before, so the C version has its names cached.
     good = {key: (1 if key == "step" else 0.5) for key in metrics}
-    for _ in range(2):
-        if "bad name!" not in metrics:
-            log(**good)
-    stored = len(run.calls)
+    rounds = 0 if "bad name!" in metrics else 2
+    for _ in range(rounds):
+        log(**good)
     with pytest.raises(error) as raised:
         log(**metrics)
     assert message in str(raised.value)
-    assert len(run.calls) == stored
+    assert {len(points) for points in _logged(run).values()} <= {rounds}
 
 
 def test_positional_values_and_no_active_run_are_refused(log):
@@ -130,7 +130,7 @@ def test_positional_values_and_no_active_run_are_refused(log):
         runs.forget(run)
     with pytest.raises(NoActiveRunError):
         log(loss=1.0)
-    assert len(run.calls) == 2
+    assert _logged(run) == {"loss": [(0, 1.0), (1, 1.0)]}
 
 
 def test_a_new_run_validates_its_names_again(log):
@@ -147,8 +147,8 @@ def test_a_new_run_validates_its_names_again(log):
         for run in (first, second):
             runs.forget(run)
     assert second.known_keys == {"loss"}
-    assert [values for _, _, values in _records(first)] == [(1.0,), (1.0,)]
-    assert [values for _, _, values in _records(second)] == [(2.0,), (3.0,)]
+    assert _logged(first) == {"loss": [(0, 1.0), (1, 1.0)]}
+    assert _logged(second) == {"loss": [(0, 2.0), (1, 3.0)]}
 
 
 def test_numpy_scalars_and_bools_are_converted_by_the_sender(run, log):
@@ -168,10 +168,55 @@ def test_a_loop_far_ahead_of_the_sender_spools_its_own_backlog(monkeypatch, log)
     try:
         for i in range(25):
             log(loss=float(i))
+        spooled_while_logging = run.curves["loss"].count
+        assert [value for _, value in _logged(run)["loss"]] == [
+            float(i) for i in range(spooled_while_logging, 25)
+        ]
     finally:
         runs.deactivate(run)
         runs.forget(run)
-    assert len(run.calls) <= 11
-    drained = run.curves["loss"].count
-    assert drained + len(run.calls) == 25
-    assert drained >= 11
+    # At most twice the limit ever waited in memory.
+    assert 25 - spooled_while_logging <= 20
+    assert spooled_while_logging >= 10
+    assert run.curves["loss"].count == 25
+
+
+class _Recorder:
+    """A sink keeping every batch's points, to check what the sender thread made of them."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.values: list[float] = []
+
+    def update(self, run: runs.Run, batch) -> None:  # noqa: ARG002 - the Sink protocol
+        points = batch.metrics.get("loss")
+        if points is not None:
+            self.steps.extend(points.steps)
+            self.values.extend(points.values)
+
+
+def test_every_point_arrives_once_in_order_while_the_sender_drains_meanwhile(
+    monkeypatch, request, log
+):
+    sender = _sender.ensure_sender()
+    monkeypatch.setattr(sender, "interval", 0.0005)  # drains race the loop all the time
+    # and the interpreter switches threads as often as it can, also in the middle of a drain.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    request.addfinalizer(lambda: sys.setswitchinterval(interval))
+    run = runs.Run("race", "tests", "sqlite:///unused.db")
+    recorder = _Recorder()
+    run.sinks.append(recorder)
+    runs.activate(run)
+    n = 200_000
+    try:
+        for i in range(n):
+            log(loss=float(i), lr=0.1)
+    finally:
+        runs.deactivate(run)
+    with run.drain_lock:  # wait for a drain the sender thread may be in
+        pass
+    _sender.drain(run)
+    runs.forget(run)
+    assert recorder.steps == list(range(n))
+    assert recorder.values == [float(i) for i in range(n)]
