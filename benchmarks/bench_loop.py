@@ -97,22 +97,27 @@ def _blocks(n_blocks, block_steps, log=None, toggle=None):
         toggle(False)
     return times
 
-def _timed(n_steps, calls):
+def _timed(n_steps, calls, segment=100):
     # Each call timed around itself inside the loop, where caches are as cold as in training:
-    # mean ns per call of each function in `calls`, the functions taking turns step by step.
+    # mean ns per call of each function in `calls`. They take turns in segments of `segment`
+    # steps, so that drifts of the machine spread over all of them and each call site logs
+    # consecutive steps, as in a training loop.
     state = _model()
     model, optimizer, x, y, lossf = state
     spent = [0] * len(calls)
+    counted = [0] * len(calls)
     for i in range(n_steps):
         optimizer.zero_grad(set_to_none=True)
         loss = lossf(model(x), y)
         loss.backward()
         optimizer.step()
-        which = i % len(calls)
+        which = i // segment % len(calls)
+        call = calls[which]
         start = _ns()
-        calls[which](loss=loss, lr=0.01, progress=i / n_steps)
+        call(loss=loss, lr=0.01, progress=i / n_steps)
         spent[which] += _ns() - start
-    return [total / (n_steps // len(calls)) for total in spent]
+        counted[which] += 1
+    return [total / count for total, count in zip(spent, counted)]
 
 def _noop(loss, lr, progress):
     pass

@@ -36,7 +36,7 @@
 #define N_SHAPES 8
 /* Rows per block before a new one starts (256 KB with 3 metrics). */
 #define BLOCK_ROWS 8192
-/* Metrics per call a block takes; calls with more go in one record each. */
+/* Metrics per call a block takes; a call with more is one record. */
 #define MAX_WIDTH 64
 
 typedef struct {
@@ -54,6 +54,7 @@ static PyObject *tensor_keys; /* names whose tensors were checked to hold one nu
 static PyObject *drain_now;   /* spools the run's buffer from this thread (too far ahead) */
 static PyObject *tensor_type; /* torch.Tensor, once a tensor was logged */
 static Py_ssize_t max_buffered;
+static Py_ssize_t block_rows; /* rows in the buffer's blocks: added here, taken by the sender */
 static Shape shapes[N_SHAPES];
 static int n_shapes;
 static PyObject *str_step, *str_item, *str_is_cpu;
@@ -173,28 +174,10 @@ ordinary(PyObject *value, PyObject *name)
     return number;
 }
 
-/* Rows waiting in the buffer: a block's rows, one per record. */
-static Py_ssize_t
-buffered_rows(PyObject *buffer)
-{
-    Py_ssize_t rows = 0, size = PyList_GET_SIZE(buffer);
-    for (Py_ssize_t i = 0; i < size; i++) {
-        PyObject *entry = PyList_GET_ITEM(buffer, i);
-        if (PyTuple_GET_SIZE(entry) == 2) {
-            PyObject *names = PyTuple_GET_ITEM(entry, 0);
-            Py_ssize_t row_bytes = (PyTuple_GET_SIZE(names) + 1) * (Py_ssize_t)sizeof(double);
-            rows += PyByteArray_GET_SIZE(PyTuple_GET_ITEM(entry, 1)) / row_bytes;
-        }
-        else {
-            rows += 1;
-        }
-    }
-    return rows;
-}
-
-/* Append one row to the call site's block, starting a block where needed. 0 on success, 1 to
- * let the Python version take the call (the run ended meanwhile), -1 on an error. Runs without releasing the GIL, so the
- * sender sees a block either before or after a row, never half of one. */
+/* Append one row [time, values...] to the call site's block, starting a block where needed. 0
+ * on success, 1 to let the Python version take the call (the run ended meanwhile), -1 on an
+ * error. Runs without releasing the GIL (unless it spools a backlog first), so the sender sees
+ * a block before or after a row, never half of one. */
 static int
 add_row(Shape *shape, PyObject *names, const double *row, Py_ssize_t width)
 {
@@ -202,11 +185,12 @@ add_row(Shape *shape, PyObject *names, const double *row, Py_ssize_t width)
     Py_ssize_t size = PyList_GET_SIZE(calls);
     PyObject *block = shape->block;
     PyObject *rows = block == NULL ? NULL : PyTuple_GET_ITEM(block, 1);
-    /* A block holds no more than the buffer may: memory stays within twice max_buffered. */
+    /* Rows wait in blocks up to max_buffered (counted here, and given back by the sender as it
+     * takes them); one block holds no more than that: memory stays within twice the limit. */
     Py_ssize_t cap = max_buffered < BLOCK_ROWS ? max_buffered : BLOCK_ROWS;
     if (block == NULL || size == 0 || PyList_GET_ITEM(calls, size - 1) != block ||
         PyByteArray_GET_SIZE(rows) >= (cap > 0 ? cap : 1) * row_bytes) {
-        if (buffered_rows(calls) >= max_buffered) {
+        if (block_rows >= max_buffered) {
             /* A loop that does nothing but log got this far ahead of the sender: spool the
              * backlog from this thread, bounding memory. That runs Python code, which may end
              * the run: look again before going on. */
@@ -239,28 +223,97 @@ add_row(Shape *shape, PyObject *names, const double *row, Py_ssize_t width)
         return -1;
     }
     memcpy(PyByteArray_AS_STRING(rows) + used, row, (size_t)row_bytes);
+    block_rows++;
     return 0;
 }
 
-/* A call with a step argument: one record, as the Python version stores it. */
-static PyObject *
-add_record(PyObject *step, PyObject *names, PyObject *values)
+/* The float to store for a value, in *out: 1 if it is an ordinary value, 0 if not (no error
+ * set: the Python version decides). */
+static int
+as_double(PyObject *value, PyObject *name, double *out)
 {
+    PyTypeObject *kind = Py_TYPE(value);
+    if (kind == &PyFloat_Type) {
+        *out = PyFloat_AS_DOUBLE(value);
+        return 1;
+    }
+    PyObject *number = ordinary(value, name);
+    if (number == NULL) {
+        return 0;
+    }
+    *out = PyFloat_AsDouble(number);
+    Py_DECREF(number);
+    if (*out == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear(); /* an int beyond float range: the Python version stores it as NaN */
+        return 0;
+    }
+    return 1;
+}
+
+/* A call with a step argument: one record, as the Python version stores it. 0 on success, 1 to
+ * let the Python version take the call, -1 on an error. */
+static int
+add_record(Shape *shape, PyObject *const *args, PyObject *kwnames, PyObject *step)
+{
+    PyObject *names = Py_NewRef(shape->names);
+    PyObject *values = PyTuple_New(PyTuple_GET_SIZE(names));
+    int outcome = -1;
+    if (values == NULL) {
+        goto done;
+    }
+    outcome = 1;
+    for (Py_ssize_t i = 0, j = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+        if (i == shape->step_at) {
+            continue;
+        }
+        PyObject *stored = ordinary(args[i], PyTuple_GET_ITEM(kwnames, i));
+        if (stored == NULL) {
+            goto done;
+        }
+        PyTuple_SET_ITEM(values, j++, stored);
+    }
+    /* .item() may have released the GIL, and another thread ended the run meanwhile. */
+    if (calls == NULL || shape->names != names || PyList_GET_SIZE(calls) >= max_buffered) {
+        goto done;
+    }
+    outcome = -1;
     PyObject *now = PyFloat_FromDouble(unix_time());
     if (now == NULL) {
-        return NULL;
+        goto done;
     }
     PyObject *record = PyTuple_Pack(4, step, now, names, values);
     Py_DECREF(now);
     if (record == NULL) {
-        return NULL;
+        goto done;
     }
-    int failed = PyList_Append(calls, record);
+    outcome = PyList_Append(calls, record);
     Py_DECREF(record);
-    if (failed) {
-        return NULL;
+done:
+    Py_XDECREF(values);
+    Py_DECREF(names);
+    return outcome;
+}
+
+/* A call with implicit steps: one row of the call site's block. Same outcomes as add_record. */
+static int
+add_call_row(Shape *shape, PyObject *const *args, PyObject *kwnames)
+{
+    double row[MAX_WIDTH + 1];
+    PyObject *names = Py_NewRef(shape->names);
+    int outcome = 1;
+    for (Py_ssize_t i = 0, j = 1; i < PyTuple_GET_SIZE(kwnames); i++) {
+        if (i != shape->step_at && !as_double(args[i], PyTuple_GET_ITEM(kwnames, i), &row[j++])) {
+            goto done;
+        }
     }
-    Py_RETURN_NONE;
+    /* .item() may have released the GIL, and another thread ended the run meanwhile. */
+    if (calls != NULL && shape->names == names) {
+        row[0] = unix_time();
+        outcome = add_row(shape, names, row, PyTuple_GET_SIZE(names) + 1);
+    }
+done:
+    Py_DECREF(names);
+    return outcome;
 }
 
 static PyObject *
@@ -279,74 +332,25 @@ hot_log(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs, Py
     if (shape == NULL) {
         return slow(args, nargs, kwnames);
     }
-    Py_ssize_t step_at = shape->step_at;
-    Py_ssize_t n = PyTuple_GET_SIZE(kwnames);
-    Py_ssize_t width = PyTuple_GET_SIZE(shape->names);
-    /* .item() may release the GIL, and another thread could end the run meanwhile: read every
-     * value first, and look at the shared state only after. */
-    PyObject *names = Py_NewRef(shape->names);
-    PyObject *values = PyTuple_New(width);
-    PyObject *step = Py_None;
-    if (values == NULL) {
-        Py_DECREF(names);
+    PyObject *step = shape->step_at < 0 ? Py_None : args[shape->step_at];
+    if (step != Py_None) {
+        int overflow = 0;
+        long long at = PyLong_CheckExact(step) ? PyLong_AsLongLongAndOverflow(step, &overflow) : -1;
+        if (overflow || at < 0) {
+            PyErr_Clear();
+            return slow(args, nargs, kwnames);
+        }
+    }
+    int outcome = step != Py_None || PyTuple_GET_SIZE(shape->names) > MAX_WIDTH
+                      ? add_record(shape, args, kwnames, step)
+                      : add_call_row(shape, args, kwnames);
+    if (outcome > 0) {
+        return slow(args, nargs, kwnames);
+    }
+    if (outcome < 0) {
         return NULL;
     }
-    for (Py_ssize_t i = 0, j = 0; i < n; i++) {
-        PyObject *value = args[i];
-        if (i == step_at) {
-            if (value == Py_None) {
-                continue;
-            }
-            int overflow = 0;
-            long long at =
-                PyLong_CheckExact(value) ? PyLong_AsLongLongAndOverflow(value, &overflow) : -1;
-            if (overflow || at < 0) {
-                PyErr_Clear();
-                goto fall_back;
-            }
-            step = value;
-            continue;
-        }
-        PyObject *stored = ordinary(value, PyTuple_GET_ITEM(kwnames, i));
-        if (stored == NULL) {
-            goto fall_back;
-        }
-        PyTuple_SET_ITEM(values, j++, stored);
-    }
-    if (calls == NULL || shape->names != names) {
-        goto fall_back; /* the run ended or changed while a tensor was read */
-    }
-    PyObject *result;
-    if (step != Py_None || width >= MAX_WIDTH) {
-        if (PyList_GET_SIZE(calls) >= max_buffered) {
-            goto fall_back;
-        }
-        result = add_record(step, names, values);
-    }
-    else {
-        double row[MAX_WIDTH];
-        row[0] = unix_time();
-        for (Py_ssize_t j = 0; j < width; j++) {
-            row[j + 1] = PyFloat_AsDouble(PyTuple_GET_ITEM(values, j));
-            if (row[j + 1] == -1.0 && PyErr_Occurred()) {
-                PyErr_Clear(); /* an int beyond float range, say */
-                goto fall_back;
-            }
-        }
-        int added = add_row(shape, names, row, width + 1);
-        if (added > 0) {
-            goto fall_back;
-        }
-        result = added < 0 ? NULL : Py_NewRef(Py_None);
-    }
-    Py_DECREF(values);
-    Py_DECREF(names);
-    return result;
-
-fall_back:
-    Py_DECREF(values);
-    Py_DECREF(names);
-    return slow(args, nargs, kwnames);
+    Py_RETURN_NONE;
 }
 
 /* nbtrack.log itself: built by make_log so that it carries the Python version's docstring. */
@@ -397,6 +401,7 @@ activate(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     }
     forget_shapes();
+    block_rows = 0;
     Py_XSETREF(calls, Py_NewRef(buffer));
     Py_XSETREF(drain_now, Py_NewRef(drain));
     Py_XSETREF(known_keys, Py_NewRef(known));
@@ -417,6 +422,20 @@ deactivate(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(args))
 }
 
 static PyObject *
+taken(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *buffer;
+    Py_ssize_t rows;
+    if (!PyArg_ParseTuple(args, "On", &buffer, &rows)) {
+        return NULL;
+    }
+    if (buffer == calls) {
+        block_rows = rows < block_rows ? block_rows - rows : 0;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 set_tensor_type(PyObject *Py_UNUSED(module), PyObject *kind)
 {
     Py_XSETREF(tensor_type, Py_NewRef(kind));
@@ -430,6 +449,8 @@ static PyMethodDef methods[] = {
      "activate(calls, known_keys, tensor_keys, max_buffered, drain_now): log into this "
      "run's buffer."},
     {"deactivate", deactivate, METH_NOARGS, "deactivate(): no run is active."},
+    {"taken", taken, METH_VARARGS,
+     "taken(calls, rows): the sender removed blocks holding this many rows from calls."},
     {"set_tensor_type", set_tensor_type, METH_O,
      "set_tensor_type(torch.Tensor): the type whose checked CPU values are read with .item()."},
     {NULL, NULL, 0, NULL},

@@ -86,16 +86,19 @@ def _group(run: runs.Run, entries: list[tuple[Any, ...]], batch: Batch) -> None:
     """Turn the buffer's entries into per-metric points, in call order."""
     pieces: dict[str, list[MetricPoints]] = {}
     calls: list[tuple[Any, ...]] = []
+    block_rows = 0
     for entry in entries:
         if len(entry) == _BLOCK:
             if calls:
                 _group_calls(run, calls, pieces)
                 calls = []
-            _read_block(run, entry, pieces)
+            block_rows += _read_block(run, entry, pieces)
         else:
             calls.append(entry)
     if calls:
         _group_calls(run, calls, pieces)
+    if block_rows:
+        runs.rows_taken(run, block_rows)
     joined_seconds: dict[tuple[int, ...], array[float]] = {}
     for key, parts in pieces.items():
         batch.metrics[key] = parts[0] if len(parts) == 1 else _joined(parts, joined_seconds)
@@ -103,14 +106,15 @@ def _group(run: runs.Run, entries: list[tuple[Any, ...]], batch: Batch) -> None:
 
 def _read_block(
     run: runs.Run, entry: tuple[Any, ...], pieces: dict[str, list[MetricPoints]]
-) -> None:
+) -> int:
+    """A block's points, added to ``pieces``; returns its number of rows."""
     names, rows = entry
     table = array("d")
     table.frombytes(rows)
     width = len(names) + 1
     n = len(table) // width
     if not n:
-        return
+        return 0
     seconds = table[0::width]
     next_step = run.next_step
     for column, key in enumerate(names, 1):
@@ -118,6 +122,7 @@ def _read_block(
         next_step[key] = start + n
         points = MetricPoints(range(start, start + n), table[column::width], seconds)
         pieces.setdefault(key, []).append(points)
+    return n
 
 
 def _group_calls(

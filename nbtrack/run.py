@@ -270,6 +270,13 @@ _hotpath = _load_hot_path()
 log: Callable[..., None] = _log_py if _hotpath is None else _hotpath.make_log(_log_py)
 
 
+def rows_taken(run: Run, rows: int) -> None:
+    """The sender took blocks of ``rows`` rows out of ``run``'s buffer (the C version counts
+    what waits there, to bound it)."""
+    if _hotpath is not None:
+        _hotpath.taken(run.calls, rows)
+
+
 def _drain_now(run: Run) -> None:
     from nbtrack._sender import drain
 
