@@ -1,8 +1,10 @@
 """A tracked run in the kernel: its lifecycle, its metric buffer and the active-run registry.
 
-``log`` is the hot path of a training loop, so it only validates cheaply and appends one tuple
-to a list. Turning those tuples into per-metric points (steps, floats), writing them anywhere and
-drawing them happens in the sender thread (``nbtrack._sender``), in batches.
+``log`` is the hot path of a training loop, so it only validates cheaply and appends to a list:
+its usual call in C (``nbtrack/_hotpath.c``, a float64 row added to a block), anything else in
+Python (``_log_py``, one tuple per call). Turning those into per-metric points (steps, floats),
+writing them anywhere and drawing them happens in the sender thread (``nbtrack._sender``), in
+batches.
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ def run():
     runs.forget(active)
 
 
+def _steps_and_values(batch):
+    return {key: points[:2] for key, points in _points(batch).items()}
+
+
 def _points(batch):
     return {
         key: (list(points.steps), list(points.values), list(points.seconds))
@@ -54,8 +58,7 @@ def test_the_same_names_in_another_order_still_meet_in_their_columns(run, log):
     log(loss=1.0, acc=0.5)
     log(acc=0.6, loss=2.0)
     log(loss=3.0, acc=0.7)
-    points = _points(_sender.drain(run))
-    assert {key: value[:2] for key, value in points.items()} == {
+    assert _steps_and_values(_sender.drain(run)) == {
         "loss": ([0, 1, 2], [1.0, 2.0, 3.0]),
         "acc": ([0, 1, 2], [0.5, 0.6, 0.7]),
     }
