@@ -29,7 +29,7 @@ class HotPathBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         if self.target_name != "wheel":
             return
         root = Path(self.root)
-        work = Path(tempfile.mkdtemp(prefix="nbtrack-hotpath-"))
+        work = self._work = Path(tempfile.mkdtemp(prefix="nbtrack-hotpath-"))
         try:
             built = _compile(root / _SOURCE, work)
         except Exception as error:
@@ -46,6 +46,12 @@ class HotPathBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             shutil.copy2(built, root / "nbtrack" / built.name)
         else:
             build_data["force_include"][str(built)] = f"nbtrack/{built.name}"
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:  # noqa: ARG002 - the hook interface
+        # The wheel is packed by now: the compiler's output is no longer needed.
+        work = getattr(self, "_work", None)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _compile(source: Path, work: Path) -> Path:
