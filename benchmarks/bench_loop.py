@@ -6,16 +6,19 @@ A small MLP (one optimizer step ~0.5 ms on one thread) trains in cells of a real
 plainly or under ``%%track`` with ``nbtrack.log(loss=loss, lr=..., progress=...)`` every step
 (``loss`` a 0-d tensor), the sync process uploading into SQLite for real. Only loops are timed:
 a cell's start and end (creating the run, writing the record) happen once per cell, not per
-step. About 3 minutes with the defaults. Three measurements, all in the same run:
+step. About 7 minutes with the defaults. Three measurements, all in the same run:
 
 1. Whole runs: untracked, tracked, untracked, ... Each tracked run is compared with the mean of
    the untracked runs on either side; the median of those ratios, with a bootstrap interval, is
    the overhead. The same estimator on untracked runs alone shows what the machine's noise
    reads as. This counts everything, but a shared 2-vCPU machine blurs it by several percent.
-2. Inside one tracked cell: blocks of 100 steps alternate without and with the ``log`` call
-   (each block against its two neighbours, ~45 ms apart, so drifts cancel): what the call
-   costs inside a real loop, where caches are cold (several times its cost in bench_log).
-   Variants separate ``loss.item()`` alone, a log of floats, and the benchmark's log.
+2. Inside one tracked cell, what the call costs inside a real loop, where caches are cold
+   (several times its cost in bench_log), two ways: timed around the call itself, net of a
+   no-op; and blocks of 100 steps alternating without and with the call (each block against
+   its two neighbours, ~45 ms apart, so drifts cancel), which also catches what the call costs
+   the steps after it. Variants: ``loss.item()`` alone, a *floor* (``loss.item()`` and a
+   timestamped tuple appended to a list), a log of floats, the benchmark's log, and the same
+   in nbtrack's Python version.
 3. What runs beside the loop: the sender thread's CPU time per step, and the sync process's
    share of a core while the loop ran times how much a busy sync process slows the loop (the
    latter measured by stopping and continuing a process doing the same MLflow work, block by
@@ -102,8 +105,10 @@ def _timed(n_steps, calls, segment=100):
     # mean ns per call of each function in `calls`. They take turns in segments of `segment`
     # steps, so that drifts of the machine spread over all of them and each call site logs
     # consecutive steps, as in a training loop.
-    state = _model()
-    model, optimizer, x, y, lossf = state
+    # The step is written out here rather than taken from `_steps`, so that the timer wraps the
+    # call alone and the call keeps written-out keywords (a wrapper passing **kwargs on would
+    # hide its call site from nbtrack's C version).
+    model, optimizer, x, y, lossf = _model()
     spent = [0] * len(calls)
     counted = [0] * len(calls)
     for i in range(n_steps):
