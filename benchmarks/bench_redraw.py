@@ -19,7 +19,7 @@ from comm.base_comm import BaseComm
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from nbtrack.curves import Curve
+from nbtrack._curves import Curve
 from nbtrack.run import Run
 from nbtrack.sinks import plot
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from nbtrack import _sender, store
 from nbtrack import run as runs
-from nbtrack._warnings import NbtrackWarning
 from nbtrack.context import notebook_path
+from nbtrack.errors import NbtrackWarning
 from nbtrack.params import capture_params, is_papermill_parameters
 from nbtrack.secrets import redact_code, redact_text, strip_uri_credentials
 from nbtrack.sinks.display import show_notice

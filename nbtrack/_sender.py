@@ -20,7 +20,7 @@ from itertools import islice, pairwise
 from typing import Any
 
 from nbtrack import run as runs
-from nbtrack._warnings import NbtrackWarning
+from nbtrack.errors import NbtrackWarning
 from nbtrack.sinks import Batch, MetricPoints
 
 _DEFAULT_INTERVAL_S = 0.5
@@ -28,7 +28,7 @@ _DEFAULT_INTERVAL_S = 0.5
 
 def drain(run: runs.Run) -> Batch:
     """Move everything ``run`` buffered into its curves and its sinks; return the batch."""
-    from nbtrack.curves import Curve
+    from nbtrack._curves import Curve
 
     with run.drain_lock:
         calls, pending = run.calls, run.pending

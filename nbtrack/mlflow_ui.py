@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from nbtrack.errors import UiStartError
 from nbtrack.secrets import strip_uri_credentials
 
 if sys.platform != "win32":
@@ -59,10 +60,6 @@ _LOG_TAIL_CHARS = 3000
 # long-lived kernel or Jupyter server runs) and the Popen objects are not garbage collected while
 # the child still runs.
 _children: dict[int, subprocess.Popen[bytes]] = {}
-
-
-class UiStartError(RuntimeError):
-    """The MLflow UI did not come up; the message carries the end of its log."""
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-from nbtrack.decimate import decimate
+from nbtrack._decimate import decimate
+from nbtrack.errors import InvalidRecordError
 from nbtrack.secrets import is_secret_name, safe_link, strip_uri_credentials
 
 if TYPE_CHECKING:
-    from nbtrack.curves import Curve
+    from nbtrack._curves import Curve
 
 __all__ = [
     "MIME_TYPE",
@@ -67,10 +68,6 @@ _MAX_PARAMS = 200
 _MAX_PARAM_CHARS = 500
 _MAX_MESSAGE_CHARS = 1000
 _MAX_TABLE_ROWS = 40
-
-
-class InvalidRecordError(ValueError):
-    """A record read back from a notebook is not one this nbtrack understands."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from nbtrack.errors import NoActiveRunError
 from nbtrack.secrets import redact_text
 
 if TYPE_CHECKING:
-    from nbtrack.curves import Curve
+    from nbtrack._curves import Curve
     from nbtrack.sinks import Sink
 
 # MLflow's own limits on keys (see mlflow.utils.validation); checked early so that a bad name

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from nbtrack.record import MIME_TYPE, InvalidRecordError, parse_record
+from nbtrack.errors import InvalidRecordError, NotebookError
+from nbtrack.record import MIME_TYPE, parse_record
 
 __all__ = ["FoundRecord", "NotebookError", "format_table", "main", "records_in_notebook"]
 
@@ -22,10 +23,6 @@ _KEY_PARAMS = 3
 _KEY_METRICS = 3
 # Columns that give up width first when the terminal is narrow, and how far they may shrink.
 _MIN_WIDTHS = {"cell": 6, "run": 10, "status": 8, "params": 10, "metrics": 14}
-
-
-class NotebookError(Exception):
-    """The notebook cannot be read: missing, not JSON, or not a notebook."""
 
 
 @dataclass(frozen=True)

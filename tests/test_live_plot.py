@@ -22,7 +22,7 @@ from comm.base_comm import BaseComm
 import nbtrack
 from nbtrack import _sender
 from nbtrack import run as runs
-from nbtrack.curves import Curve
+from nbtrack._curves import Curve
 from nbtrack.run import Run
 from nbtrack.sinks import plot
 from nbtrack.sinks.display import DisplaySink
@@ -406,7 +406,7 @@ def test_bad_interval_setting_warns_and_uses_the_default(
     wire: Wire, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NBTRACK_PLOT_INTERVAL", "fast")
-    with pytest.warns(nbtrack._warnings.NbtrackWarning, match="NBTRACK_PLOT_INTERVAL='fast'"):
+    with pytest.warns(nbtrack.errors.NbtrackWarning, match="NBTRACK_PLOT_INTERVAL='fast'"):
         live = LivePlot(make_run())
     assert live.interval == 0.5
     live.close()

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbtrack.curves import Curve
+from nbtrack._curves import Curve
 from nbtrack.record import (
     MIME_TYPE,
     InvalidRecordError,

@@ -13,7 +13,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from nbtrack.curves import Curve
+from nbtrack._curves import Curve
 from nbtrack.record import MIME_TYPE, RecordSource, RunFailure, build_bundle
 from nbtrack.show import format_table, main, records_in_notebook
 

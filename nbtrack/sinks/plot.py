@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets
 import numpy as np
 
-from nbtrack._warnings import NbtrackWarning
-from nbtrack.decimate import decimate
+from nbtrack._decimate import decimate
+from nbtrack.errors import NbtrackWarning
 from nbtrack.record import group_metrics, series_color
 from nbtrack.secrets import safe_link
 
 if TYPE_CHECKING:
-    from nbtrack.curves import Curve
+    from nbtrack._curves import Curve
     from nbtrack.run import Run
 
 __all__ = ["LivePlot"]

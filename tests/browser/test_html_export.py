@@ -9,7 +9,7 @@ from lab_harness import artifacts_dir
 from nbconvert import HTMLExporter
 from playwright.sync_api import Browser, Route, expect
 
-from nbtrack.curves import Curve
+from nbtrack._curves import Curve
 from nbtrack.record import RecordSource, RunFailure, build_bundle
 
 pytestmark = pytest.mark.browser

@@ -107,7 +107,7 @@ class Curve:
         return self._size
 
     def _fold(self) -> None:
-        from nbtrack.decimate import decimate
+        from nbtrack._decimate import decimate
 
         steps, values = decimate(
             self._steps[: self._size], self._values[: self._size], _MAX_POINTS // 2

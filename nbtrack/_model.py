@@ -1,0 +1,178 @@
+"""What nbtrack knows about a run, as plain data: identity, params, tags, status, curves.
+
+Everything else in the package reads or fills these objects; this module imports nothing else
+of nbtrack at run time, so any module may use it. It also holds MLflow's rules for names and
+values, checked here once so that a bad name fails the call that used it instead of an upload
+minutes later.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from array import array
+
+    from nbtrack._curves import Curve
+
+# MLflow's own limits (mlflow.utils.validation).
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 5000
+MAX_STEP = 2**63 - 1
+_KEY_CHARS = re.compile(r"^[/\w.\- ]+$")
+_TRUNCATION_MARKER = "...[truncated by nbtrack]"
+
+
+class Status(enum.Enum):
+    """A run's status, with MLflow's names for it."""
+
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """Why a run did not finish: shown in its record and stored with it in MLflow.
+
+    ``traceback`` is empty where only the type and message are known (a record read back from
+    a notebook); ``step`` is the last step any metric reached, when known.
+    """
+
+    type: str
+    message: str
+    traceback: str = ""
+    step: int | None = None
+
+
+@dataclass
+class MetricPoints:
+    """Points of one metric from one batch, in the order logged.
+
+    ``steps`` is a ``range`` in the common case (implicit consecutive steps), and ``seconds``
+    (the unix time of each point) is one array shared by every metric of the same calls, so a
+    batch is built without a Python-level loop over its points.
+    """
+
+    steps: range | array[int]
+    values: array[float]
+    seconds: array[float]
+
+
+@dataclass
+class Batch:
+    """Everything a run logged since the previous batch, in the form the journal stores."""
+
+    metrics: dict[str, MetricPoints] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    # (staged file or folder, destination folder among the run's artifacts or None)
+    artifacts: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.metrics or self.params or self.tags or self.artifacts)
+
+    @property
+    def point_count(self) -> int:
+        return sum(len(points.values) for points in self.metrics.values())
+
+
+@dataclass
+class Run:
+    """One execution of a tracked cell.
+
+    ``run_id`` and ``experiment_id`` are None until the sync process has created the run in
+    the store (a moment after the cell starts, or later while the store is unreachable).
+    """
+
+    run_name: str
+    experiment_name: str
+    tracking_uri: str
+    run_id: str | None = None
+    experiment_id: str | None = None
+    ui_url: str | None = None
+    notebook_path: str | None = None
+    cell_id: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    # Names of the params that came from earlier cells of the session, not the tracked cell.
+    params_from_session: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    start_time_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    end_time_ms: int | None = None
+    status: Status = Status.RUNNING
+    failure: RunFailure | None = None
+    live_view: bool = True
+    # Filled by the sender: per-metric history and the next implicit step of each metric.
+    curves: dict[str, Curve] = field(default_factory=dict)
+    next_step: dict[str, int] = field(default_factory=dict)
+    # "syncing", "synced" or "offline", and about how many points the store does not have yet.
+    sync_state: str = "syncing"
+    pending_points: int = 0
+    # Why the store refused this run for good (e.g. its experiment is deleted), if it did.
+    store_problem: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.status is not Status.RUNNING
+
+    @property
+    def last_step(self) -> int | None:
+        return max((int(c.last_step) for c in self.curves.values() if c.count), default=None)
+
+    def add_params(self, params: Mapping[str, str]) -> dict[str, str]:
+        """Record params (already text, already redacted); return the new ones.
+
+        Raises ValueError for a name MLflow would reject, or a param that already has another
+        value (MLflow params cannot change).
+        """
+        new = {}
+        for key, text in params.items():
+            check_key(key, "param")
+            previous = self.params.get(key)
+            if previous is not None and previous != text:
+                msg = (
+                    f"param {key!r} was already logged as {previous!r} in this run and MLflow "
+                    f"params cannot change; log {text!r} under another name, or as a metric"
+                )
+                raise ValueError(msg)
+            if previous is None:
+                new[key] = text
+        self.params.update(new)
+        return new
+
+
+def check_key(key: object, kind: str) -> None:
+    """Raise a clear ValueError for a metric/param/tag name MLflow would reject."""
+    problem = None
+    if not isinstance(key, str) or not key:
+        problem = "it is empty or not a string"
+    elif len(key) > MAX_KEY_LENGTH:
+        problem = f"it is {len(key)} characters long, MLflow allows {MAX_KEY_LENGTH}"
+    elif not _KEY_CHARS.match(key):
+        problem = "MLflow allows only letters, digits, '_', '-', '.', ' ' and '/' in names"
+    elif ".." in key or key.startswith("/"):
+        problem = "MLflow rejects names containing '..' or starting with '/'"
+    if problem:
+        msg = f"invalid {kind} name {key!r}: {problem}"
+        raise ValueError(msg)
+
+
+def value_text(value: object, limit: int = MAX_PARAM_VALUE_LENGTH) -> str:
+    """A param or tag value as MLflow stores it: text, cut at ``limit`` with a visible marker
+    (MLflow would cut it silently, or refuse the whole batch)."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, tuple | list | dict | set | frozenset):
+        text = repr(value)
+    else:
+        text = str(value)
+    if len(text) > limit:
+        text = text[: limit - len(_TRUNCATION_MARKER)] + _TRUNCATION_MARKER
+    return text
