@@ -7,7 +7,7 @@ In a notebook::
     %%track --experiment mnist
     lr = 3e-3                    # literal assignments become params
     for epoch in range(5):
-        nbtrack.log(loss=train(), val_acc=evaluate())
+        nbtrack.log({"train/loss": train(), "val/acc": evaluate()}, step=epoch)
 
 Importing this package is cheap: MLflow, plotly and torch are imported when first needed.
 """
@@ -17,38 +17,34 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 from typing import Any
 
-from nbtrack.run import active_run, log, log_artifact, log_params
+from nbtrack._api import RunInfo, active_run, log_artifact, log_params, wait
+from nbtrack._buffer import log
 
 try:
     __version__ = _metadata.version("nbtrack")
 except _metadata.PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__", "active_run", "log", "log_artifact", "log_params", "wait"]
-
-
-def wait(timeout: float | None = None) -> bool:
-    """Block until every run of this kernel is stored in MLflow.
-
-    Cells return at most about a second after they end (``NBTRACK_END_WAIT``) and a slow store
-    gets the rest in the background; call this before reading runs back with MLflow's client.
-    Returns False if ``timeout`` (seconds) ran out first. Interrupting stops the wait, not the
-    upload.
-    """
-    from nbtrack.sinks.mlflow import wait_all
-
-    return wait_all(timeout)
+__all__ = [
+    "RunInfo",
+    "__version__",
+    "active_run",
+    "log",
+    "log_artifact",
+    "log_params",
+    "wait",
+]
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbtrack``: register ``%%track``, ``%track_ui`` and the cell hooks."""
-    from nbtrack._ipython import register
+    from nbtrack.kernel import register
 
     register(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from nbtrack._ipython import unregister
+    from nbtrack.kernel import unregister
 
     unregister(ipython)
 

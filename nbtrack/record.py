@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from nbtrack._decimate import decimate
+from nbtrack._redact import is_secret_name, safe_link, strip_uri_credentials
 from nbtrack.errors import InvalidRecordError
-from nbtrack.secrets import is_secret_name, safe_link, strip_uri_credentials
 
 if TYPE_CHECKING:
     from nbtrack._curves import Curve

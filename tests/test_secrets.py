@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbtrack.secrets import is_secret_name, redact_code, strip_uri_credentials
+from nbtrack._redact import is_secret_name, redact_code, strip_uri_credentials
 
 
 @pytest.mark.parametrize(

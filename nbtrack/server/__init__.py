@@ -57,8 +57,8 @@ def _proxy_store(serverapp: Any) -> str | None:
     registered = {ep.name for ep in entry_points(group="jupyter_serverproxy_servers")}
     if "mlflow" not in configured and "mlflow" not in registered:
         return None
-    from nbtrack.mlflow_ui import default_tracking_uri
+    from nbtrack.tracking import resolve_uri
 
-    # What the proxy's command (nbtrack.mlflow_ui._proxy_command) will serve, computed in
-    # this same process and environment.
-    return default_tracking_uri()
+    # What the proxy's command (nbtrack.ui.proxy) will serve, computed in this same process
+    # and environment.
+    return resolve_uri()

@@ -22,8 +22,9 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from nbtrack import mlflow_ui
-from nbtrack.secrets import strip_uri_credentials
+from nbtrack import tracking
+from nbtrack._redact import strip_uri_credentials
+from nbtrack.errors import UiStartError
 from nbtrack.server.config import NbtrackServer
 from nbtrack.server.runs import (
     StoreError,
@@ -32,6 +33,7 @@ from nbtrack.server.runs import (
     notebook_store,
     store_is_empty,
 )
+from nbtrack.ui import process as ui_process
 
 T = TypeVar("T")
 
@@ -110,7 +112,7 @@ class _NbtrackHandler(APIHandler):
     def proxy_url(self, uri: str) -> str | None:
         """``<base_url>mlflow/`` when jupyter-server-proxy serves a UI of this very store."""
         proxy_store = self.state.proxy_store
-        if proxy_store is None or mlflow_ui.canonical_uri(uri) != proxy_store:
+        if proxy_store is None or tracking.resolve_uri(uri) != proxy_store:
             return None
         return str(url_path_join(self.state.base_url, "mlflow/"))
 
@@ -134,7 +136,7 @@ class RunsHandler(_NbtrackHandler):
             if config.ui_autostart:
                 ui = await _ensure_ui(self, uri)
             else:
-                ui = await self.blocking(mlflow_ui.find_ui, uri, timeout=timeout)
+                ui = await self.blocking(ui_process.find_ui, uri, timeout=timeout)
             runs = await self.blocking(
                 functools.partial(
                     list_runs,
@@ -164,7 +166,7 @@ class UiHandler(_NbtrackHandler):
     async def get(self) -> None:
         _, target = self.notebook()
         uri = self.store_of(target)
-        ui = await self.blocking(mlflow_ui.find_ui, uri, timeout=self.state.config.store_timeout)
+        ui = await self.blocking(ui_process.find_ui, uri, timeout=self.state.config.store_timeout)
         self.finish({"url": ui.url if ui else None, "proxy_url": self.proxy_url(uri)})
 
     @web.authenticated
@@ -177,15 +179,15 @@ class UiHandler(_NbtrackHandler):
         self.finish({"url": ui.url, "proxy_url": self.proxy_url(uri)})
 
 
-async def _ensure_ui(handler: _NbtrackHandler, uri: str) -> mlflow_ui.UiServer:
+async def _ensure_ui(handler: _NbtrackHandler, uri: str) -> ui_process.UiServer:
     timeout = handler.state.config.ui_start_timeout
     try:
         return await handler.blocking(
-            functools.partial(mlflow_ui.ensure_ui, timeout=timeout),
+            functools.partial(ui_process.ensure_ui, timeout=timeout),
             uri,
             timeout=timeout + 15.0,  # ensure_ui's own limit fires first, with the log tail
         )
-    except mlflow_ui.UiStartError as exc:
+    except UiStartError as exc:
         raise web.HTTPError(503, f"could not start an MLflow UI: {exc}") from exc
 
 

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import nbtrack
-from nbtrack.secrets import is_secret_name, strip_uri_credentials
+from nbtrack._redact import is_secret_name, strip_uri_credentials
+from nbtrack.tracking import resolve_uri
 
 if TYPE_CHECKING:
-    from nbtrack.mlflow_ui import UiServer
+    from nbtrack.ui.process import UiServer
 
 SCHEMA_VERSION = 1
 _SOURCE_TAG = "mlflow.source.name"
@@ -35,10 +36,7 @@ class StoreError(Exception):
 def notebook_store(folder: Path, configured: str | None) -> str:
     """The store a notebook in ``folder`` logs to: the configured URI, the server's
     ``$MLFLOW_TRACKING_URI``, else MLflow's default for a kernel started in that folder."""
-    uri = configured or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    if uri:
-        return uri
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    return resolve_uri(configured or os.environ.get("MLFLOW_TRACKING_URI", "").strip(), folder)
 
 
 def store_is_empty(uri: str) -> bool:

@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from nbtrack._settings import settings
+
 # Versions worth seeing at a glance; the full list goes to requirements.txt.
 _KEY_PACKAGES = (
     "nbtrack",
@@ -36,7 +38,7 @@ def notebook_path(user_ns: dict[str, Any]) -> str | None:
     ``PAPERMILL_INPUT_PATH`` with ``--inject-paths``. ``NBTRACK_NOTEBOOK`` overrides them all.
     """
     candidates = (
-        os.environ.get("NBTRACK_NOTEBOOK"),
+        settings().notebook,
         user_ns.get("__vsc_ipynb_file__"),
         os.environ.get("JPY_SESSION_NAME"),
         user_ns.get("PAPERMILL_INPUT_PATH"),

@@ -45,14 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nbtrack`` console script and ``python -m nbtrack``."""
     args = _parser().parse_args(argv)
     if args.command == "sync":
-        from nbtrack.sync.replay import main as sync_main
+        from nbtrack.journal.replay import main as sync_main
 
         return sync_main(args.spool_dir)
     if args.command == "show":
-        from nbtrack.show import main as show_main
+        from nbtrack.cli.show import main as show_main
 
         return show_main(args.notebook)
-    from nbtrack.mlflow_ui import main as ui_main
+    from nbtrack.cli.ui import main as ui_main
 
     return ui_main(args.tracking_uri, wait=not args.no_wait)
 

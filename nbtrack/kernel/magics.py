@@ -1,4 +1,4 @@
-"""``%%track`` and ``%track_ui``: parse options, hand off to ``nbtrack._cell``."""
+"""``%%track`` and ``%track_ui``: parse options, hand off to ``nbtrack.kernel.cell``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from nbtrack import _cell
-from nbtrack.run import check_key
+from nbtrack._model import check_key
+from nbtrack.kernel import cell as _cell
 
 _TRACK_LINE = re.compile(r"^%%track(?:[ \t]+(?P<args>.*))?$")
 
@@ -85,10 +85,11 @@ class TrackMagics(Magics):
         """
         from IPython.display import HTML, display
 
-        from nbtrack import store
-        from nbtrack.mlflow_ui import ensure_ui, ui_link_html
+        from nbtrack.tracking import resolve_uri
+        from nbtrack.ui.links import ui_link_html
+        from nbtrack.ui.process import ensure_ui
 
-        ui = ensure_ui(line.strip() or store.tracking_uri())
+        ui = ensure_ui(resolve_uri(line.strip() or None))
         display(HTML(ui_link_html(ui)))
         return None
 

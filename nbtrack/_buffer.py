@@ -1,0 +1,209 @@
+"""``nbtrack.log``, the hot path of a training loop, and the buffer it appends to.
+
+This module owns the buffer's one format, both sides of it: ``log`` appends, ``take`` (called
+by the sender thread) removes. A call costs a few dictionary and set look-ups and one list
+append; no I/O, no lock, no device synchronisation. Everything else (grouping points per
+metric, converting device tensors, writing the journal, drawing) happens in the sender, off
+the loop.
+
+The format: ``Buffer.calls`` holds one ``(step or None, unix time, {name: value})`` tuple per
+call, in call order. Values are floats, ints, or (read later by the sender) numpy scalars and
+tensors on a device. ``Buffer.pending`` holds params, tags and artifacts in call order.
+
+Only ``log`` appends and only ``take`` removes, each with single list operations: ``take``
+removes what it read with one ``del``, and anything appended meanwhile sits after it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from nbtrack._model import MAX_STEP, check_key
+from nbtrack.errors import NoActiveRunError
+
+__all__ = ["MAX_BUFFERED_CALLS", "Buffer", "log", "take"]
+
+# Calls held in memory before the logging thread has to drain them itself (~20 MB).
+MAX_BUFFERED_CALLS = 100_000
+
+_now = time.time
+
+
+class Buffer:
+    """What one tracked run's ``log`` calls append to."""
+
+    __slots__ = ("calls", "known", "limit", "overflow", "pending")
+
+    def __init__(self, overflow: Callable[[], object] | None = None) -> None:
+        self.calls: list[tuple[int | None, float, dict[str, Any]]] = []
+        self.pending: list[tuple[str, Any]] = []
+        # Metric names already checked in this run.
+        self.known: set[str] = set()
+        self.limit = MAX_BUFFERED_CALLS
+        # Called when a loop got ``limit`` calls ahead of the sender: drains the buffer from
+        # the logging thread, so that memory stays bounded (rare: ~100k calls in 0.5 s).
+        self.overflow = overflow
+
+
+# The buffer of the running tracked cell, set by nbtrack._registry; None outside one.
+active: Buffer | None = None
+
+
+def log(
+    metrics: Mapping[str, Any] | None = None, /, *, step: int | None = None, **values: Any
+) -> None:
+    """Log metric values for the current tracked cell.
+
+    ``nbtrack.log(loss=loss, acc=acc)``, or a mapping, which is the way to write names that are
+    not Python identifiers: ``nbtrack.log({"train/loss": loss, "val/acc": acc}, step=epoch)``.
+    Both forms cost the same.
+
+    Values may be Python numbers, numpy scalars or one-element torch tensors. A CPU tensor is
+    read at once (there is no device to wait for); a tensor on a GPU is kept, without its
+    autograd graph, and read later by the sender thread, so logging never forces a device
+    synchronisation. NaN and inf are stored as they are. ``step`` defaults to a per-metric
+    counter starting at 0.
+
+    Raises:
+        NoActiveRunError: outside a ``%%track`` cell.
+        TypeError: a value is not a number, or a step is not an integer from 0 to 2**63 - 1
+            (the message names the metric and the fix).
+        ValueError: a metric name MLflow would reject, or a name given twice.
+    """
+    buffer = active
+    if buffer is None:
+        raise NoActiveRunError("log")
+    if metrics is not None:
+        values = _merged(metrics, values)
+    # The usual call: names seen before, float values. Two C-level set checks, no Python loop.
+    if not (buffer.known.issuperset(values) and _FLOAT.issuperset(map(type, values.values()))):
+        _admit(buffer, values)
+    if step is not None and (type(step) is not int or not 0 <= step <= MAX_STEP):
+        step = _checked_step(step)
+    calls = buffer.calls
+    calls.append((step, _now(), values))
+    if len(calls) > buffer.limit and buffer.overflow is not None:
+        buffer.overflow()
+
+
+def take(buffer: Buffer) -> tuple[list[tuple[int | None, float, dict[str, Any]]], list[Any]]:
+    """Remove and return what ``buffer`` holds: (calls, pending), each in call order."""
+    calls, pending = buffer.calls, buffer.pending
+    n_calls, n_pending = len(calls), len(pending)
+    # Read, then removed with one operation each: whatever `log` appends meanwhile lands after
+    # these indexes and stays for the next take.
+    taken_calls = calls[:n_calls]
+    del calls[:n_calls]
+    taken_pending = pending[:n_pending]
+    del pending[:n_pending]
+    return taken_calls, taken_pending
+
+
+_FLOAT = frozenset({float})
+# torch.Tensor, once a tensor was logged: an identity check then needs no torch import.
+_tensor_type: type | None = None
+
+
+def _merged(metrics: object, values: dict[str, Any]) -> dict[str, Any]:
+    """The positional mapping and the keywords as one new dict (a copy: the caller may reuse
+    and change its dict after the call)."""
+    if not isinstance(metrics, Mapping):
+        msg = (
+            f"nbtrack.log takes metric values as keywords or as a mapping of names to values, "
+            f"got {type(metrics).__name__} {metrics!r:.80}; e.g. nbtrack.log(loss=loss) or "
+            "nbtrack.log({'train/loss': loss})"
+        )
+        raise TypeError(msg)
+    if not values:
+        return dict(metrics)
+    both = values.keys() & metrics.keys()
+    if both:
+        msg = f"metric {sorted(both)[0]!r} was given twice, in the mapping and as a keyword"
+        raise ValueError(msg)
+    return {**metrics, **values}
+
+
+def _admit(buffer: Buffer, values: dict[str, Any]) -> None:
+    """Check names seen for the first time and make every value a float, in place: read CPU
+    tensors, keep device tensors (without their graph) for the sender, reject what is not a
+    real number. Replacing values while iterating is safe: the dict's size never changes."""
+    global _tensor_type  # noqa: PLW0603 - a cache of one type object
+    known = buffer.known
+    for key, value in values.items():
+        if key not in known:
+            check_key(key, "metric")
+        kind = type(value)
+        if kind is _tensor_type or (kind.__module__ == "torch" and kind.__name__ == "Tensor"):
+            _tensor_type = kind
+            values[key] = _tensor_value(key, value)
+        elif kind is not float:
+            values[key] = _float_value(key, value)
+        if key not in known:
+            known.add(key)
+
+
+def _tensor_value(key: str, tensor: Any) -> Any:
+    if tensor.is_cpu:
+        # Nothing to wait for: reading now is cheaper than keeping the tensor (and frees its
+        # autograd graph at once).
+        try:
+            value = tensor.item()
+        except RuntimeError:  # more than one element
+            value = None
+        if type(value) in (float, int, bool):
+            return _float_value(key, value)
+    elif tensor.numel() == 1 and not tensor.is_complex():
+        # On a device: reading would wait for it. Kept as it is, without its autograd graph so
+        # that logging does not keep the graph alive; the sender reads it.
+        return tensor.detach() if tensor.requires_grad else tensor
+    msg = (
+        f"metric {key!r} is a tensor of shape {tuple(tensor.shape)} and dtype {tensor.dtype}; "
+        "log a single real number, e.g. loss.mean() or a one-element tensor"
+    )
+    raise TypeError(msg)
+
+
+def _float_value(key: str, value: Any) -> float:
+    """A real number (int, bool, numpy scalar, Fraction, Decimal...) as the float64 MLflow
+    stores; anything else is refused with a message naming the metric."""
+    real = isinstance(value, numbers.Real) or (
+        type(value).__module__ == "numpy"
+        and getattr(value, "ndim", 1) == 0
+        and value.dtype.kind in "biuf"
+    )
+    if not real:
+        msg = (
+            f"metric {key!r} must be a number, got {type(value).__name__} {value!r:.80}. "
+            "Pass a float, an int, a numpy scalar or a one-element tensor."
+        )
+        raise TypeError(msg)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if math.isinf(number) and isinstance(value, numbers.Integral | numbers.Rational):
+        # An exact number beyond float64's range (about 1.8e308) would otherwise be stored as
+        # inf, a value it never had.
+        # (str() of a huge int is refused past 4300 digits; its bit length is not.)
+        digits = int(int(abs(math.trunc(value))).bit_length() * math.log10(2)) + 1
+        msg = (
+            f"metric {key!r} is too large to store: MLflow keeps metrics as float64, up to "
+            f"about 1.8e308, and this value has about {digits} digits"
+        )
+        raise ValueError(msg)
+    return number
+
+
+def _checked_step(step: object) -> int:
+    if (
+        isinstance(step, bool)
+        or not isinstance(step, numbers.Integral)
+        or not 0 <= int(step) <= MAX_STEP
+    ):
+        msg = f"step must be an integer from 0 to 2**63 - 1 (MLflow's int64), got {step!r}"
+        raise TypeError(msg)
+    return int(step)

@@ -1,0 +1,118 @@
+"""The few operating-system calls that only POSIX has, each with its fallback.
+
+The rest of the package calls these and has no platform branches of its own.
+
+- File locks: ``flock`` on POSIX; on Windows ``msvcrt.locking`` on the file's first byte.
+- Lowering a process's priority: ``os.nice``; elsewhere nothing.
+- Waiting for a pipe to have data: ``select``; elsewhere a plain sleep.
+- Whether a process is alive, told apart from a later process that got the same pid: the
+  start time from ``/proc`` on Linux; elsewhere a pid that answers signal 0 counts as alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = [
+    "lower_priority",
+    "process_alive",
+    "process_start_ticks",
+    "try_lock",
+    "unlock",
+    "wait_readable",
+]
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def try_lock(handle: IO[Any], *, block: bool = False) -> bool:
+        """Lock ``handle``'s file for this process; False if another holds it (and not
+        ``block``)."""
+        mode = msvcrt.LK_LOCK if block else msvcrt.LK_NBLCK
+        try:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), mode, 1)
+        except OSError:
+            return False
+        return True
+
+    def unlock(handle: IO[Any]) -> None:
+        handle.seek(0)
+        with contextlib.suppress(OSError):
+            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def try_lock(handle: IO[Any], *, block: bool = False) -> bool:
+        """Lock ``handle``'s file for this process; False if another holds it (and not
+        ``block``)."""
+        flags = fcntl.LOCK_EX if block else fcntl.LOCK_EX | fcntl.LOCK_NB
+        try:
+            fcntl.flock(handle, flags)
+        except BlockingIOError:
+            return False
+        return True
+
+    def unlock(handle: IO[Any]) -> None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks (Linux), to tell a pid from a reused one."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])
+
+
+def process_alive(pid: int, start_ticks: int | None) -> bool:
+    """Whether process ``pid`` runs and is the one that had ``start_ticks`` (when known)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:  # Windows: signal 0 is not supported for every process
+        return True
+    stat = _stat_fields(pid)
+    if stat is None:
+        return True
+    if start_ticks is not None and int(stat[19]) != start_ticks:
+        return False
+    # A killed child that its parent has not reaped yet still answers signal 0.
+    return stat[0] != "Z"
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3 on of /proc/PID/stat (state, ppid, ...): the command name (field 2) may contain
+    spaces and parentheses, so the line is split after its last ')'."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()
+
+
+def wait_readable(fd: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``fd`` (a pipe) to have data or reach its end; True
+    if it did. Without ``select`` on pipes (Windows) this just sleeps and says False."""
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import time
+
+        time.sleep(timeout)
+        return False
+    import select
+
+    readable, _, _ = select.select([fd], [], [], timeout)
+    return bool(readable)
+
+
+def lower_priority(niceness: int) -> None:
+    """Make this process yield the CPU to others (``os.nice``); a no-op where there is none."""
+    nice = getattr(os, "nice", None)
+    if nice is not None:
+        nice(niceness)

@@ -1,0 +1,89 @@
+"""Which run is being tracked now, and which ended runs still have data on its way.
+
+One kernel tracks one cell at a time. The tracked run is registered here when its cell starts
+(``activate``, which also points ``nbtrack.log`` at its buffer) and unregistered when the cell
+ends (``deactivate``); it stays in the draining list until the sender has delivered everything
+and its record is final (``forget``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from nbtrack import _buffer
+from nbtrack._buffer import Buffer
+from nbtrack._model import Batch, Run
+
+__all__ = ["Output", "TrackedRun", "activate", "current", "deactivate", "draining", "forget"]
+
+
+class Output(Protocol):
+    """Where the sender delivers a run's batches: its journal, and its live view."""
+
+    def update(self, run: Run, batch: Batch) -> None:
+        """New data; ``run.curves`` already include the batch's metrics."""
+
+
+@dataclass(eq=False)
+class TrackedRun:
+    """A run being tracked in this kernel: its data, its buffer and where batches go.
+
+    ``journal`` makes every batch durable before anything else sees it; ``views`` draw it.
+    ``poll`` is called by the sender at each wake: it brings the run's identity and sync state
+    up to date, and returns True once the cell ended and nothing more will change (the run is
+    then forgotten).
+    """
+
+    run: Run
+    buffer: Buffer
+    journal: Any
+    views: list[Output] = field(default_factory=list)
+    poll: Callable[[], bool] | None = None
+    # Set by the kernel when the cell uses MLflow: the pending import hook, and whether the run
+    # was made MLflow's active run (to be released at the cell's end).
+    import_watch: object = None
+    mlflow_attached: bool = False
+    # Held by whoever turns the buffer into batches, so that the final drain at cell end and
+    # the sender thread never interleave.
+    drain_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_lock = threading.Lock()
+_current: TrackedRun | None = None
+_draining: list[TrackedRun] = []
+
+
+def current() -> TrackedRun | None:
+    """The run of the tracked cell being executed, or None."""
+    return _current
+
+
+def activate(tracked: TrackedRun) -> None:
+    global _current  # noqa: PLW0603 - the registry is module state by design: one kernel, one active run
+    with _lock:
+        _current = tracked
+        _draining.append(tracked)
+        _buffer.active = tracked.buffer
+
+
+def deactivate(tracked: TrackedRun) -> None:
+    global _current  # noqa: PLW0603
+    with _lock:
+        if _current is tracked:
+            _current = None
+            _buffer.active = None
+
+
+def draining() -> list[TrackedRun]:
+    """Runs whose data or record is not final yet, oldest first."""
+    with _lock:
+        return list(_draining)
+
+
+def forget(tracked: TrackedRun) -> None:
+    with _lock:
+        if tracked in _draining:
+            _draining.remove(tracked)

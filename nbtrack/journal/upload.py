@@ -1,0 +1,359 @@
+"""Uploading one run's journal into MLflow, from where the last upload stopped.
+
+Runs in the sync process, never in the kernel. The run is created from the journal's ``start``
+line (and found again, not created twice, after a crash: it carries the journal's key as a
+tag); metrics go in ``log_batch`` calls filled up to MLflow's limits; the ``end`` line ends it.
+Progress is acknowledged in ``<run>.state`` after each call, so a restart resumes there and
+replaying twice duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from nbtrack._files import make_private_dir, open_private, read_json, write_json_atomic
+from nbtrack._redact import redact_text
+from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, staged_file
+from nbtrack.journal.format import read_lines, unpack
+from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
+
+__all__ = ["RunUploader", "StoreUnavailable"]
+
+log = logging.getLogger("nbtrack.sync")
+
+# MLflow's log_batch limits (mlflow.utils.validation): 1000 metrics, 100 params, 100 tags per call.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+_READ_CHUNK = 4 * 1024 * 1024
+# A run the store refused for a reason the user can fix (a deleted experiment) is tried again
+# this often.
+_REFUSED_RETRY_S = 30.0
+# MLflow error codes that no retry will fix; anything else (connection refused, 5xx, a locked
+# SQLite file) is worth retrying.
+_PERMANENT_ERRORS = frozenset(
+    {
+        "INVALID_PARAMETER_VALUE",
+        "RESOURCE_DOES_NOT_EXIST",
+        "INVALID_STATE",
+        "BAD_REQUEST",
+        "RESOURCE_ALREADY_EXISTS",
+    }
+)
+
+
+class StoreUnavailable(Exception):
+    """The store did not accept a request; retry later. The message holds no credentials."""
+
+
+def _permanent(error: Exception) -> bool:
+    return getattr(error, "error_code", None) in _PERMANENT_ERRORS
+
+
+class RunUploader:
+    """Uploads one journal (``<run>.spool``), resuming from its acknowledged offset."""
+
+    def __init__(self, spool: Path, client: Any, experiments: dict[str, str]) -> None:
+        self.spool = spool
+        self.client = client
+        # name -> id, shared by the uploaders of one store
+        self.experiments = experiments
+        self.state_path = spool.with_suffix(STATE_SUFFIX)
+        state = read_json(self.state_path) or {}
+        self.offset: int = int(state.get("offset", 0))
+        self.run_id: str | None = state.get("run_id")
+        self.experiment_id: str | None = state.get("experiment_id")
+        self.start: dict[str, Any] | None = state.get("start")
+        self.last_timestamp_ms: int | None = state.get("last_timestamp_ms")
+        self.problem: str | None = None
+        self.retry_at = 0.0
+        self.ended = False
+        self.points_sent = 0
+        self.skipped_lines = 0
+
+    @property
+    def key(self) -> str:
+        return self.spool.stem
+
+    @property
+    def created(self) -> bool:
+        return self.run_id is not None
+
+    def step(self, max_points: int | None = None) -> bool:
+        """Upload what is new in the journal, or about ``max_points`` of it (whole lines).
+        True if something was uploaded. Raises StoreUnavailable to be retried later."""
+        if time.monotonic() < self.retry_at:
+            return False
+        try:
+            return self._step(max_points)
+        except ExperimentDeletedError as error:
+            self._refused(str(error))
+            return False
+
+    def _step(self, max_points: int | None) -> bool:
+        progressed = False
+        metrics: list[Any] = []
+        consumed = self.offset
+        sent = 0
+        for record, end_offset in read_lines(self.spool, self.offset, _READ_CHUNK):
+            if record is None:
+                # A torn line (the kernel's disk filled up mid-write): skip it, say so.
+                self.skipped_lines += 1
+                log.warning("journal %s: skipped a line that is not JSON", self.key)
+            elif record["t"] == "b":
+                metrics.extend(self._points(record))
+                if len(metrics) >= MAX_METRICS_PER_BATCH:
+                    self._send_metrics(metrics)
+                    sent += len(metrics)
+                    metrics = []
+                    self._ack(end_offset)
+                    consumed = end_offset
+                    progressed = True
+                    if max_points is not None and sent >= max_points:
+                        return True
+                    continue
+            else:
+                # Everything but metrics is applied in order, after the metrics before it.
+                self._send_metrics(metrics)
+                metrics = []
+                self._apply(record)
+                self._ack(end_offset)
+                progressed = True
+            consumed = end_offset
+        if metrics:
+            self._send_metrics(metrics)
+        if consumed != self.offset:
+            self._ack(consumed)
+            progressed = True
+        return progressed
+
+    def create(self) -> bool:
+        """Create the run as soon as its start line is there (not paced: a person may be
+        waiting for its link). True if it exists now."""
+        if self.run_id is not None:
+            return True
+        if self.start is None:
+            for record, end_offset in read_lines(self.spool, self.offset, 64 * 1024):
+                if record is not None and record["t"] == "start":
+                    self.start = record
+                    self._ack(end_offset)
+                break
+        if self.start is None or time.monotonic() < self.retry_at:
+            return False
+        try:
+            self._run_id()
+        except ExperimentDeletedError as error:
+            self._refused(str(error))
+            return False
+        return True
+
+    def _points(self, record: dict[str, Any]) -> list[Any]:
+        from mlflow.entities import Metric
+
+        times = [unpack(column, "d") for column in record["ts"]]
+        out: list[Any] = []
+        for key, (packed_steps, packed_values, index) in record["m"].items():
+            values, seconds = unpack(packed_values, "d"), times[index]
+            steps = (
+                range(packed_steps, packed_steps + len(values))
+                if isinstance(packed_steps, int)
+                else unpack(packed_steps, "q")
+            )
+            out.extend(
+                Metric(key, v, int(t * 1000), s)
+                for s, v, t in zip(steps, values, seconds, strict=True)
+            )
+            if values:
+                self.last_timestamp_ms = max(self.last_timestamp_ms or 0, int(seconds[-1] * 1000))
+        return out
+
+    def _send_metrics(self, metrics: list[Any]) -> None:
+        for first in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+            chunk = metrics[first : first + MAX_METRICS_PER_BATCH]
+            self._call("log_batch", self._run_id(), metrics=chunk)
+            self.points_sent += len(chunk)
+
+    def _apply(self, record: dict[str, Any]) -> None:
+        from mlflow.entities import Param, RunTag
+
+        kind = record["t"]
+        if kind == "start":
+            self.start = record
+            self._run_id()
+        elif kind == "p":
+            params = [Param(k, str(v)) for k, v in record["p"].items()]
+            for first in range(0, len(params), MAX_PARAMS_PER_BATCH):
+                chunk = params[first : first + MAX_PARAMS_PER_BATCH]
+                self._call("log_batch", self._run_id(), params=chunk)
+        elif kind == "g":
+            tags = [RunTag(k, str(v)) for k, v in record["g"].items()]
+            for first in range(0, len(tags), MAX_TAGS_PER_BATCH):
+                self._call(
+                    "log_batch", self._run_id(), tags=tags[first : first + MAX_TAGS_PER_BATCH]
+                )
+        elif kind == "a":
+            self._artifact(str(record.get("path", "")), record.get("dest"))
+        elif kind == "end":
+            self._end(record)
+
+    def _artifact(self, relative: str, destination: str | None) -> None:
+        # Only what the kernel staged in this run's own folder is uploaded, whatever the line
+        # says: a journal must not be able to send an arbitrary file of the user's.
+        path = staged_file(self.spool, relative)
+        if path is None:
+            log.warning("journal %s: artifact path %r is outside its staging folder; skipped",
+                        self.key, relative)  # fmt: skip
+        elif path.is_dir():
+            self._call("log_artifacts", self._run_id(), str(path), destination)
+        elif path.is_file():
+            self._call("log_artifact", self._run_id(), str(path), destination)
+        else:
+            log.warning("journal %s: artifact %s vanished before upload; skipped", self.key, path)
+
+    def _end(self, record: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        status = str(record.get("status", "FAILED"))
+        lost_points = int(record.get("lost_points") or 0)
+        lost_items = int(record.get("lost_items") or 0)
+        if lost_points or lost_items or self.skipped_lines:
+            # What was never made durable cannot be uploaded: the run says so, and is not
+            # reported as a clean success.
+            reason = (
+                f"{lost_points:,} points and {lost_items:,} params/tags/artifacts could not be "
+                f"written to the local journal ({record.get('problem') or 'write error'})"
+            )
+            tags = [
+                RunTag("nbtrack.lost_points", str(lost_points)),
+                RunTag("nbtrack.end_reason", reason[:4900]),
+            ]
+            self._call("log_batch", self._run_id(), tags=tags)
+            if status == "FINISHED":
+                status = "FAILED"
+        self._call("set_terminated", self._run_id(), status, int(record["end_time"]))
+        self.ended = True
+
+    def finish_abandoned(self, reason: str) -> None:
+        """End a run whose kernel died before the cell did: FAILED, tagged with why."""
+        from mlflow.entities import RunTag
+
+        if self.start is None and self.run_id is None:
+            return  # the kernel died before the run's first line reached disk: nothing to end
+        self._call("log_batch", self._run_id(), tags=[RunTag("nbtrack.end_reason", reason)])
+        end = self.last_timestamp_ms or int(time.time() * 1000)
+        self._call("set_terminated", self._run_id(), "FAILED", end)
+        self.ended = True
+
+    def _run_id(self) -> str:
+        if self.run_id is None:
+            if self.start is None:
+                msg = f"journal {self.key} has data before its start line"
+                raise RuntimeError(msg)
+            self._create(self.start)
+        assert self.run_id is not None  # noqa: S101 - set by _create or it raised
+        return self.run_id
+
+    def _create(self, start: dict[str, Any]) -> None:
+        name = str(start.get("experiment_name") or "Default")
+        experiment = self.experiments.get(name)
+        if experiment is None:
+            experiment = self._store(experiment_id, self.client, name)
+            self.experiments[name] = experiment
+        # A crash between creating the run and saving its id must not create it twice: the
+        # run carries the journal's key as a tag, looked up before creating.
+        found = self._call(
+            "search_runs",
+            [experiment],
+            filter_string=f"tags.`nbtrack.spool_key` = '{self.key}'",
+            max_results=1,
+        )
+        if found:
+            self.run_id = str(found[0].info.run_id)
+        else:
+            tags = {str(k): str(v) for k, v in dict(start.get("tags") or {}).items()}
+            tags["nbtrack.spool_key"] = self.key
+            self.run_id = self._store(
+                create_run,
+                self.client,
+                experiment,
+                run_name=start.get("run_name"),
+                start_time=int(start["start_time"]),
+                tags=tags,
+            )
+        self.experiment_id = experiment
+        self.problem = None
+        self._ack(self.offset)
+
+    def _refused(self, problem: str) -> None:
+        if problem != self.problem:
+            log.error("journal %s: %s", self.key, problem)
+        self.problem = problem
+        self.retry_at = time.monotonic() + _REFUSED_RETRY_S
+        self._ack(self.offset)
+
+    def _store(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """A call to the store; what no retry can fix stays as it is, the rest is retried."""
+        try:
+            return func(*args, **kwargs)
+        except ExperimentDeletedError:
+            raise
+        except Exception as error:
+            raise StoreUnavailable(f"{getattr(func, '__name__', func)}: {_why(error)}") from error
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(*args, **kwargs)
+        except Exception as error:
+            if _permanent(error):
+                self._reject(method, args, kwargs, error)
+                return None
+            raise StoreUnavailable(f"{method}: {_why(error)}") from error
+
+    def _reject(self, method: str, args: Any, kwargs: Any, error: Exception) -> None:
+        """Keep what the store refused for good, with the reason, instead of dropping it."""
+        rejected = make_private_dir(self.spool.parent.parent / "rejected")
+        with open_private(rejected / f"{self.spool.parent.name}-{self.key}.rejected", "a") as out:
+            out.write(f"{time.time():.3f} {method} refused: {_why(error)}\n")
+            out.write(f"  args={args!r:.2000}\n  kwargs={kwargs!r:.100000}\n")
+        log.error(
+            "store refused %s for %s: %s (kept in %s)", method, self.key, _why(error), rejected
+        )
+
+    def _ack(self, offset: int) -> None:
+        self.offset = offset
+        write_json_atomic(
+            self.state_path,
+            {
+                "offset": offset,
+                "run_id": self.run_id,
+                "experiment_id": self.experiment_id,
+                "start": self.start,
+                "last_timestamp_ms": self.last_timestamp_ms,
+                "problem": self.problem,
+            },
+        )
+
+    def remove(self) -> None:
+        """The run is in the store and ended: its journal is no longer needed. What the kernel
+        still needs to know (the run's id) stays in ``<run>.done``."""
+        write_json_atomic(
+            self.spool.with_suffix(".done"),
+            {"run_id": self.run_id, "experiment_id": self.experiment_id},
+        )
+        files = self.spool.with_suffix(FILES_SUFFIX)
+        if files.exists():
+            shutil.rmtree(files, ignore_errors=True)
+        self.state_path.unlink(missing_ok=True)
+        self.spool.unlink(missing_ok=True)
+
+
+def _why(error: BaseException) -> str:
+    """An error as one line for a log or a message: no credentials, no multi-line dumps."""
+    text = (
+        f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
+    )
+    return redact_text(text)[:500]

@@ -1,0 +1,77 @@
+"""nbtrack inside an IPython kernel: the ``%%track`` magic (``magics``), the tracked cell's
+lifecycle (``cell``), the params it captures (``params``), the code and environment it keeps
+(``code``) and what the kernel knows about its notebook (``context``).
+
+``register`` wires them into a shell: the magics, an input transformer for ``%%track`` cells,
+and the cell events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from nbtrack.kernel import cell
+
+__all__ = ["register", "unregister"]
+
+_registered: set[int] = set()
+
+
+def register(shell: Any) -> None:
+    if id(shell) in _registered:
+        return
+    _registered.add(id(shell))
+    from nbtrack.kernel.magics import TrackMagics, rewrite_track_cell
+
+    shell.register_magics(TrackMagics)
+    # Cleanup transforms run before IPython turns `%%name` cells into cell-magic calls.
+    shell.input_transformers_cleanup.append(rewrite_track_cell)
+    shell.events.register("pre_run_cell", _pre_run_cell)
+    shell.events.register("post_run_cell", _post_run_cell)
+    shell.user_ns.setdefault("nbtrack", __import__("nbtrack"))
+    # Cells run before nbtrack was loaded (papermill's parameters, a hyperparameter cell) can
+    # hold a tracked cell's params too.
+    for source in list(getattr(shell.history_manager, "input_hist_raw", []))[1:]:
+        _observe(shell, source)
+    cell.warm_up()
+
+
+def unregister(shell: Any) -> None:
+    from nbtrack.kernel.magics import rewrite_track_cell
+
+    if id(shell) not in _registered:
+        return
+    _registered.discard(id(shell))
+    if rewrite_track_cell in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.remove(rewrite_track_cell)
+    for event, callback in (("pre_run_cell", _pre_run_cell), ("post_run_cell", _post_run_cell)):
+        with contextlib.suppress(ValueError):
+            shell.events.unregister(event, callback)
+
+
+def _pre_run_cell(info: Any) -> None:
+    cell.current_cell.raw_cell = getattr(info, "raw_cell", "") or ""
+    cell.current_cell.cell_id = getattr(info, "cell_id", None)
+
+
+def _post_run_cell(result: Any) -> None:
+    # Interrupting the end of a cell skips the wait for the upload; the run was already ended.
+    with contextlib.suppress(KeyboardInterrupt):
+        cell.end(result)
+    info = getattr(result, "info", None)
+    source = getattr(info, "raw_cell", None)
+    if source:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            _observe(shell, source)
+
+
+def _observe(shell: Any, source: str) -> None:
+    try:
+        python = shell.transform_cell(source)
+    except Exception:  # noqa: BLE001 - a cell IPython could not read binds nothing we can see
+        return
+    cell.session_literals.observe(python)

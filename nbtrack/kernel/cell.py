@@ -1,0 +1,388 @@
+"""Begin and end of a tracked cell: the run's lifecycle around IPython's own execution.
+
+The cell runs exactly as IPython would run it untracked (same namespace, last expression
+displayed, top-level ``await``, the same traceback); nbtrack only starts the run before the
+body and ends it in IPython's ``post_run_cell`` event, with the status the execution result
+tells: FINISHED, FAILED (exception) or KILLED (KeyboardInterrupt, i.e. a kernel interrupt).
+
+Starting a run costs the kernel no MLflow call: the run's journal starts, and the sync process
+creates the run in the store a moment later. MLflow itself is touched only if the cell uses
+it (``import mlflow``, or a framework that does): then the run is made MLflow's active run, so
+that those calls land in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import signal
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbtrack import _registry, _sender, tracking
+from nbtrack._buffer import Buffer
+from nbtrack._model import Batch, Run, RunFailure, Status, value_text
+from nbtrack._redact import redact_code, redact_text, strip_uri_credentials
+from nbtrack._registry import TrackedRun
+from nbtrack._settings import settings
+from nbtrack.journal.writer import Journal, JournalError, adopt_orphans, session_for
+from nbtrack.kernel.code import CodeRecorder, environment_files, start_reading_environment
+from nbtrack.kernel.context import notebook_path
+from nbtrack.kernel.params import SessionLiterals
+from nbtrack.view.live import LiveView, show_notice
+
+__all__ = ["CellOptions", "begin", "end", "warm_up", "watching"]
+
+KERNEL_SESSION = uuid.uuid4().hex
+# How long a cell that uses MLflow waits for the sync process to create its run.
+_ATTACH_WAIT_S = 10.0
+# Where a person watches and nobody waits for the saved file, a cell's end does not wait for
+# the upload (its record updates itself in place); headless, it waits up to this long, so that
+# the notebook a papermill or nbconvert run saves ends with final records.
+_HEADLESS_END_WAIT_S = 60.0
+
+
+@dataclass
+class CellOptions:
+    """What ``%%track`` was told (already validated)."""
+
+    experiment: str | None = None
+    name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    capture_params: bool = True
+    plot: bool = True
+
+
+@dataclass
+class CellInfo:
+    """The cell being executed, as IPython's pre_run_cell event described it."""
+
+    raw_cell: str = ""
+    cell_id: str | None = None
+
+
+current_cell = CellInfo()
+session_literals = SessionLiterals()
+_code = CodeRecorder()
+
+
+def watching() -> bool:
+    """Whether a person watches this kernel's outputs live (JupyterLab/Notebook, VS Code),
+    as opposed to nbclient, papermill or nbconvert; ``NBTRACK_LIVE_PLOT`` decides if set."""
+    import os
+
+    explicit = settings().live_view
+    if explicit is not None:
+        return explicit
+    return bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID"))
+
+
+def warm_up() -> None:
+    """When nbtrack loads: read the environment, and if dead kernels left journals for this
+    store, start the sync process that replays them; in the background, once."""
+    global _warm  # noqa: PLW0603 - once per kernel
+    if _warm:
+        return
+    _warm = True
+    start_reading_environment()
+
+    def adopt() -> None:
+        with contextlib.suppress(Exception):  # the first tracked cell reports store problems
+            adopt_orphans(tracking.resolve_uri())
+
+    threading.Thread(target=adopt, name="nbtrack-adopt", daemon=True).start()
+
+
+_warm = False
+
+
+# ------------------------------------------------------------------ begin
+
+
+def begin(shell: Any, options: CellOptions, body: str) -> TrackedRun:
+    """Start tracking ``body`` (the cell without its ``%%track`` line)."""
+    if _registry.current() is not None:
+        from IPython.core.error import UsageError
+
+        msg = "this cell is already tracked: use %%track (or %track) once per cell"
+        raise UsageError(msg)
+    start_reading_environment()
+    run = _new_run(shell, options, body)
+    session = session_for(run.tracking_uri)
+    # From the journal's first line to the run's registration an interrupt would leave a run
+    # that nobody ends: it is held back until the run is registered, then ends it KILLED.
+    with interrupts_deferred():
+        try:
+            journal = Journal(session, run)
+        except JournalError as error:
+            from IPython.core.error import UsageError
+
+            raise UsageError(str(error)) from None
+        tracked = TrackedRun(run=run, buffer=Buffer(), journal=journal)
+        tracked.buffer.overflow = lambda: _sender.drain(tracked)
+        tracked.views.append(LiveView(run, tracked.drain_lock))
+        tracked.poll = lambda: _poll(tracked)
+        _registry.activate(tracked)
+        if run.params:
+            tracked.buffer.pending.append(("params", dict(run.params)))
+        _code.stage(journal, shell, body)
+        tracked.buffer.pending.append(("artifact", ("code", "code")))
+    problem = session.store_problem()
+    if problem is not None:
+        run.sync_state = "offline"
+        show_notice(
+            f"nbtrack: the tracking store {strip_uri_credentials(run.tracking_uri)} is not "
+            f"reachable ({redact_text(problem)}). The run goes on offline: everything is kept "
+            "in the local journal and uploaded when the store answers (or with `nbtrack sync`)."
+        )
+    _sender.ensure_sender().wake()
+    _follow_mlflow(tracked)
+    return tracked
+
+
+def _new_run(shell: Any, options: CellOptions, body: str) -> Run:
+    path = notebook_path(shell.user_ns)
+    code_hash = hashlib.sha256(body.encode()).hexdigest()[:16]
+    run = Run(
+        run_name=options.name or time.strftime("run-%Y%m%d-%H%M%S"),
+        # MLflow's own default experiment when the notebook's name cannot be known.
+        experiment_name=options.experiment or (Path(path).stem if path else "Default"),
+        tracking_uri=tracking.resolve_uri(),
+        notebook_path=path,
+        cell_id=current_cell.cell_id,
+        live_view=options.plot and watching(),
+    )
+    run.tags.update(
+        {
+            "mlflow.source.type": "NOTEBOOK",
+            "mlflow.source.name": path or "<unsaved notebook>",
+            "nbtrack.code_hash": code_hash,
+            "nbtrack.kernel_session": KERNEL_SESSION,
+            "nbtrack.version": _version(),
+            "nbtrack.cell": current_cell.cell_id or code_hash,
+        }
+    )
+    if current_cell.cell_id:
+        run.tags["nbtrack.cell_id"] = current_cell.cell_id
+    outer = tracking.active_mlflow_run_id()
+    if outer is not None:
+        # A run the user started by hand stays open: ours nests under it instead of failing
+        # with MLflow's "Run ... is already active".
+        run.tags["mlflow.parentRunId"] = outer
+    run.tags.update({key: value_text(value) for key, value in options.tags.items()})
+    params: dict[str, Any] = {}
+    if options.capture_params:
+        captured = session_literals.params_for(_python_source(shell, body), shell.user_ns)
+        params.update(captured.values)
+        run.params_from_session = captured.from_session
+        if captured.from_session:
+            run.tags["nbtrack.params_from_session"] = ",".join(captured.from_session)
+    params.update(options.params)
+    run.add_params({key: redact_text(value_text(value)) for key, value in params.items()})
+    return run
+
+
+def _python_source(shell: Any, body: str) -> str:
+    try:
+        return str(shell.transform_cell(body))
+    except Exception:  # noqa: BLE001 - IPython will report the syntax problem when it runs the cell
+        return body
+
+
+def _version() -> str:
+    from nbtrack import __version__
+
+    return __version__
+
+
+def _follow_mlflow(tracked: TrackedRun) -> None:
+    """Make the run MLflow's active run as soon as MLflow is in use in this kernel (now, or
+    when the cell imports it), so that ``mlflow.*`` calls in the cell land in it."""
+
+    def attach(_module: object) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # MLflow's active run is per thread; the cell runs in the main one
+        run_id = _wait_for_run_id(tracked, _ATTACH_WAIT_S)
+        if run_id is None:
+            show_notice(
+                "nbtrack: the tracking store did not create this run in time, so mlflow "
+                "calls in this cell do not land in it (nbtrack.log still does)."
+            )
+            return
+        tracking.attach(run_id, tracked.run.tracking_uri)
+        tracked.mlflow_attached = True
+
+    tracked.import_watch = tracking.when_mlflow_imported(attach)
+
+
+def _wait_for_run_id(tracked: TrackedRun, timeout: float) -> str | None:
+    deadline = time.monotonic() + timeout
+    session = tracked.journal.session
+    while True:
+        progress = tracked.journal.progress()
+        if progress.run_id is not None:
+            _learn_identity(tracked.run, progress.run_id, progress.experiment_id)
+            return str(progress.run_id)
+        if progress.problem is not None or time.monotonic() >= deadline:
+            return None
+        session.wake()
+        time.sleep(0.01)
+
+
+# ------------------------------------------------------------------ end
+
+
+def end(result: Any) -> None:
+    """IPython's post_run_cell: end the run this cell started, whatever happened in it."""
+    tracked = _registry.current()
+    if tracked is None:
+        return
+    run = tracked.run
+    error = None if result is None else (result.error_in_exec or result.error_before_exec)
+    with interrupts_deferred():
+        _registry.deactivate(tracked)
+        _finish(tracked, error)
+    if tracked.import_watch is not None:
+        tracking.remove_import_watch(tracked.import_watch)
+    if tracked.mlflow_attached and run.run_id is not None:
+        tracking.release(run.run_id)
+    wait = settings().end_wait
+    if wait is None:
+        wait = 0.0 if watching() else _HEADLESS_END_WAIT_S
+    if wait > 0:
+        with contextlib.suppress(KeyboardInterrupt):  # interrupting stops the wait, not the run
+            _wait_synced(tracked, wait)
+    _poll(tracked, final=True)
+    for view in tracked.views:
+        if isinstance(view, LiveView):
+            view.finish(run)
+
+
+def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
+    """Status, final drain and the journal's end line, with interrupts held back so that an
+    interrupt cannot leave the run half-ended."""
+    run = tracked.run
+    if error is None:
+        run.status = Status.FINISHED
+    elif isinstance(error, KeyboardInterrupt):
+        run.status = Status.KILLED
+    else:
+        run.status = Status.FAILED
+    pending = tracked.buffer.pending
+    if error is not None:
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        run.failure = RunFailure(
+            type(error).__name__, redact_text(str(error)), redact_code(text), run.last_step
+        )
+        pending.append(
+            (
+                "tags",
+                {
+                    "nbtrack.error": value_text(
+                        redact_text(f"{type(error).__name__}: {error}"), 4900
+                    ),
+                    "mlflow.note.content": (
+                        f"Cell ended {run.status.value}:\n```\n{run.failure.traceback[-4500:]}```"
+                    ),
+                },
+            )
+        )
+        with contextlib.suppress(OSError):
+            tracked.journal.stage_text("error/traceback.txt", run.failure.traceback)
+            pending.append(("artifact", ("error", "error")))
+    files = environment_files()
+    if files is not None:
+        with contextlib.suppress(OSError):
+            tracked.journal.stage_text("environment/environment.json", files[0])
+            tracked.journal.stage_text("environment/requirements.txt", files[1])
+            pending.append(("artifact", ("environment", "environment")))
+    run.end_time_ms = int(time.time() * 1000)
+    _sender.drain(tracked)
+    tracked.journal.end(run)
+
+
+def _wait_synced(tracked: TrackedRun, timeout: float) -> None:
+    journal = tracked.journal
+    session = journal.session
+
+    def settled() -> bool:
+        progress = journal.progress()
+        # Offline, or refused: the record says so at once rather than after the timeout.
+        return (
+            progress.synced or progress.problem is not None or session.store_problem() is not None
+        )
+
+    session.wait(timeout, until=settled)
+
+
+def _poll(tracked: TrackedRun, final: bool = False) -> bool:
+    """Bring the run's identity and sync state up to date from the sync process; redraw the
+    record if the cell ended and something changed. True once nothing more will change."""
+    run = tracked.run
+    journal = tracked.journal
+    if run.ended and not journal.ended:
+        journal.retry_end()  # the disk was full at the cell's end; try again
+    progress = journal.progress()
+    before = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
+    if progress.run_id is not None:
+        _learn_identity(run, progress.run_id, progress.experiment_id)
+    run.store_problem = progress.problem
+    total = sum(curve.count for curve in run.curves.values())
+    if progress.synced:
+        run.sync_state, run.pending_points = "synced", 0
+    else:
+        offline = journal.session.store_problem() is not None or progress.problem is not None
+        run.sync_state = "offline" if offline else "syncing"
+        run.pending_points = journal.pending_points(total)
+    after = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
+    if after != before and not final:
+        for view in tracked.views:
+            if not isinstance(view, LiveView):
+                continue
+            if run.ended:
+                view.refresh(run)
+            else:
+                with tracked.drain_lock:  # the live view reads the curves
+                    view.update(run, Batch())
+    return run.ended and progress.synced
+
+
+def _learn_identity(run: Run, run_id: str, experiment_id: str | None) -> None:
+    if run.run_id == run_id:
+        return
+    from nbtrack.ui.links import run_url
+
+    run.run_id = run_id
+    run.experiment_id = experiment_id
+    run.ui_url = run_url(run.tracking_uri, experiment_id, run_id)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold a kernel interrupt (SIGINT) back while the block runs; it is raised on exit.
+
+    The handler is swapped rather than the signal masked: Python runs signal handlers in the
+    main thread whichever thread the operating system delivered the signal to, so a mask on
+    the main thread alone lets an interrupt through.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if pending:
+            if callable(previous):
+                previous(signal.SIGINT, None)  # ipykernel's handler raises KeyboardInterrupt
+            elif previous == signal.SIG_DFL:
+                raise KeyboardInterrupt

@@ -1,0 +1,266 @@
+"""The tracking store: which one, its experiments and runs, and MLflow's active run.
+
+- ``resolve_uri``: the one place that decides which store a kernel, the sync process, the
+  server extension and ``nbtrack ui`` use. It follows MLflow's own rules (checked against
+  ``mlflow.get_tracking_uri()`` by the tests) without importing MLflow, which takes over a
+  second, unless the user imported it already.
+- ``make_client``, ``experiment_id``, ``create_run``: what the sync process does to a store,
+  including the first creation of a local SQLite store, serialised across processes.
+- ``attach`` / ``release``: making a tracked run MLflow's active run in the kernel, so that
+  ``mlflow.*`` calls in the cell land in it; only when MLflow is (or gets) imported there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import unquote
+
+from nbtrack._settings import cache_dir
+
+__all__ = [
+    "ExperimentDeletedError",
+    "attach",
+    "create_run",
+    "experiment_id",
+    "make_client",
+    "release",
+    "resolve_uri",
+    "when_mlflow_imported",
+]
+
+# Experiments nbtrack creates open in MLflow's model-training view (MLflow 3 opens experiments
+# without this tag in its GenAI view).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
+def resolve_uri(uri: str | None = None, folder: Path | None = None) -> str:
+    """The tracking store's URI, absolute, as MLflow would pick it in ``folder`` (default:
+    the working folder).
+
+    ``uri`` when given; else what MLflow was told in this process (``mlflow.set_tracking_uri``,
+    only if MLflow is imported); else ``$MLFLOW_TRACKING_URI``; else MLflow's default:
+    ``./mlruns`` if it holds experiments from older MLflow versions, otherwise SQLite
+    ``./mlflow.db``. Relative paths are made absolute, so that the sync process and a later
+    ``mlflow ui`` find the same store.
+    """
+    folder = (folder or Path.cwd()).absolute()
+    if not uri:
+        mlflow = sys.modules.get("mlflow")
+        if mlflow is not None and folder == Path.cwd().absolute():
+            uri = str(mlflow.get_tracking_uri())
+        else:
+            uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if not uri:
+        mlruns = folder / "mlruns"
+        return mlruns.as_uri() if _has_experiments(mlruns) else _sqlite_uri(folder / "mlflow.db")
+    return _absolute(uri, folder)
+
+
+def _has_experiments(mlruns: Path) -> bool:
+    # MLflow's rule: a folder of experiments (numbered folders with a meta.yaml) keeps the old
+    # file store as the default.
+    with contextlib.suppress(OSError), os.scandir(mlruns) as entries:
+        return any(
+            entry.is_dir()
+            and entry.name.isdigit()
+            and os.path.lexists(Path(entry.path, "meta.yaml"))
+            for entry in entries
+        )
+    return False
+
+
+def _sqlite_uri(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _absolute(uri: str, folder: Path) -> str:
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path, _, query = uri[len("sqlite:///") :].partition("?")
+        if path and path != ":memory:":
+            absolute = _sqlite_uri((folder / unquote(path)).resolve())
+            return f"{absolute}?{query}" if query else absolute
+        return uri
+    if uri.startswith("file:") and not uri.startswith("file:/"):
+        return (folder / unquote(uri[len("file:") :])).resolve().as_uri()
+    if "://" not in uri and ":" not in uri.split("/", 1)[0] and not uri.startswith("databricks"):
+        return (folder / uri).resolve().as_uri()
+    return uri
+
+
+def is_local(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:"))
+
+
+# ------------------------------------------------------------------ the store, from the sync side
+
+
+class ExperimentDeletedError(ValueError):
+    """The run's experiment is deleted in the store: nothing can be logged into it."""
+
+
+@contextlib.contextmanager
+def _store_creation_lock(uri: str) -> Iterator[None]:
+    """Held while a process opens a local SQLite store: several kernels opening a new
+    ``mlflow.db`` at the same moment race in its schema migration and can leave it
+    half-migrated. The lock file lives in nbtrack's cache, not beside the user's database."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from nbtrack import _platform
+    from nbtrack._files import make_private_dir, open_private
+
+    folder = make_private_dir(cache_dir() / "locks")
+    key = hashlib.sha256(uri.encode()).hexdigest()[:20]
+    with open_private(folder / f"store-{key}.lock") as handle:
+        _platform.try_lock(handle, block=True)
+        try:
+            yield
+        finally:
+            _platform.unlock(handle)
+
+
+def make_client(uri: str) -> Any:
+    """An ``MlflowClient`` for ``uri`` whose store is ready (created and migrated if new)."""
+    from mlflow import MlflowClient
+
+    with _store_creation_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        if is_local(uri):
+            # Opening a SQLite store creates and migrates it; do that under the lock.
+            client.search_experiments(max_results=1)
+    return client
+
+
+def experiment_id(client: Any, name: str) -> str:
+    """The id of experiment ``name``, created if missing (in MLflow's training view).
+
+    Two processes may create it at the same moment: the loser reads the winner's id. Raises
+    ``ExperimentDeletedError`` for a deleted experiment, with the way out.
+    """
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return str(client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}))
+        except Exception as error:
+            if getattr(error, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
+                raise
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:  # created and deleted again in between: try again later
+            msg = f"experiment {name!r} vanished while it was being created"
+            raise RuntimeError(msg)
+    if experiment.lifecycle_stage == "deleted":
+        msg = (
+            f"experiment {name!r} is deleted in this store; restore it in the MLflow UI (or "
+            "`mlflow experiments restore`), or track into another one with "
+            "`%%track --experiment NAME`; then run `nbtrack sync` to upload this run"
+        )
+        raise ExperimentDeletedError(msg)
+    return str(experiment.experiment_id)
+
+
+def create_run(
+    client: Any, experiment: str, *, run_name: str | None, start_time: int, tags: dict[str, str]
+) -> str:
+    """Create a run; return its id."""
+    run = client.create_run(experiment, start_time=start_time, tags=tags, run_name=run_name)
+    return str(run.info.run_id)
+
+
+# ------------------------------------------------------------------ MLflow's active run (kernel)
+
+
+def attach(run_id: str, tracking_uri: str) -> None:
+    """Make ``run_id`` MLflow's active run in this thread, over any run the user started."""
+    from mlflow import MlflowClient
+    from mlflow.tracking import fluent
+
+    run = MlflowClient(tracking_uri).get_run(run_id)
+    # Pushed as it is: mlflow.start_run(run_id=...) would also rewrite the run's status and
+    # refuse a run outside the experiment the user set with mlflow.set_experiment().
+    fluent._active_run_stack.get().append(fluent.ActiveRun(run))
+
+
+def active_mlflow_run_id() -> str | None:
+    """The run the user started with ``mlflow.start_run()`` and left open, if any."""
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return None
+    run = mlflow.active_run()
+    return None if run is None else str(run.info.run_id)
+
+
+def release(run_id: str) -> None:
+    """Stop being MLflow's active run without ending it: the sync process ends it once all its
+    data is stored, with the cell's real status."""
+    if "mlflow" not in sys.modules:
+        return
+    from mlflow.tracking import fluent
+
+    stack = fluent._active_run_stack.get()
+    if stack and stack[-1].info.run_id == run_id:
+        stack.pop()
+        fluent._last_active_run_id.set(run_id)
+    if os.environ.get("MLFLOW_RUN_ID") == run_id:
+        del os.environ["MLFLOW_RUN_ID"]
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Calls ``callback`` once module ``name`` has been imported for the first time."""
+
+    def __init__(self, name: str, callback: Callable[[ModuleType], None]) -> None:
+        self.name = name
+        self.callback = callback
+
+    def find_spec(
+        self, fullname: str, path: Any = None, _target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self.name:
+            return None
+        remove_import_watch(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        callback = self.callback
+
+        class _Loader(importlib.abc.Loader):
+            def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+                return loader.create_module(spec)
+
+            def exec_module(self, module: ModuleType) -> None:
+                loader.exec_module(module)
+                callback(module)
+
+        spec.loader = _Loader()
+        return spec
+
+
+_watch_lock = threading.Lock()
+
+
+def when_mlflow_imported(callback: Callable[[ModuleType], None]) -> object:
+    """Call ``callback`` right after ``import mlflow`` first runs in this process (or at once
+    if it ran already). Returns a handle for ``remove_import_watch``."""
+    if "mlflow" in sys.modules:
+        callback(sys.modules["mlflow"])
+        return None
+    watch = _AfterImport("mlflow", callback)
+    with _watch_lock:
+        sys.meta_path.insert(0, watch)
+    return watch
+
+
+def remove_import_watch(watch: object) -> None:
+    with _watch_lock, contextlib.suppress(ValueError):
+        sys.meta_path.remove(watch)  # type: ignore[arg-type]

@@ -1,0 +1,266 @@
+"""MLflow UI processes: start one for a store, find the one already running, stop it.
+
+``ensure_ui(uri)`` gives back a :class:`UiServer` for ``uri``: the MLflow UI that an earlier call
+(from this process, another kernel, ``nbtrack ui`` or the Jupyter server extension) started for
+the same store, or a new ``mlflow server`` bound to 127.0.0.1 on a free port. Which UI runs for
+which store is kept in private registry files (``registry``); an entry is trusted only after the
+UI answers ``/health``, and stale entries are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbtrack._redact import strip_uri_credentials
+from nbtrack.errors import UiStartError
+from nbtrack.tracking import resolve_uri
+from nbtrack.ui import registry
+
+__all__ = ["DEFAULT_START_TIMEOUT_S", "UiServer", "ensure_ui", "find_ui", "stop_ui"]
+
+#: How long ``ensure_ui`` waits for a new UI by default. ``mlflow server`` needs 5-30 s on a busy
+#: two-core machine (imports, database migrations), so this is generous on purpose.
+DEFAULT_START_TIMEOUT_S = 120.0
+_PROBE_TIMEOUT_S = 2.0
+
+# UIs started by this process, kept so that their exit status is collected (no zombies while a
+# long-lived kernel or Jupyter server runs) and the Popen objects are not garbage collected while
+# the child still runs.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True)
+class UiServer:
+    """A running MLflow UI.
+
+    ``url`` is the UI's root (``http://127.0.0.1:<port>/``); ``tracking_uri`` is the store as the
+    UI was started with it, which may hold credentials: never display it.
+    """
+
+    tracking_uri: str
+    url: str
+    pid: int
+    port: int
+    log_path: str
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """Address of one run's page in this UI."""
+        return f"{self.url}#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def find_ui(tracking_uri: str | None = None) -> UiServer | None:
+    """The MLflow UI already running for ``tracking_uri`` (default: the store ``resolve_uri``
+    picks), or ``None``. An entry whose process is gone or does not answer ``/health`` is
+    deleted."""
+    uri = resolve_uri(tracking_uri)
+    return _alive_entry(registry.entry_path(uri), uri)
+
+
+def ensure_ui(
+    tracking_uri: str | None = None, *, timeout: float = DEFAULT_START_TIMEOUT_S
+) -> UiServer:
+    """An MLflow UI for ``tracking_uri`` (default: the store ``resolve_uri`` picks), started
+    if none runs yet.
+
+    A new UI is ``mlflow server`` bound to 127.0.0.1 on a free port, detached from the caller.
+    Raises :class:`UiStartError` (with the end of the UI's log) when it exits early or does not
+    answer within ``timeout`` seconds; it is stopped in that case.
+    """
+    uri = resolve_uri(tracking_uri)
+    entry = registry.entry_path(uri)
+    # One lock per store: two kernels asking at once must end up sharing one UI.
+    with registry.locked(entry.with_suffix(".lock")):
+        found = _alive_entry(entry, uri)
+        if found is not None:
+            return found
+        ui = _start(uri, timeout)
+        registry.write_entry(entry, ui)
+        return ui
+
+
+def stop_ui(tracking_uri: str | None = None, *, timeout: float = 10.0) -> bool:
+    """Stop the MLflow UI running for ``tracking_uri``; ``False`` if there was none."""
+    uri = resolve_uri(tracking_uri)
+    entry = registry.entry_path(uri)
+    with registry.locked(entry.with_suffix(".lock")):
+        ui = registry.read_entry(entry)
+        entry.unlink(missing_ok=True)
+        # A stale entry's pid may since belong to an unrelated process: signal only a process
+        # that still is this UI.
+        if ui is None or not pid_alive(ui.pid) or not _is_our_ui(ui):
+            return False
+        _terminate(ui.pid, timeout)
+        return True
+
+
+def server_command(uri: str, port: int) -> list[str]:
+    # One worker: this UI serves one person; mlflow's default of 4 costs ~4 processes and memory.
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The job runner (GenAI evaluation jobs) adds three processes and seconds of start-up to a UI
+    # that only browses runs; a user who wants it can still set the variable.
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return env
+
+
+def _start(uri: str, timeout: float) -> UiServer:
+    state = registry.state_dir()
+    log_path = state / f"{registry.key(uri)}.log"
+    cwd = _store_folder(uri) or state
+    deadline = time.monotonic() + timeout
+    # A free port can be taken by someone else between our probe and mlflow's bind: try again
+    # with another port when that is why the UI died.
+    for _attempt in range(3):
+        port = _free_port()
+        # Private like the registry: MLflow may echo the store URI, password included.
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(log_fd, "wb") as log:
+            proc = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
+                server_command(uri, port),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=child_env(),
+                start_new_session=True,
+            )
+        _children[proc.pid] = proc
+        ui = UiServer(
+            tracking_uri=uri,
+            url=f"http://127.0.0.1:{port}/",
+            pid=proc.pid,
+            port=port,
+            log_path=str(log_path),
+        )
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            if _healthy(port):
+                return ui
+            time.sleep(0.25)
+        else:
+            _terminate(proc.pid, 5.0)
+            shown = strip_uri_credentials(uri)
+            msg = (
+                f"the MLflow UI for {shown} did not answer on port {port} within {timeout:.0f} s"
+                f"; end of its log ({log_path}):\n{registry.log_tail(log_path)}"
+            )
+            raise UiStartError(msg)
+        tail = registry.log_tail(log_path)
+        if "address already in use" not in tail.lower():
+            break
+    msg = (
+        f"the MLflow UI for {strip_uri_credentials(uri)} exited with status {proc.returncode} "
+        f"before it answered; end of its log ({log_path}):\n{tail}"
+    )
+    raise UiStartError(msg)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _healthy(port: int) -> bool:
+    """Whether an MLflow server answers ``GET /health`` with OK on 127.0.0.1:``port``.
+
+    http.client rather than urllib: urllib would route the probe through ``$http_proxy``.
+    """
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=_PROBE_TIMEOUT_S)
+    try:
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        return resp.status == 200 and resp.read(16).strip() == b"OK"
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def pid_alive(pid: int) -> bool:
+    child = _children.get(pid)
+    if child is not None:
+        # Our own child: poll() reaps it, so a dead UI does not linger as a zombie that
+        # os.kill(pid, 0) would still report as alive.
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
+
+
+def _is_our_ui(ui: UiServer) -> bool:
+    if _healthy(ui.port):
+        return True
+    try:  # a UI that hangs does not answer /health; on Linux its command line still tells
+        argv = Path(f"/proc/{ui.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"mlflow" in argv and str(ui.port).encode() in argv
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    """Stop the UI's whole process group (mlflow server and its uvicorn worker)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            break
+        time.sleep(0.1)
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    child = _children.pop(pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=5.0)
+
+
+def _alive_entry(entry: Path, uri: str) -> UiServer | None:
+    ui = registry.read_entry(entry)
+    if ui is None:
+        return None
+    if ui.tracking_uri == uri and pid_alive(ui.pid) and _healthy(ui.port):
+        return ui
+    entry.unlink(missing_ok=True)
+    return None
+
+
+def _store_folder(uri: str) -> Path | None:
+    """Folder of a SQLite store: the UI runs there, so artifacts of experiments created in the UI
+    land next to the database (MLflow's ``./mlartifacts``)."""
+    if uri.startswith("sqlite:////"):
+        folder = Path(uri[len("sqlite:///") :].partition("?")[0]).parent
+        return folder if folder.is_dir() else None
+    return None

@@ -1,0 +1,93 @@
+"""Which MLflow UI runs for which store: one small private file per store, and a lock.
+
+Entries hold the store URI, which may carry a database password, so the folder is private.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbtrack import _platform
+from nbtrack._files import make_private_dir, open_private, write_json_atomic
+from nbtrack._settings import cache_dir, settings
+
+if TYPE_CHECKING:
+    from nbtrack.ui.process import UiServer
+
+__all__ = ["entry_path", "key", "locked", "log_tail", "read_entry", "state_dir", "write_entry"]
+
+_LOG_TAIL_CHARS = 3000
+
+
+def state_dir() -> Path:
+    """``$NBTRACK_STATE_DIR/ui`` (default ``~/.cache/nbtrack/ui``), private."""
+    return make_private_dir((settings().state_dir or cache_dir()) / "ui")
+
+
+def key(uri: str) -> str:
+    return hashlib.sha256(uri.encode("utf-8")).hexdigest()[:20]
+
+
+def entry_path(uri: str) -> Path:
+    return state_dir() / f"{key(uri)}.json"
+
+
+def read_entry(entry: Path) -> UiServer | None:
+    from nbtrack.ui.process import UiServer
+
+    try:
+        data = json.loads(entry.read_text(encoding="utf-8"))
+        return UiServer(
+            tracking_uri=str(data["tracking_uri"]),
+            url=str(data["url"]),
+            pid=int(data["pid"]),
+            port=int(data["port"]),
+            log_path=str(data["log_path"]),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        # Unreadable or from another version: forget it rather than fail the caller.
+        entry.unlink(missing_ok=True)
+        return None
+
+
+def write_entry(entry: Path, ui: UiServer) -> None:
+    content: dict[str, Any] = {
+        "tracking_uri": ui.tracking_uri,
+        "url": ui.url,
+        "pid": ui.pid,
+        "port": ui.port,
+        "log_path": ui.log_path,
+        "started": time.time(),
+    }
+    write_json_atomic(entry, content)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """One process at a time per store: two kernels asking at once must share one UI."""
+    with open_private(path) as handle:
+        _platform.try_lock(handle, block=True)
+        try:
+            yield
+        finally:
+            _platform.unlock(handle)
+
+
+def log_tail(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - _LOG_TAIL_CHARS))
+            return fh.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        return f"(log unreadable: {exc})"
