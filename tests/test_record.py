@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nbtrack._curves import Curve
+from nbtrack._model import RunFailure
 from nbtrack.record import (
     MIME_TYPE,
     InvalidRecordError,
     RecordSource,
-    RunFailure,
     build_bundle,
     group_metrics,
     metric_goal,
@@ -150,7 +150,7 @@ def test_no_secret_and_no_credential_reaches_any_rendering() -> None:
             ui_url="https://alice:hunter2@mlflow.example:5000/#/experiments/1/runs/abc",
             status="FAILED",
             error=RunFailure(
-                "ConnectionError", "cannot reach https://bob:hunter2@mlflow.example/api", 3
+                "ConnectionError", "cannot reach https://bob:hunter2@mlflow.example/api", step=3
             ),
         )
     )
@@ -176,7 +176,9 @@ def test_only_http_links_are_kept(url: str) -> None:
 
 def test_failed_run_shows_status_and_where_it_stopped() -> None:
     bundle = build_bundle(
-        _source(status="FAILED", error=RunFailure("ValueError", "loss is nan\nmore detail", 12))
+        _source(
+            status="FAILED", error=RunFailure("ValueError", "loss is nan\nmore detail", step=12)
+        )
     )
     record = _record(bundle)
     assert record["run"]["status"] == "FAILED"
@@ -186,6 +188,14 @@ def test_failed_run_shows_status_and_where_it_stopped() -> None:
     assert stopped in bundle["text/plain"]
     assert stopped in bundle["text/html"]
     assert "FAILED after 1 min 02 s" in bundle["text/plain"]
+
+
+def test_the_failures_traceback_stays_out_of_the_record() -> None:
+    # The run's failure carries the traceback for MLflow; the notebook gets type, message, step.
+    failure = RunFailure("ValueError", "bad batch", 'File "train.py", line 3\n  secret()', step=5)
+    bundle = build_bundle(_source(status="FAILED", error=failure))
+    assert _record(bundle)["error"] == {"type": "ValueError", "message": "bad batch", "step": 5}
+    assert "train.py" not in json.dumps(bundle)
 
 
 def test_interrupted_run_without_error_stops_at_its_last_step() -> None:
@@ -255,7 +265,7 @@ def test_text_from_the_run_is_escaped_everywhere() -> None:
             params={"note": '"><img src=x onerror=alert(1)>'},
             curves={"<b>loss</b>": _curve([1.0, 0.5])},
             status="FAILED",
-            error=RunFailure(evil, evil, None),
+            error=RunFailure(evil, evil),
         )
     )
     for mime in ("text/html", "image/svg+xml"):
@@ -442,7 +452,7 @@ def test_text_summary_carries_no_terminal_escape_sequences() -> None:
 
 def test_error_may_be_given_as_a_mapping() -> None:
     source = _source(status="FAILED", error={"type": "OSError", "message": "disk full", "step": 7})
-    assert source.error == RunFailure("OSError", "disk full", 7)
+    assert source.error == RunFailure("OSError", "disk full", step=7)
     assert "stopped at step 7: OSError: disk full" in build_bundle(source)["text/plain"]
     with pytest.raises(ValueError, match="error needs the keys type and message"):
         _source(error={"kind": "OSError"})

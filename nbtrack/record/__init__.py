@@ -31,7 +31,6 @@ from nbtrack.record.schema import (
     MIME_TYPE,
     SCHEMA_VERSION,
     RecordSource,
-    RunFailure,
     parse_record,
 )
 from nbtrack.record.svg import render_chart
@@ -42,7 +41,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "InvalidRecordError",
     "RecordSource",
-    "RunFailure",
     "build_bundle",
     "group_metrics",
     "metric_goal",

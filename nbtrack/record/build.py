@@ -14,9 +14,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from nbtrack._decimate import decimate
+from nbtrack._model import RunFailure
 from nbtrack.record.html import render_html
 from nbtrack.record.metrics import metric_goal
-from nbtrack.record.schema import MIME_TYPE, SCHEMA_VERSION, RecordSource, RunFailure
+from nbtrack.record.schema import MIME_TYPE, SCHEMA_VERSION, RecordSource
 from nbtrack.record.svg import render_chart
 from nbtrack.record.text import render_text
 from nbtrack.secrets import is_secret_name, safe_link, strip_uri_credentials

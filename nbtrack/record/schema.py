@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbtrack._model import RunFailure
 from nbtrack.errors import InvalidRecordError
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ __all__ = [
     "STATUSES",
     "SYNC_STATES",
     "RecordSource",
-    "RunFailure",
     "parse_record",
 ]
 
@@ -37,22 +37,14 @@ SYNC_STATES = ("synced", "syncing", "offline")
 
 
 @dataclass(frozen=True)
-class RunFailure:
-    """Why a run stopped early: the exception's type name and message, and the step it reached."""
-
-    type: str
-    message: str
-    step: int | None = None
-
-
-@dataclass(frozen=True)
 class RecordSource:
     """Everything a record is built from, gathered by the run when its cell ends.
 
     ``status`` is one of FINISHED, FAILED, KILLED, RUNNING; ``sync_state`` one of synced,
-    syncing, offline. ``error`` is a ``RunFailure`` or a mapping with the same keys (type,
-    message, step). ``tracking_uri`` and ``ui_url`` may carry credentials: they are removed
-    here. ``params`` should already lack secrets; credential-like names are dropped again.
+    syncing, offline. ``error`` is the run's ``nbtrack._model.RunFailure`` or a mapping with
+    the keys type, message and (optionally) step; its traceback never goes into the record.
+    ``tracking_uri`` and ``ui_url`` may carry credentials: they are removed here. ``params``
+    should already lack secrets; credential-like names are dropped again.
     """
 
     run_id: str | None
@@ -79,7 +71,7 @@ class RecordSource:
                 msg = f"error needs the keys type and message (step optional), got {self.error!r}"
                 raise ValueError(msg)
             failure = RunFailure(
-                str(self.error["type"]), str(self.error["message"]), self.error.get("step")
+                str(self.error["type"]), str(self.error["message"]), step=self.error.get("step")
             )
             object.__setattr__(self, "error", failure)  # frozen: normalised once, here
         if self.status not in STATUSES:
