@@ -13,7 +13,6 @@ import re
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from nbtrack._decimate import decimate
 from nbtrack._model import RunFailure
 from nbtrack.record.html import render_html
 from nbtrack.record.metrics import metric_goal
@@ -84,6 +83,10 @@ def _metric_json(name: str, curve: Curve, max_points: int) -> dict[str, Any]:
         value, step = (curve.min, curve.min_step) if goal == "min" else (curve.max, curve.max_step)
         best, best_step = _json_number(value, 7), _json_step(step)
     steps, values = curve.points()
+    # Imported here, not at the top: numpy stays out of the Jupyter server and `nbtrack show`,
+    # which read records (and import this package) but never build one.
+    from nbtrack._decimate import decimate
+
     steps, values = decimate(steps, values, max_points)
     return {
         "last": _json_number(curve.last, 7) if curve.count else None,

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nbtrack._decimate import decimate
 from nbtrack.record.format import escape, fmt_value, from_json_number
 from nbtrack.record.metrics import ALARM_COLOR, group_metrics, series_color
 
@@ -181,6 +180,8 @@ def _svg_panel(
     )
 
     # Curves: at most one point per pixel column pair is visible, so thin them once more.
+    from nbtrack._decimate import decimate  # lazily: readers of records need no numpy
+
     budget = max(4, int(right - left))
     for line in lines:
         steps_arr, values_arr = decimate(line.steps, line.values, budget)

@@ -14,18 +14,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import nbtrack
+from nbtrack.record.schema import SCHEMA_VERSION, STATUSES
 from nbtrack.secrets import is_secret_name, strip_uri_credentials
 
 if TYPE_CHECKING:
     from nbtrack.mlflow_ui import UiServer
 
-SCHEMA_VERSION = 1
 _SOURCE_TAG = "mlflow.source.name"
 _CONNECT_TIMEOUT_S = 3.0
 _DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
 # MLflow's REST API accepts at most this many experiment ids per search.
 _EXPERIMENTS_PER_SEARCH = 100
-_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED", "RUNNING"})
 
 
 class StoreError(Exception):
@@ -178,7 +177,7 @@ def _record(
             "name": info.run_name or tags.get("mlflow.runName"),
             "experiment_id": info.experiment_id,
             "experiment_name": experiment_name,
-            "status": info.status if info.status in _STATUSES else "RUNNING",
+            "status": info.status if info.status in STATUSES else "RUNNING",
             "start_time": start,
             "end_time": end,
             "duration_s": (end - start) / 1000.0 if start and end else None,
