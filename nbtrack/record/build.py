@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtrack._model import RunFailure
 from nbtrack.record.html import render_html
-from nbtrack.record.metrics import metric_goal
+from nbtrack.record.metrics import metric_goal, panels_for
 from nbtrack.record.schema import MIME_TYPE, SCHEMA_VERSION, RecordSource
 from nbtrack.record.svg import render_chart
 from nbtrack.record.text import render_text
@@ -112,6 +112,7 @@ def _record_json(src: RecordSource) -> dict[str, Any]:
               if not is_secret_name(k)}  # fmt: skip
     kept_params = dict(list(params.items())[:_MAX_PARAMS])
     per_curve = _points_per_curve(len(src.curves))
+    metrics = {name: _metric_json(name, curve, per_curve) for name, curve in src.curves.items()}
     record: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "nbtrack_version": _nbtrack_version(),
@@ -130,9 +131,10 @@ def _record_json(src: RecordSource) -> dict[str, Any]:
         "notebook": {"path": src.notebook_path, "cell_id": src.cell_id},
         "params": kept_params,
         "params_omitted": len(params) - len(kept_params),
-        "metrics": {
-            name: _metric_json(name, curve, per_curve) for name, curve in src.curves.items()
-        },
+        "metrics": metrics,
+        # A list, unlike the metrics object: nbformat sorts object keys when it saves a
+        # notebook, so the order in which the run logged its metrics survives only here.
+        "panels": panels_for(metrics),
         "error": None,
         "sync": {"state": src.sync_state, "pending_points": int(src.pending_points)},
     }

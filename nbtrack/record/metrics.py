@@ -6,11 +6,12 @@ and the record draw the same picture.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Any, Literal, TypeGuard
 
-__all__ = ["ALARM_COLOR", "Goal", "group_metrics", "metric_goal", "series_color"]
+__all__ = ["ALARM_COLOR", "Goal", "group_metrics", "metric_goal", "panels_for", "series_color"]
 
 Goal = Literal["min", "max"]
 
@@ -81,6 +82,26 @@ def group_metrics(
             for start in range(0, len(same_scale), _MAX_LINES_PER_PANEL):
                 panels.append(same_scale[start : start + _MAX_LINES_PER_PANEL])
     return panels
+
+
+def panels_for(metrics: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """The chart panels a record carries: ``group_metrics`` of its metric entries.
+
+    ``metrics`` maps each name to its entry in the record (docs/record-schema.md), whose finite
+    ``min`` and ``max`` separate curves of very different scale. Every reader draws these
+    panels as they are, so this is the one place where metrics are grouped for a record: the
+    kernel's records and the runs API's both come from here.
+    """
+    ranges = {}
+    for name, entry in metrics.items():
+        low, high = entry.get("min"), entry.get("max")
+        if _finite(low) and _finite(high):
+            ranges[name] = (float(low), float(high))
+    return group_metrics(metrics, ranges)
+
+
+def _finite(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _split_by_scale(group: list[str], ranges: Mapping[str, tuple[float, float]]) -> list[list[str]]:

@@ -27,10 +27,12 @@ __all__ = [
     "SYNC_STATES",
     "RecordSource",
     "parse_record",
+    "record_panels",
 ]
 
 MIME_TYPE = "application/vnd.nbtrack.run+json"
-SCHEMA_VERSION = 1
+# 2 added "panels"; version 1 records (without it) are still read, one panel per metric.
+SCHEMA_VERSION = 2
 
 STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING")
 SYNC_STATES = ("synced", "syncing", "offline")
@@ -117,6 +119,29 @@ def parse_record(data: object) -> dict[str, Any]:
     error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "the top level"
-        msg = f"not a valid nbtrack record (schema {SCHEMA_VERSION}): at {where}: {error.message}"
+        msg = f"not a valid nbtrack record (schema {found!r}): at {where}: {error.message}"
         raise InvalidRecordError(msg)
     return data
+
+
+def record_panels(record: Mapping[str, Any]) -> list[list[str]]:
+    """The chart panels to draw for a record, each a list of metric names, in display order.
+
+    These are the record's own ``panels``; a schema-1 record has none and gets one panel per
+    metric. The lab extension reads them by the same rule (labextension/src/record.ts): names
+    that are not metrics of the record are skipped, a metric is drawn in the first panel that
+    names it, and a metric no panel names gets a panel of its own, so nothing goes missing.
+    """
+    metrics = record["metrics"]
+    panels: list[list[str]] = []
+    placed: set[str] = set()
+    for panel in record.get("panels") or ():
+        kept = []
+        for name in panel:
+            if isinstance(name, str) and name in metrics and name not in placed:
+                kept.append(name)
+                placed.add(name)
+        if kept:
+            panels.append(kept)
+    panels.extend([name] for name in metrics if name not in placed)
+    return panels

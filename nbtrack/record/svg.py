@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbtrack.record.format import escape, fmt_value, from_json_number
-from nbtrack.record.metrics import ALARM_COLOR, group_metrics, series_color
+from nbtrack.record.metrics import ALARM_COLOR, series_color
+from nbtrack.record.schema import record_panels
 
 __all__ = ["CHART_WIDTH", "render_chart"]
 
@@ -37,21 +38,20 @@ class _Line:
 def render_chart(record: Mapping[str, Any]) -> str | None:
     """The record's curves as an SVG image, or None when it has no metric.
 
-    Metrics are grouped into panels (``group_metrics``), each with its own axes, tick labels and
-    legend; a panel whose values are positive and span two decades or more uses a log scale.
-    NaN and +inf are marked by red-edged triangles on the top edge, -inf on the bottom edge.
+    One panel for each of the record's ``panels`` (``record_panels``), the first eight of them,
+    each with its own axes, tick labels and legend; a panel whose values are positive and span
+    two decades or more uses a log scale. NaN and +inf are marked by red-edged triangles on the
+    top edge, -inf on the bottom edge. Each panel is a ``<g class='panel'>`` whose legend is a
+    ``<g class='legend'>``, so that the panels can be read back from the image.
     """
     metrics: Mapping[str, Any] = record["metrics"]
     if not metrics:
         return None
     lines: dict[str, _Line] = {}
-    ranges: dict[str, tuple[float, float]] = {}
     for i, (name, m) in enumerate(metrics.items()):
         values = [from_json_number(v) for v in m["curve"]["values"]]
         lines[name] = _Line(name, series_color(i), m["curve"]["steps"], values, m["nonfinite"])
-        if m["min"] is not None and m["max"] is not None:
-            ranges[name] = (from_json_number(m["min"]), from_json_number(m["max"]))
-    panels = group_metrics(metrics, ranges)
+    panels = record_panels(record)
     hidden = sum(len(p) for p in panels[_MAX_PANELS:])
     panels = panels[:_MAX_PANELS]
     cols = 1 if len(panels) == 1 else 2
@@ -67,9 +67,11 @@ def render_chart(record: Mapping[str, Any]) -> str | None:
         for col, (names, (legend, _)) in enumerate(zip(row, legends, strict=True)):
             x = col * panel_width
             panel = [lines[n] for n in names]
+            body.append("<g class='panel'>")
             body.extend(
                 _svg_panel(x, y, panel, legend, size=(panel_width, legend_height, plot_height))
             )
+            body.append("</g>")
         y += _PAD_TOP + legend_height + plot_height + _PAD_BOTTOM + 8
     if hidden:
         body.append(
@@ -122,7 +124,7 @@ def _svg_panel(
     right = x0 + width - _PAD_RIGHT
     top = y0 + _PAD_TOP + legend_height
     bottom = top + plot_height
-    out: list[str] = []
+    out: list[str] = ["<g class='legend'>"]
     for dx, row, line, label in legend:
         text_color = ALARM_COLOR if line.nonfinite else "#1f2328"
         lx, ly = left + dx, y0 + _PAD_TOP + row * _LEGEND_ROW + 10
@@ -130,6 +132,7 @@ def _svg_panel(
             f"<path d='M{lx:.1f},{ly - 4:.1f}h14' stroke='{line.color}' stroke-width='2.5'/>"
             f"<text x='{lx + 18:.1f}' y='{ly:.1f}' fill='{text_color}'>{escape(label)}</text>"
         )
+    out.append("</g>")
 
     steps = [s for line in lines for s in line.steps]
     # Clipped so that differences of extreme values (a diverging 1e308) stay finite.

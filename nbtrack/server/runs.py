@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import nbtrack
+from nbtrack.record.metrics import panels_for
 from nbtrack.record.schema import SCHEMA_VERSION, STATUSES
 from nbtrack.secrets import is_secret_name, strip_uri_credentials
 
@@ -83,7 +84,7 @@ def list_runs(
     ui: UiServer | None,
 ) -> list[dict[str, Any]]:
     """Runs in any experiment of ``uri`` whose ``mlflow.source.name`` is one of
-    ``source_names``, newest first, as records (schema 1, without curves).
+    ``source_names``, newest first, as records (the record schema, without curves).
 
     Raises :class:`StoreError` when the store cannot be read.
     """
@@ -169,6 +170,9 @@ def _record(
     info, data = run.info, run.data
     tags: dict[str, str] = data.tags
     start, end = info.start_time, info.end_time
+    metrics = {
+        key: _metric(key, client.get_metric_history(info.run_id, key)) for key in data.metrics
+    }
     return {
         "schema": SCHEMA_VERSION,
         "nbtrack_version": _nbtrack_version(),
@@ -189,9 +193,9 @@ def _record(
         "params": {
             str(key): str(value) for key, value in data.params.items() if not is_secret_name(key)
         },
-        "metrics": {
-            key: _metric(key, client.get_metric_history(info.run_id, key)) for key in data.metrics
-        },
+        "metrics": metrics,
+        # Grouped by the function the kernel's records use, so a run looks the same here.
+        "panels": panels_for(metrics),
         "error": _error(tags.get("nbtrack.error")),
         "sync": {"state": "synced", "pending_points": 0},
     }
