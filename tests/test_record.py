@@ -302,6 +302,21 @@ def test_the_chart_and_the_lab_extension_get_the_same_panels() -> None:
     assert _svg_panels(render_chart(record) or "") == record["panels"]
 
 
+def test_the_record_splits_a_panel_where_scales_differ() -> None:
+    bundle = build_bundle(
+        _source(
+            curves={
+                "train/loss": _curve([2.0, 1.0, 0.5]),
+                "val/loss": _curve([1.9, 1.2, 0.6]),
+                "aux/loss": _curve([5000.0, 3000.0, 2000.0]),
+            }
+        )
+    )
+    panels = [["train/loss", "val/loss"], ["aux/loss"]]
+    assert _record(bundle)["panels"] == panels
+    assert _svg_panels(bundle["image/svg+xml"]) == panels
+
+
 def test_a_schema_1_record_is_still_read_with_one_panel_per_metric() -> None:
     record = _record(build_bundle(_source()))
     del record["panels"]
