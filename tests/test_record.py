@@ -16,16 +16,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nbtrack._curves import Curve
+from nbtrack._model import RunFailure
 from nbtrack.record import (
     MIME_TYPE,
     InvalidRecordError,
     RecordSource,
-    RunFailure,
     build_bundle,
     group_metrics,
     metric_goal,
     parse_record,
+    render_chart,
 )
+from nbtrack.record.schema import record_panels
+
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _curve(values: Any, steps: Any = None) -> Curve:
@@ -68,12 +72,28 @@ def _record(bundle: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def _svg_panels(svg: str) -> list[list[str | None]]:
+    """The panels an SVG chart draws, as the legend labels of each, top left to bottom right."""
+    root = ET.fromstring(svg)  # noqa: S314 (our own output, parsed to prove it is well-formed)
+    return [
+        [
+            text.text
+            for legend in panel.iter(f"{SVG}g")
+            if legend.get("class") == "legend"
+            for text in legend.iter(f"{SVG}text")
+        ]
+        for panel in root.iter(f"{SVG}g")
+        if panel.get("class") == "panel"
+    ]
+
+
 def test_bundle_holds_the_record_and_three_fallbacks() -> None:
     bundle = build_bundle(_source())
 
     assert set(bundle) == {MIME_TYPE, "text/html", "image/svg+xml", "text/plain"}
     record = parse_record(bundle[MIME_TYPE])
-    assert record["schema"] == 1
+    assert record["schema"] == 2
+    assert record["panels"] == [["train/loss", "val/loss"], ["val/acc"]]
     assert record["run"]["status"] == "FINISHED"
     assert record["run"]["duration_s"] == 62.5
     assert record["params"] == {"lr": "0.003", "epochs": "5"}
@@ -150,7 +170,7 @@ def test_no_secret_and_no_credential_reaches_any_rendering() -> None:
             ui_url="https://alice:hunter2@mlflow.example:5000/#/experiments/1/runs/abc",
             status="FAILED",
             error=RunFailure(
-                "ConnectionError", "cannot reach https://bob:hunter2@mlflow.example/api", 3
+                "ConnectionError", "cannot reach https://bob:hunter2@mlflow.example/api", step=3
             ),
         )
     )
@@ -176,7 +196,9 @@ def test_only_http_links_are_kept(url: str) -> None:
 
 def test_failed_run_shows_status_and_where_it_stopped() -> None:
     bundle = build_bundle(
-        _source(status="FAILED", error=RunFailure("ValueError", "loss is nan\nmore detail", 12))
+        _source(
+            status="FAILED", error=RunFailure("ValueError", "loss is nan\nmore detail", step=12)
+        )
     )
     record = _record(bundle)
     assert record["run"]["status"] == "FAILED"
@@ -186,6 +208,14 @@ def test_failed_run_shows_status_and_where_it_stopped() -> None:
     assert stopped in bundle["text/plain"]
     assert stopped in bundle["text/html"]
     assert "FAILED after 1 min 02 s" in bundle["text/plain"]
+
+
+def test_the_failures_traceback_stays_out_of_the_record() -> None:
+    # The run's failure carries the traceback for MLflow; the notebook gets type, message, step.
+    failure = RunFailure("ValueError", "bad batch", 'File "train.py", line 3\n  secret()', step=5)
+    bundle = build_bundle(_source(status="FAILED", error=failure))
+    assert _record(bundle)["error"] == {"type": "ValueError", "message": "bad batch", "step": 5}
+    assert "train.py" not in json.dumps(bundle)
 
 
 def test_interrupted_run_without_error_stops_at_its_last_step() -> None:
@@ -242,8 +272,73 @@ def test_svg_chart_is_well_formed_with_a_panel_per_metric_family() -> None:
     assert {"train/loss", "val/loss", "val/acc"} <= set(texts)
     frames = [r for r in root.iter(f"{ns}rect") if r.get("fill") == "none"]
     assert len(frames) == 2  # losses together, accuracy apart
+    assert _svg_panels(svg) == [["train/loss", "val/loss"], ["val/acc"]]
     curves = [p for p in root.iter(f"{ns}path") if p.get("stroke-width") == "1.4"]
     assert len(curves) == 3
+
+
+def test_the_chart_and_the_lab_extension_get_the_same_panels() -> None:
+    # `valLoss` and `trainLoss` once shared a panel in the SVG but not in JupyterLab, which
+    # grouped names its own way. Now the record carries the panels and every reader draws them.
+    steps = np.arange(50)
+    bundle = build_bundle(
+        _source(
+            curves={
+                "valLoss": _curve(1.0 / (steps + 1) + 0.2),
+                "trainLoss": _curve(1.0 / (steps + 1)),
+                "lr": _curve(np.full(50, 3e-3)),
+            }
+        )
+    )
+    # What the extension reads: the record as a saved notebook holds it. nbformat sorts the
+    # keys of JSON outputs, so the order of the panels list is the only order that survives.
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("train()")])
+    notebook.cells[0].outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+    saved = nbformat.reads(nbformat.writes(notebook), as_version=4)
+    record = parse_record(saved.cells[0].outputs[0].data[MIME_TYPE])
+    assert list(record["metrics"]) == ["lr", "trainLoss", "valLoss"]
+    assert record["panels"] == [["valLoss", "trainLoss"], ["lr"]]
+    assert _svg_panels(bundle["image/svg+xml"]) == record["panels"]
+    assert _svg_panels(render_chart(record) or "") == record["panels"]
+
+
+def test_the_record_splits_a_panel_where_scales_differ() -> None:
+    bundle = build_bundle(
+        _source(
+            curves={
+                "train/loss": _curve([2.0, 1.0, 0.5]),
+                "val/loss": _curve([1.9, 1.2, 0.6]),
+                "aux/loss": _curve([5000.0, 3000.0, 2000.0]),
+            }
+        )
+    )
+    panels = [["train/loss", "val/loss"], ["aux/loss"]]
+    assert _record(bundle)["panels"] == panels
+    assert _svg_panels(bundle["image/svg+xml"]) == panels
+
+
+def test_a_schema_1_record_is_still_read_with_one_panel_per_metric() -> None:
+    record = _record(build_bundle(_source()))
+    del record["panels"]
+    record["schema"] = 1
+    assert parse_record(record) == record
+    assert record_panels(record) == [["train/loss"], ["val/loss"], ["val/acc"]]
+    assert _svg_panels(render_chart(record) or "") == [["train/loss"], ["val/loss"], ["val/acc"]]
+
+
+def test_a_schema_2_record_needs_its_panels() -> None:
+    record = _record(build_bundle(_source()))
+    del record["panels"]
+    with pytest.raises(InvalidRecordError, match="'panels' is a required property"):
+        parse_record(record)
+
+
+def test_panels_naming_unknown_or_repeated_metrics_still_draw_every_metric_once() -> None:
+    record = _record(build_bundle(_source()))
+    record["panels"] = [["ghost", "val/acc"], ["val/acc", "train/loss"], ["ghost"]]
+    parse_record(record)  # well-formed: readers cope with what the schema cannot say
+    assert record_panels(record) == [["val/acc"], ["train/loss"], ["val/loss"]]
+    assert _svg_panels(render_chart(record) or "") == [["val/acc"], ["train/loss"], ["val/loss"]]
 
 
 def test_text_from_the_run_is_escaped_everywhere() -> None:
@@ -255,7 +350,7 @@ def test_text_from_the_run_is_escaped_everywhere() -> None:
             params={"note": '"><img src=x onerror=alert(1)>'},
             curves={"<b>loss</b>": _curve([1.0, 0.5])},
             status="FAILED",
-            error=RunFailure(evil, evil, None),
+            error=RunFailure(evil, evil),
         )
     )
     for mime in ("text/html", "image/svg+xml"):
@@ -386,8 +481,8 @@ def test_parse_record_accepts_json_text_and_round_trips() -> None:
 
 
 def test_parse_record_refuses_a_newer_schema_and_says_to_upgrade() -> None:
-    record = dict(_record(build_bundle(_source())), schema=2)
-    with pytest.raises(InvalidRecordError, match=r"schema version 2.*upgrade nbtrack"):
+    record = dict(_record(build_bundle(_source())), schema=3)
+    with pytest.raises(InvalidRecordError, match=r"schema version 3.*upgrade nbtrack"):
         parse_record(record)
 
 
@@ -442,7 +537,7 @@ def test_text_summary_carries_no_terminal_escape_sequences() -> None:
 
 def test_error_may_be_given_as_a_mapping() -> None:
     source = _source(status="FAILED", error={"type": "OSError", "message": "disk full", "step": 7})
-    assert source.error == RunFailure("OSError", "disk full", 7)
+    assert source.error == RunFailure("OSError", "disk full", step=7)
     assert "stopped at step 7: OSError: disk full" in build_bundle(source)["text/plain"]
     with pytest.raises(ValueError, match="error needs the keys type and message"):
         _source(error={"kind": "OSError"})

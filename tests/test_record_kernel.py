@@ -46,6 +46,8 @@ def test_finished_and_failed_runs_leave_valid_records_with_fallbacks(store, clie
     assert record["params"] == {"lr": "0.1"}
     assert record["metrics"]["train/loss"]["count"] == 200
     assert record["metrics"]["loss_scale"]["nonfinite"] == 1
+    # Chart panels decided by the kernel's nbtrack, in the order the cell logged its metrics.
+    assert record["panels"] == [["train/loss", "val/loss"], ["acc"], ["loss_scale"]]
     assert record["sync"]["state"] in ("synced", "syncing")  # depends on the machine's speed
     assert "<svg" in output.data["image/svg+xml"]
     assert "good" in output.data["text/plain"]

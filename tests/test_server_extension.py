@@ -175,7 +175,7 @@ def test_runs_endpoint_lists_the_notebooks_runs_as_records(server: Server) -> No
         server.run_ids["absolute"],
     ]
     for record in runs:
-        parse_record(record)  # schema 1, as the lab extension reads it
+        parse_record(record)  # the notebook's record schema, as the lab extension reads it
     failed, finished = runs
     assert failed["run"]["status"] == "FAILED"
     assert failed["error"]["type"] == "ValueError"
@@ -186,6 +186,9 @@ def test_runs_endpoint_lists_the_notebooks_runs_as_records(server: Server) -> No
     assert (loss["min"], loss["best"], loss["best_step"], loss["goal"]) == (0.25, 0.25, 2, "min")
     assert (loss["count"], loss["nonfinite"]) == (4, 1)
     assert finished["metrics"]["val_acc"]["goal"] == "max"
+    # Chart panels as the kernel's records group them (the store keeps no metric order).
+    assert sorted(finished["panels"]) == [["train/loss"], ["val_acc"]]
+    assert failed["panels"] == []
 
 
 def test_notebook_without_store_has_no_runs_and_gets_no_database(server: Server) -> None:

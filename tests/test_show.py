@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from nbtrack._curves import Curve
-from nbtrack.record import MIME_TYPE, RecordSource, RunFailure, build_bundle
+from nbtrack._model import RunFailure
+from nbtrack.record import MIME_TYPE, RecordSource, build_bundle
 from nbtrack.show import format_table, main, records_in_notebook
 
 
@@ -63,7 +64,7 @@ def test_lists_every_recorded_run_with_status_params_and_metrics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    failed = _bundle("big-lr", "FAILED", error=RunFailure("FloatingPointError", "nan", 40))
+    failed = _bundle("big-lr", "FAILED", error=RunFailure("FloatingPointError", "nan", step=40))
     notebook = _write_notebook(
         tmp_path / "train.ipynb",
         [[_bundle("baseline")], [{"text/plain": "not a record"}], [failed]],

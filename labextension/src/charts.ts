@@ -1,18 +1,12 @@
 /**
  * Which curves go on which chart. DOM-free.
  *
- * Curves of the same quantity share a chart (`train/loss` and `val/loss`,
- * `train_acc` and `val_acc`), unless their magnitudes differ so much that one
- * would be squashed flat against the axis: then they are split.
+ * The record decides: its `panels` were grouped once, in Python, when the
+ * record was written (docs/record-schema.md), and the same panels are what the
+ * HTML/SVG fallback draws. Nothing here looks at metric names, so JupyterLab
+ * and the fallback can never group a run differently.
  */
-import { Goal, IRunRecord } from './record';
-
-/** Curves whose largest values differ by more than this factor get their own charts. */
-export const SCALE_RATIO = 20;
-
-const SPLIT_WORDS = 'train|training|val|valid|validation|test|eval|dev';
-const PREFIX = new RegExp(`^(?:${SPLIT_WORDS})[_.\\-]`, 'i');
-const SUFFIX = new RegExp(`[_.\\-](?:${SPLIT_WORDS})$`, 'i');
+import { Goal, IMetricSummary, IRunRecord } from './record';
 
 export interface ISeriesSpec {
   readonly label: string;
@@ -29,44 +23,50 @@ export interface IChartSpec {
   readonly logAllowed: boolean;
 }
 
-/** The quantity a metric key measures: `val/loss` and `train_loss` are both `loss`. */
-export function metricFamily(key: string): string {
-  const segments = key.split('/').filter(s => s.length > 0);
-  const last = segments.length > 0 ? segments[segments.length - 1] : key;
-  const stripped = last.replace(PREFIX, '').replace(SUFFIX, '');
-  return (stripped.length > 0 ? stripped : last).toLowerCase();
-}
-
-/** Charts for one run: one per metric family (split by scale), in record order. */
+/** Charts for one run: one per panel of its record, in the record's order. */
 export function runCharts(record: IRunRecord): IChartSpec[] {
-  const series: Array<[string, ISeriesSpec]> = [];
-  for (const [key, metric] of record.metrics) {
-    if (metric.curve !== null && metric.curve.steps.length >= 2) {
-      series.push([metricFamily(key), { label: key, goal: metric.goal, ...metric.curve }]);
-    }
-  }
-  return chartsByFamily(series);
+  return Private.panelCharts(record.panels, [{ record, label: name => name }]);
 }
 
 /**
- * Charts comparing runs: each metric family of every run on shared charts,
- * series labelled "<run label> · <metric>".
+ * Charts comparing runs, series labelled "<run label> · <metric>". A metric
+ * goes on the chart its record's panel put it on; panels of different runs
+ * that share a metric name become one chart (see `mergePanels`).
  */
 export function overlayCharts(
   runs: ReadonlyArray<{ readonly label: string; readonly record: IRunRecord }>
 ): IChartSpec[] {
-  const series: Array<[string, ISeriesSpec]> = [];
-  for (const { label, record } of runs) {
-    for (const [key, metric] of record.metrics) {
-      if (metric.curve !== null && metric.curve.steps.length >= 2) {
-        series.push([
-          metricFamily(key),
-          { label: `${label} · ${key}`, goal: metric.goal, ...metric.curve }
-        ]);
+  return Private.panelCharts(
+    mergePanels(runs.map(r => r.record)),
+    runs.map(({ label, record }) => ({ record, label: (name: string) => `${label} · ${name}` }))
+  );
+}
+
+/**
+ * The panels of several records as one list: panels that share a metric name
+ * are merged (transitively), in the order they first appear, run by run.
+ */
+export function mergePanels(records: readonly IRunRecord[]): string[][] {
+  const merged: string[][] = [];
+  for (const record of records) {
+    for (const panel of record.panels) {
+      const touched = merged.filter(group => panel.some(name => group.includes(name)));
+      const target = touched.length > 0 ? touched[0] : [];
+      if (touched.length === 0) {
+        merged.push(target);
+      }
+      for (const other of touched.slice(1)) {
+        target.push(...other);
+        merged.splice(merged.indexOf(other), 1);
+      }
+      for (const name of panel) {
+        if (!target.includes(name)) {
+          target.push(name);
+        }
       }
     }
   }
-  return chartsByFamily(series);
+  return merged;
 }
 
 /**
@@ -97,69 +97,49 @@ export function alignSeries(series: readonly ISeriesSpec[]): {
   return { xs, ys };
 }
 
-function chartsByFamily(series: ReadonlyArray<[string, ISeriesSpec]>): IChartSpec[] {
-  const families = new Map<string, ISeriesSpec[]>();
-  for (const [family, s] of series) {
-    const members = families.get(family);
-    if (members) {
-      members.push(s);
-    } else {
-      families.set(family, [s]);
+namespace Private {
+  /**
+   * One chart per panel with at least one line to draw, titled by the metrics
+   * on it. Series go run by run, so that each run's curves sit together in the
+   * legend.
+   */
+  export function panelCharts(
+    panels: ReadonlyArray<ReadonlyArray<string>>,
+    runs: ReadonlyArray<{ readonly record: IRunRecord; readonly label: (metric: string) => string }>
+  ): IChartSpec[] {
+    const charts: IChartSpec[] = [];
+    for (const names of panels) {
+      const members: ISeriesSpec[] = [];
+      const drawn = new Set<string>();
+      for (const { record, label } of runs) {
+        for (const name of names) {
+          const s = series(record.metrics.get(name), label(name));
+          if (s) {
+            members.push(s);
+            drawn.add(name);
+          }
+        }
+      }
+      if (members.length > 0) {
+        charts.push({
+          title: names.filter(name => drawn.has(name)).join(', '),
+          series: members,
+          logAllowed: members.every(allPositive)
+        });
+      }
     }
+    return charts;
   }
-  const charts: IChartSpec[] = [];
-  // Saved notebooks sort JSON keys, so record order is alphabetical: order by meaning instead.
-  const ordered = [...families].sort((a, b) => familyRank(a) - familyRank(b));
-  for (const [family, members] of ordered) {
-    const groups = splitByScale(members);
-    for (const group of groups) {
-      const title = groups.length === 1 ? family : group.map(s => s.label).join(', ');
-      charts.push({ title, series: group, logAllowed: group.every(allPositive) });
+
+  /** A metric's curve as a series; null when there is no line to draw (under 2 points). */
+  function series(metric: IMetricSummary | undefined, label: string): ISeriesSpec | null {
+    if (!metric || metric.curve === null || metric.curve.steps.length < 2) {
+      return null;
     }
+    return { label, goal: metric.goal, ...metric.curve };
   }
-  return charts;
-}
 
-/** Losses first, then other minimised metrics, then maximised ones, then the rest. */
-function familyRank([family, members]: [string, readonly ISeriesSpec[]]): number {
-  if (family.includes('loss')) {
-    return 0;
+  function allPositive(s: ISeriesSpec): boolean {
+    return s.values.every(v => !Number.isFinite(v) || v > 0);
   }
-  if (members.some(s => s.goal === 'min')) {
-    return 1;
-  }
-  return members.some(s => s.goal === 'max') ? 2 : 3;
-}
-
-function splitByScale(series: readonly ISeriesSpec[]): ISeriesSpec[][] {
-  const sized = series.map(s => ({ s, size: magnitude(s) }));
-  // Keep record order inside each chart; sort only to form the groups.
-  const order = [...sized].sort((a, b) => a.size - b.size);
-  const groups: Array<{ floor: number; members: Set<ISeriesSpec> }> = [];
-  for (const { s, size } of order) {
-    const current = groups[groups.length - 1];
-    if (current && size <= Math.max(current.floor, Number.MIN_VALUE) * SCALE_RATIO) {
-      current.members.add(s);
-    } else {
-      groups.push({ floor: size, members: new Set([s]) });
-    }
-  }
-  return groups
-    .map(g => series.filter(s => g.members.has(s)))
-    .sort((a, b) => series.indexOf(a[0]) - series.indexOf(b[0]));
-}
-
-/** The largest finite absolute value of a curve (0 for a curve of zeros or no finite values). */
-function magnitude(s: ISeriesSpec): number {
-  let size = 0;
-  for (const v of s.values) {
-    if (Number.isFinite(v)) {
-      size = Math.max(size, Math.abs(v));
-    }
-  }
-  return size;
-}
-
-function allPositive(s: ISeriesSpec): boolean {
-  return s.values.every(v => !Number.isFinite(v) || v > 0);
 }

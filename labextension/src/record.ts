@@ -11,8 +11,11 @@
 /** The MIME type of a run record in a notebook output bundle. */
 export const MIME_TYPE = 'application/vnd.nbtrack.run+json';
 
-/** The newest record schema this extension understands. */
-export const SCHEMA_VERSION = 1;
+/**
+ * The newest record schema this extension understands. Version 2 added
+ * `panels`; version 1 records are still read, one chart per metric.
+ */
+export const SCHEMA_VERSION = 2;
 
 /** Curves longer than this are cut: the writer decimates to far fewer points. */
 const MAX_CURVE_POINTS = 20000;
@@ -72,6 +75,12 @@ export interface IRunRecord {
   /** Parameters in the record's order; a Map so that keys like `__proto__` stay data. */
   readonly params: ReadonlyMap<string, string>;
   readonly metrics: ReadonlyMap<string, IMetricSummary>;
+  /**
+   * The record's chart panels in display order, each a list of metric names:
+   * every metric of `metrics` in exactly one panel. The writer grouped them
+   * (docs/record-schema.md); readers draw them as they are.
+   */
+  readonly panels: ReadonlyArray<ReadonlyArray<string>>;
   readonly error: IRunError | null;
   readonly sync: { readonly state: string; readonly pendingPoints: number } | null;
 }
@@ -116,6 +125,7 @@ export function parseRecord(data: unknown): ParseResult {
     };
   }
   const warnings: string[] = [];
+  const metrics = parseMetrics(value['metrics'], warnings);
   const record: IRunRecord = {
     schema,
     nbtrackVersion: optText(value['nbtrack_version']),
@@ -124,7 +134,8 @@ export function parseRecord(data: unknown): ParseResult {
     uiUrl: safeHttpUrl(value['ui_url']),
     notebook: parseNotebook(value['notebook']),
     params: parseParams(value['params'], warnings),
-    metrics: parseMetrics(value['metrics'], warnings),
+    metrics,
+    panels: parsePanels(value['panels'], schema, metrics, warnings),
     error: parseError(value['error']),
     sync: parseSync(value['sync'])
   };
@@ -281,6 +292,62 @@ function parseCurve(value: unknown, key: string, warnings: string[]): ICurve | n
     points.sort((a, b) => a[0] - b[0]);
   }
   return { steps: points.map(p => p[0]), values: points.map(p => p[1]) };
+}
+
+/**
+ * The record's panels, by the rule nbtrack.record.schema.record_panels follows
+ * in Python: names that are not metrics of the record are skipped, a metric is
+ * drawn in the first panel that names it, and a metric no panel names gets a
+ * panel of its own, so nothing goes missing. A schema 1 record has no panels:
+ * one per metric, which is no grouping at all.
+ */
+function parsePanels(
+  value: unknown,
+  schema: number,
+  metrics: ReadonlyMap<string, IMetricSummary>,
+  warnings: string[]
+): string[][] {
+  const panels: string[][] = [];
+  const placed = new Set<string>();
+  if (value === undefined || value === null) {
+    if (schema >= 2) {
+      warnings.push('the record has no "panels": one chart per metric');
+    }
+  } else if (!Array.isArray(value)) {
+    warnings.push('ignored "panels": not a list of lists of metric names');
+  } else {
+    let malformed = false;
+    for (const entry of value) {
+      if (!Array.isArray(entry)) {
+        malformed = true;
+        continue;
+      }
+      const kept: string[] = [];
+      for (const raw of entry) {
+        if (typeof raw !== 'string') {
+          malformed = true;
+          continue;
+        }
+        const name = clip(raw);
+        if (metrics.has(name) && !placed.has(name)) {
+          kept.push(name);
+          placed.add(name);
+        }
+      }
+      if (kept.length > 0) {
+        panels.push(kept);
+      }
+    }
+    if (malformed) {
+      warnings.push('ignored parts of "panels" that are not lists of metric names');
+    }
+  }
+  for (const name of metrics.keys()) {
+    if (!placed.has(name)) {
+      panels.push([name]);
+    }
+  }
+  return panels;
 }
 
 function parseError(value: unknown): IRunError | null {

@@ -1,8 +1,8 @@
 /** Records as a writer following docs/record-schema.md would produce them. */
 
 export function rawRecord(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    schema: 1,
+  const base: Record<string, unknown> = {
+    schema: 2,
     nbtrack_version: '0.1.0',
     run: {
       id: 'run-a',
@@ -32,8 +32,15 @@ export function rawRecord(overrides: Record<string, unknown> = {}): Record<strin
         curve: { steps: [0, 1, 2, 3], values: [2.3, 1.1, 0.5, 0.12] }
       }
     },
+    panels: [['train/loss']],
     error: null,
-    sync: { state: 'synced', pending_points: 0 },
-    ...overrides
+    sync: { state: 'synced', pending_points: 0 }
   };
+  // A test that gives metrics but no panels gets one panel per metric: the
+  // grouping is the writer's business, and tests of it give their panels.
+  const metrics = overrides['metrics'];
+  if (!('panels' in overrides) && typeof metrics === 'object' && metrics !== null) {
+    base['panels'] = Object.keys(metrics).map(name => [name]);
+  }
+  return { ...base, ...overrides };
 }

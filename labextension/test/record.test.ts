@@ -10,8 +10,9 @@ function parsed(data: unknown): IRunRecord {
   return result.record;
 }
 
-test('a schema 1 record is read field by field', () => {
+test('a record is read field by field', () => {
   const r = parsed(rawRecord());
+  assert.equal(r.schema, 2);
   assert.equal(r.run.name, 'baseline');
   assert.equal(r.run.status, 'FINISHED');
   assert.equal(r.run.experimentId, '1');
@@ -23,7 +24,48 @@ test('a schema 1 record is read field by field', () => {
   assert.equal(loss.best, 0.12);
   assert.equal(loss.goal, 'min');
   assert.deepEqual(loss.curve?.values, [2.3, 1.1, 0.5, 0.12]);
+  assert.deepEqual(r.panels, [['train/loss']]);
   assert.equal(r.notebook.cellId, 'c1');
+});
+
+test('a schema 1 record is read too, one panel per metric', () => {
+  const raw = rawRecord({
+    schema: 1,
+    metrics: { b: { last: 1 }, a: { last: 2 } }
+  });
+  delete raw['panels'];
+  const result = parseRecord(raw);
+  assert.ok(result.ok);
+  assert.deepEqual(result.warnings, []);
+  assert.equal(result.record.schema, 1);
+  assert.deepEqual(result.record.panels, [['b'], ['a']]);
+});
+
+test('panels naming unknown or repeated metrics still show every metric once', () => {
+  const metric = { last: 1 };
+  const r = parsed(
+    rawRecord({
+      metrics: { 'train/loss': metric, 'val/loss': metric, 'val/acc': metric },
+      panels: [['ghost', 'val/acc'], ['val/acc', 'train/loss'], ['ghost']]
+    })
+  );
+  // The same rule as nbtrack.record.schema.record_panels (tests/test_record.py).
+  assert.deepEqual(r.panels, [['val/acc'], ['train/loss'], ['val/loss']]);
+});
+
+test('missing or malformed panels are reported and every metric still gets one', () => {
+  const metrics = { loss: { last: 1 }, acc: { last: 2 } };
+  for (const [panels, warning] of [
+    [undefined, /no "panels"/],
+    ['loss', /ignored "panels"/],
+    [[['loss', 7], 'acc'], /parts of "panels"/]
+  ] as const) {
+    const result = parseRecord(rawRecord({ metrics, panels }));
+    assert.ok(result.ok);
+    assert.equal(result.warnings.length, 1, String(panels));
+    assert.match(result.warnings[0], warning);
+    assert.deepEqual(result.record.panels, [['loss'], ['acc']]);
+  }
 });
 
 test('a record given as JSON text is parsed too', () => {
@@ -31,9 +73,9 @@ test('a record given as JSON text is parsed too', () => {
 });
 
 test('a newer schema is refused with an upgrade hint', () => {
-  const result = parseRecord(rawRecord({ schema: 2 }));
+  const result = parseRecord(rawRecord({ schema: 3 }));
   assert.equal(result.ok, false);
-  assert.match(result.ok ? '' : result.error, /schema 2.*upgrade nbtrack/);
+  assert.match(result.ok ? '' : result.error, /schema 3.*upgrade nbtrack/);
 });
 
 test('data that is not a record is refused', () => {

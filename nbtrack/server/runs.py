@@ -15,18 +15,18 @@ from urllib.parse import urlsplit
 
 import nbtrack
 from nbtrack._redact import is_secret_name, strip_uri_credentials
+from nbtrack.record.metrics import panels_for
+from nbtrack.record.schema import SCHEMA_VERSION, STATUSES
 from nbtrack.tracking import resolve_uri
 
 if TYPE_CHECKING:
     from nbtrack.ui.process import UiServer
 
-SCHEMA_VERSION = 1
 _SOURCE_TAG = "mlflow.source.name"
 _CONNECT_TIMEOUT_S = 3.0
 _DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
 # MLflow's REST API accepts at most this many experiment ids per search.
 _EXPERIMENTS_PER_SEARCH = 100
-_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED", "RUNNING"})
 
 
 class StoreError(Exception):
@@ -82,7 +82,7 @@ def list_runs(
     ui: UiServer | None,
 ) -> list[dict[str, Any]]:
     """Runs in any experiment of ``uri`` whose ``mlflow.source.name`` is one of
-    ``source_names``, newest first, as records (schema 1, without curves).
+    ``source_names``, newest first, as records (the record schema, without curves).
 
     Raises :class:`StoreError` when the store cannot be read.
     """
@@ -168,6 +168,9 @@ def _record(
     info, data = run.info, run.data
     tags: dict[str, str] = data.tags
     start, end = info.start_time, info.end_time
+    metrics = {
+        key: _metric(key, client.get_metric_history(info.run_id, key)) for key in data.metrics
+    }
     return {
         "schema": SCHEMA_VERSION,
         "nbtrack_version": _nbtrack_version(),
@@ -176,7 +179,7 @@ def _record(
             "name": info.run_name or tags.get("mlflow.runName"),
             "experiment_id": info.experiment_id,
             "experiment_name": experiment_name,
-            "status": info.status if info.status in _STATUSES else "RUNNING",
+            "status": info.status if info.status in STATUSES else "RUNNING",
             "start_time": start,
             "end_time": end,
             "duration_s": (end - start) / 1000.0 if start and end else None,
@@ -188,9 +191,9 @@ def _record(
         "params": {
             str(key): str(value) for key, value in data.params.items() if not is_secret_name(key)
         },
-        "metrics": {
-            key: _metric(key, client.get_metric_history(info.run_id, key)) for key in data.metrics
-        },
+        "metrics": metrics,
+        # Grouped by the function the kernel's records use, so a run looks the same here.
+        "panels": panels_for(metrics),
         "error": _error(tags.get("nbtrack.error")),
         "sync": {"state": "synced", "pending_points": 0},
     }

@@ -1,7 +1,7 @@
 """Run records written by hand after docs/record-schema.md, and notebooks that show them.
 
 The browser tests must not depend on the kernel side to produce records, so these build
-schema-1 documents directly, with curves shaped like real training (a decaying loss, a
+schema-2 documents directly, with curves shaped like real training (a decaying loss, a
 rising accuracy).
 """
 
@@ -60,10 +60,12 @@ def record(
     status: str = "FINISHED",
     error: dict[str, Any] | None = None,
     ui_url: str | None = None,
+    panels: list[list[str]] | None = None,
 ) -> dict[str, Any]:
-    """A schema-1 record of a run of experiment 1 that took a minute."""
+    """A schema-2 record of a run of experiment 1 that took a minute; without ``panels``, one
+    chart panel per metric."""
     return {
-        "schema": 1,
+        "schema": 2,
         "nbtrack_version": "0.1.0",
         "run": {
             "id": run_id,
@@ -80,6 +82,7 @@ def record(
         "notebook": {"path": "runs.ipynb", "cell_id": None},
         "params": params,
         "metrics": metrics,
+        "panels": panels if panels is not None else [[name] for name in metrics],
         "error": error,
         "sync": {"state": "synced", "pending_points": 0},
     }
@@ -88,7 +91,8 @@ def record(
 def training_record(
     run_id: str, name: str, start: int, lr: str, steps: int = 120
 ) -> dict[str, Any]:
-    """A finished run with train/val loss (one chart), accuracy, and a value on another scale."""
+    """A finished run with train/val loss (one panel), accuracy, and a value on another scale,
+    grouped as nbtrack groups them."""
     slow = float(lr) < 0.002
     return record(
         run_id,
@@ -101,6 +105,7 @@ def training_record(
             "val/acc": metric(curve("acc", steps), "max"),
             "grad_norm": metric(curve("loss", steps, 400.0), None),
         },
+        panels=[["train/loss", "val/loss"], ["val/acc"], ["grad_norm"]],
     )
 
 

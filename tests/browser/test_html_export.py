@@ -10,7 +10,8 @@ from nbconvert import HTMLExporter
 from playwright.sync_api import Browser, Route, expect
 
 from nbtrack._curves import Curve
-from nbtrack.record import RecordSource, RunFailure, build_bundle
+from nbtrack._model import RunFailure
+from nbtrack.record import RecordSource, build_bundle
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +27,7 @@ def _training_bundle(status: str) -> dict[str, object]:
     epochs = np.arange(0, 20_000, 2000)
     curves["val/loss"].extend(epochs.tolist(), (2.1 * np.exp(-epochs / 4500) + 0.15).tolist())
     curves["val/acc"].extend(epochs.tolist(), (0.98 - 0.8 * np.exp(-epochs / 3000)).tolist())
-    error = RunFailure("KeyboardInterrupt", "", None) if status == "KILLED" else None
+    error = RunFailure("KeyboardInterrupt", "") if status == "KILLED" else None
     source = RecordSource(
         run_id="5f3c1a2b9d8e4f70a1b2c3d4e5f60718",
         run_name="mlp-baseline",

@@ -35,9 +35,10 @@ def test_saved_record_renders_charts_without_kernel(lab: Lab, page: Page) -> Non
     expect(view.locator(".nbtrack-record-name")).to_have_text("baseline")
     expect(view.locator(".nbtrack-status")).to_have_text("FINISHED")
     expect(view.locator(".nbtrack-record-facts")).to_contain_text("took 1 min 00 s")
-    # train/loss and val/loss share a chart; accuracy and the 400x larger grad_norm do not.
+    # The record's panels: train/loss and val/loss share a chart; accuracy and the 400x larger
+    # grad_norm do not.
     titles = view.locator(".nbtrack-chart-title")
-    expect(titles).to_have_text(["loss", "acc", "grad_norm"])
+    expect(titles).to_have_text(["train/loss, val/loss", "val/acc", "grad_norm"])
     expect(view.locator(".nbtrack-chart").first.locator(".u-legend .u-label")).to_have_text(
         ["step", "train/loss", "val/loss"]
     )
@@ -152,7 +153,7 @@ def test_runs_panel_lists_and_compares_runs(lab: Lab, page: Page) -> None:
     expect(diff_rows.locator("td")).to_have_text(["lr", "0.003", "0.001"])
     # Overlaid curves: both runs' train/loss and val/loss on the loss chart.
     loss_chart = compare.locator(".nbtrack-chart").first
-    expect(loss_chart.locator(".nbtrack-chart-title")).to_have_text("loss")
+    expect(loss_chart.locator(".nbtrack-chart-title")).to_have_text("train/loss, val/loss")
     expect(loss_chart.locator(".u-legend .u-label")).to_have_text(
         ["step", "latest · train/loss", "latest · val/loss", "slow · train/loss", "slow · val/loss"]
     )

@@ -1,0 +1,168 @@
+"""A run's record: the JSON document and the display bundle that carries it.
+
+``build_bundle`` turns a run (finished, failed, interrupted or still running) into one display
+bundle that IPython shows with ``display(bundle, raw=True)``. The JSON record is bounded in
+size (curves min/max decimated, params and messages capped) and free of credentials; the
+three renderings are then drawn from the JSON alone.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from nbtrack._model import RunFailure
+from nbtrack._redact import is_secret_name, safe_link, strip_uri_credentials
+from nbtrack.record.html import render_html
+from nbtrack.record.metrics import metric_goal, panels_for
+from nbtrack.record.schema import MIME_TYPE, SCHEMA_VERSION, RecordSource
+from nbtrack.record.svg import render_chart
+from nbtrack.record.text import render_text
+
+if TYPE_CHECKING:
+    from nbtrack._curves import Curve
+
+__all__ = ["build_bundle"]
+
+# Size budget. nbformat saves JSON outputs indented, one number per line, so a curve point
+# costs ~40 bytes in the .ipynb: 900 points in all keep a long run's record near 35 KB.
+_CURVE_POINTS_TOTAL = 900
+_CURVE_POINTS_MAX = 300
+_CURVE_POINTS_MIN = 16
+_MAX_PARAMS = 200
+_MAX_PARAM_CHARS = 500
+_MAX_MESSAGE_CHARS = 1000
+
+
+def _json_number(value: float, digits: int) -> float | int | str:
+    """A finite float rounded to ``digits`` significant digits; NaN/inf as the schema's strings."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    rounded = float(f"{value:.{digits}g}")
+    # Rounding 1.79769e308 up would overflow to inf, which JSON cannot hold.
+    return rounded if math.isfinite(rounded) else value
+
+
+def _json_step(step: float) -> int | float:
+    return int(step) if step.is_integer() else round(step, 3)
+
+
+def _nbtrack_version() -> str:
+    try:
+        return version("nbtrack")
+    except PackageNotFoundError:  # a source checkout that was never installed
+        return "unknown"
+
+
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+
+
+def _scrub_text(text: str, limit: int) -> str:
+    """Free text (an exception message, a param value) with credentials removed from any URL
+    in it, cut to ``limit`` characters."""
+    cleaned = _URL_IN_TEXT.sub(lambda m: strip_uri_credentials(m.group(0)), text)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def _points_per_curve(n_metrics: int) -> int:
+    if n_metrics == 0:
+        return _CURVE_POINTS_MAX
+    return min(_CURVE_POINTS_MAX, max(_CURVE_POINTS_MIN, _CURVE_POINTS_TOTAL // n_metrics))
+
+
+def _metric_json(name: str, curve: Curve, max_points: int) -> dict[str, Any]:
+    has_finite = curve.count > curve.nonfinite
+    goal = metric_goal(name)
+    best: float | int | str | None = None
+    best_step: int | float | None = None
+    if goal is not None and has_finite:
+        value, step = (curve.min, curve.min_step) if goal == "min" else (curve.max, curve.max_step)
+        best, best_step = _json_number(value, 7), _json_step(step)
+    steps, values = curve.points()
+    # Imported here, not at the top: numpy stays out of the Jupyter server and `nbtrack show`,
+    # which read records (and import this package) but never build one.
+    from nbtrack._decimate import decimate
+
+    steps, values = decimate(steps, values, max_points)
+    return {
+        "last": _json_number(curve.last, 7) if curve.count else None,
+        "last_step": _json_step(curve.last_step) if curve.count else None,
+        "min": _json_number(curve.min, 7) if has_finite else None,
+        "max": _json_number(curve.max, 7) if has_finite else None,
+        "goal": goal,
+        "best": best,
+        "best_step": best_step,
+        "count": curve.count,
+        "nonfinite": curve.nonfinite,
+        "curve": {
+            "steps": [_json_step(s) for s in steps.tolist()],
+            # Five significant digits: far finer than a chart can show, half the bytes of repr.
+            "values": [_json_number(v, 5) for v in values.tolist()],
+        },
+    }
+
+
+def _record_json(src: RecordSource) -> dict[str, Any]:
+    end = src.end_time_ms
+    params = {k: _scrub_text(str(v), _MAX_PARAM_CHARS) for k, v in src.params.items()
+              if not is_secret_name(k)}  # fmt: skip
+    kept_params = dict(list(params.items())[:_MAX_PARAMS])
+    per_curve = _points_per_curve(len(src.curves))
+    metrics = {name: _metric_json(name, curve, per_curve) for name, curve in src.curves.items()}
+    record: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "nbtrack_version": _nbtrack_version(),
+        "run": {
+            "id": src.run_id,
+            "name": src.run_name,
+            "experiment_id": src.experiment_id,
+            "experiment_name": src.experiment_name,
+            "status": src.status,
+            "start_time": int(src.start_time_ms),
+            "end_time": None if end is None else int(end),
+            "duration_s": None if end is None else round((end - src.start_time_ms) / 1000, 3),
+        },
+        "tracking_uri": strip_uri_credentials(src.tracking_uri) if src.tracking_uri else None,
+        "ui_url": safe_link(src.ui_url),
+        "notebook": {"path": src.notebook_path, "cell_id": src.cell_id},
+        "params": kept_params,
+        "params_omitted": len(params) - len(kept_params),
+        "metrics": metrics,
+        # A list, unlike the metrics object: nbformat sorts object keys when it saves a
+        # notebook, so the order in which the run logged its metrics survives only here.
+        "panels": panels_for(metrics),
+        "error": None,
+        "sync": {"state": src.sync_state, "pending_points": int(src.pending_points)},
+    }
+    if isinstance(src.error, RunFailure):
+        record["error"] = {
+            "type": src.error.type,
+            "message": _scrub_text(src.error.message, _MAX_MESSAGE_CHARS),
+            "step": src.error.step,
+        }
+    return record
+
+
+def build_bundle(src: RecordSource) -> dict[str, Any]:
+    """The run's record as a display bundle: MIME type -> data, for ``display(..., raw=True)``.
+
+    Holds ``application/vnd.nbtrack.run+json`` (the record, see docs/record-schema.md),
+    ``text/html`` (summary card with the chart embedded as an image), ``image/svg+xml`` (the
+    chart; absent when the run logged no metric) and ``text/plain``. Curves are min/max
+    decimated to at most 900 points in all, so a long run adds tens of kilobytes to the
+    notebook, not megabytes.
+    """
+    record = _record_json(src)
+    svg = render_chart(record)
+    bundle: dict[str, Any] = {
+        MIME_TYPE: record,
+        "text/html": render_html(record, svg),
+        "text/plain": render_text(record),
+    }
+    if svg is not None:
+        bundle["image/svg+xml"] = svg
+    return bundle

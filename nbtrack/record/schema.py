@@ -1,0 +1,147 @@
+"""What a record is: its MIME type, its schema version, what it is built from, how it is read.
+
+The JSON Schema next to this module (``record_schema.json``, described in
+docs/record-schema.md) is the contract between the writer (``build``) and every reader: the
+lab extension, ``nbtrack show`` and the HTML/SVG renderings.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbtrack._model import RunFailure
+from nbtrack.errors import InvalidRecordError
+
+if TYPE_CHECKING:
+    from nbtrack._curves import Curve
+
+__all__ = [
+    "MIME_TYPE",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "SYNC_STATES",
+    "RecordSource",
+    "parse_record",
+    "record_panels",
+]
+
+MIME_TYPE = "application/vnd.nbtrack.run+json"
+# 2 added "panels"; version 1 records (without it) are still read, one panel per metric.
+SCHEMA_VERSION = 2
+
+STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING")
+SYNC_STATES = ("synced", "syncing", "offline")
+
+
+@dataclass(frozen=True)
+class RecordSource:
+    """Everything a record is built from, gathered by the run when its cell ends.
+
+    ``status`` is one of FINISHED, FAILED, KILLED, RUNNING; ``sync_state`` one of synced,
+    syncing, offline. ``error`` is the run's ``nbtrack._model.RunFailure`` or a mapping with
+    the keys type, message and (optionally) step; its traceback never goes into the record.
+    ``tracking_uri`` and ``ui_url`` may carry credentials: they are removed here. ``params``
+    should already lack secrets; credential-like names are dropped again.
+    """
+
+    run_id: str | None
+    run_name: str
+    experiment_id: str | None
+    experiment_name: str | None
+    status: str
+    start_time_ms: int
+    end_time_ms: int | None
+    tracking_uri: str | None
+    ui_url: str | None
+    notebook_path: str | None
+    cell_id: str | None
+    params: Mapping[str, str]
+    curves: Mapping[str, Curve]
+    error: RunFailure | Mapping[str, Any] | None = None
+    sync_state: str = "synced"
+    pending_points: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.error, Mapping):
+            missing = {"type", "message"} - set(self.error)
+            if missing:
+                msg = f"error needs the keys type and message (step optional), got {self.error!r}"
+                raise ValueError(msg)
+            failure = RunFailure(
+                str(self.error["type"]), str(self.error["message"]), step=self.error.get("step")
+            )
+            object.__setattr__(self, "error", failure)  # frozen: normalised once, here
+        if self.status not in STATUSES:
+            msg = f"status must be one of {', '.join(STATUSES)}, got {self.status!r}"
+            raise ValueError(msg)
+        if self.sync_state not in SYNC_STATES:
+            msg = f"sync_state must be one of {', '.join(SYNC_STATES)}, got {self.sync_state!r}"
+            raise ValueError(msg)
+
+
+@functools.cache
+def _validator() -> Any:
+    import jsonschema  # lazily: only readers of records need it, ~0.1 s to import
+
+    schema = json.loads(Path(__file__).with_name("record_schema.json").read_text("utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def parse_record(data: object) -> dict[str, Any]:
+    """A record read back from a notebook (dict or JSON text), checked against the schema.
+
+    Raises ``InvalidRecordError`` saying where the record is wrong, or that it was written by
+    a newer nbtrack (schema version above this one's), in which case upgrading nbtrack helps.
+    """
+    import jsonschema  # lazily, see _validator
+
+    if isinstance(data, str | bytes):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            msg = f"an nbtrack record must be JSON, this is not: {exc}"
+            raise InvalidRecordError(msg) from exc
+    if not isinstance(data, dict):
+        msg = f"an nbtrack record is a JSON object, got {type(data).__name__}"
+        raise InvalidRecordError(msg)
+    found = data.get("schema")
+    if isinstance(found, int) and not isinstance(found, bool) and found > SCHEMA_VERSION:
+        msg = (
+            f"this record has schema version {found}, written by a newer nbtrack; this "
+            f"nbtrack reads version {SCHEMA_VERSION}: upgrade nbtrack (pip install -U nbtrack)"
+        )
+        raise InvalidRecordError(msg)
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "the top level"
+        msg = f"not a valid nbtrack record (schema {found!r}): at {where}: {error.message}"
+        raise InvalidRecordError(msg)
+    return data
+
+
+def record_panels(record: Mapping[str, Any]) -> list[list[str]]:
+    """The chart panels to draw for a record, each a list of metric names, in display order.
+
+    These are the record's own ``panels``; a schema-1 record has none and gets one panel per
+    metric. The lab extension reads them by the same rule (labextension/src/record.ts): names
+    that are not metrics of the record are skipped, a metric is drawn in the first panel that
+    names it, and a metric no panel names gets a panel of its own, so nothing goes missing.
+    """
+    metrics = record["metrics"]
+    panels: list[list[str]] = []
+    placed: set[str] = set()
+    for panel in record.get("panels") or ():
+        kept = []
+        for name in panel:
+            if isinstance(name, str) and name in metrics and name not in placed:
+                kept.append(name)
+                placed.add(name)
+        if kept:
+            panels.append(kept)
+    panels.extend([name] for name in metrics if name not in placed)
+    return panels
