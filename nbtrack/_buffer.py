@@ -1,14 +1,15 @@
 """``nbtrack.log``, the hot path of a training loop, and the buffer it appends to.
 
 This module owns the buffer's one format, both sides of it: ``log`` appends, ``take`` (called
-by the sender thread) removes. A call costs a few dictionary and set look-ups and one list
-append; no I/O, no lock, no device synchronisation. Everything else (grouping points per
-metric, converting device tensors, writing the journal, drawing) happens in the sender, off
-the loop.
+by the sender thread) removes. A call costs a set check, a type check per value (and reading a
+CPU tensor, as any tracker must), and one list append; no I/O, no lock, no device
+synchronisation. Inside a real training loop, where every step evicts the caches, that is
+under twice the floor of a list append of a timestamped dict (``benchmarks/bench_loop.py``).
+Everything else (grouping points per metric, reading device tensors, writing the journal,
+drawing) happens in the sender, off the loop.
 
 The format: ``Buffer.calls`` holds one ``(step or None, unix time, {name: value})`` tuple per
-call, in call order. Values are floats, ints, or (read later by the sender) numpy scalars and
-tensors on a device. ``Buffer.pending`` holds params, tags and artifacts in call order.
+call, in call order. Values are floats, or tensors on a device that the sender reads later. ``Buffer.pending`` holds params, tags and artifacts in call order.
 
 Only ``log`` appends and only ``take`` removes, each with single list operations: ``take``
 removes what it read with one ``del``, and anything appended meanwhile sits after it.
@@ -78,9 +79,24 @@ def log(
     if buffer is None:
         raise NoActiveRunError("log")
     if metrics is not None:
-        values = _merged(metrics, values)
-    # The usual call: names seen before, float values. Two C-level set checks, no Python loop.
-    if not (buffer.known.issuperset(values) and _FLOAT.issuperset(map(type, values.values()))):
+        values = (
+            metrics.copy() if type(metrics) is dict and not values else _merged(metrics, values)
+        )
+    # The usual call: names seen before, floats and CPU tensors (read now: there is no device to
+    # wait for, and it frees the autograd graph at once). Anything else goes to _admit.
+    if buffer.known.issuperset(values):
+        for key, value in values.items():
+            kind = type(value)
+            if kind is float:
+                continue
+            if kind is _tensor_type and value.is_cpu:
+                number = value.item()
+                if type(number) is float:
+                    values[key] = number
+                    continue
+            _admit(buffer, values)
+            break
+    else:
         _admit(buffer, values)
     if step is not None and (type(step) is not int or not 0 <= step <= MAX_STEP):
         step = _checked_step(step)
@@ -103,7 +119,6 @@ def take(buffer: Buffer) -> tuple[list[tuple[int | None, float, dict[str, Any]]]
     return taken_calls, taken_pending
 
 
-_FLOAT = frozenset({float})
 # torch.Tensor, once a tensor was logged: an identity check then needs no torch import.
 _tensor_type: type | None = None
 
@@ -154,8 +169,10 @@ def _tensor_value(key: str, tensor: Any) -> Any:
             value = tensor.item()
         except RuntimeError:  # more than one element
             value = None
-        if type(value) in (float, int, bool):
-            return _float_value(key, value)
+        if type(value) is float:
+            return value
+        if type(value) in (int, bool):
+            return float(value)
     elif tensor.numel() == 1 and not tensor.is_complex():
         # On a device: reading would wait for it. Kept as it is, without its autograd graph so
         # that logging does not keep the graph alive; the sender reads it.
