@@ -14,16 +14,11 @@ Importing this package is cheap: MLflow, plotly and torch are imported when firs
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
 from typing import Any
 
 from nbtrack._api import RunInfo, active_run, log_artifact, log_params, wait
 from nbtrack._buffer import log
-
-try:
-    __version__ = _metadata.version("nbtrack")
-except _metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0.0.0"
+from nbtrack._version import VERSION as __version__
 
 __all__ = [
     "RunInfo",

@@ -14,8 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from nbtrack import _registry
-from nbtrack._model import value_text
-from nbtrack._redact import redact_text, strip_uri_credentials
+from nbtrack._redact import stored_value, strip_uri_credentials
 from nbtrack._registry import TrackedRun
 from nbtrack.errors import NoActiveRunError
 
@@ -46,7 +45,7 @@ def log_params(params: Mapping[str, Any] | None = None, /, **more: Any) -> None:
     """
     tracked = _tracked("log_params")
     given = {**(params or {}), **more}
-    new = tracked.run.add_params({key: redact_text(value_text(v)) for key, v in given.items()})
+    new = tracked.run.add_params({key: stored_value(v) for key, v in given.items()})
     if new:
         tracked.buffer.pending.append(("params", new))
 

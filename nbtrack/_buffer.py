@@ -9,7 +9,8 @@ Everything else (grouping points per metric, reading device tensors, writing the
 drawing) happens in the sender, off the loop.
 
 The format: ``Buffer.calls`` holds one ``(step or None, unix time, {name: value})`` tuple per
-call, in call order. Values are floats, or tensors on a device that the sender reads later. ``Buffer.pending`` holds params, tags and artifacts in call order.
+call, in call order. Values are floats, or tensors on a device that the sender reads later.
+``Buffer.pending`` holds params, tags and artifacts in call order.
 
 Only ``log`` appends and only ``take`` removes, each with single list operations: ``take``
 removes what it read with one ``del``, and anything appended meanwhile sits after it.
@@ -90,7 +91,10 @@ def log(
             if kind is float:
                 continue
             if kind is _tensor_type and value.is_cpu:
-                number = value.item()
+                try:  # (free in Python 3.11+ unless it raises)
+                    number = value.item()
+                except RuntimeError:  # more than one element: _admit says so clearly
+                    number = None
                 if type(number) is float:
                     values[key] = number
                     continue

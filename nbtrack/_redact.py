@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from nbtrack._model import MAX_PARAM_VALUE_LENGTH, value_text
 
 REDACTED = "<redacted>"
 
@@ -202,6 +205,13 @@ def safe_link(url: str | None) -> str | None:
     cleaned = strip_uri_credentials(url)
     parts = urlsplit(cleaned)
     return cleaned if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def stored_value(value: object, limit: int = MAX_PARAM_VALUE_LENGTH) -> str:
+    """A param or tag value as nbtrack stores it, whichever way it entered: as text, secrets
+    redacted, cut at ``limit`` (MLflow's) with a visible marker. The one place params and tags
+    go through."""
+    return value_text(redact_text(value_text(value, limit=sys.maxsize)), limit)
 
 
 def redact_text(text: str) -> str:

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from nbtrack._settings import settings
 from nbtrack.journal.folders import spool_root
 
 __all__ = ["main"]
 
+_LONGEST_PAUSE_S = 5.0
+
 
 def main(spool_dir: str | None) -> int:
     """Replay every orphaned session folder; print one line per folder. Exit code 0 on success,
     1 when something is kept for a later try (store unreachable, or it refused a run)."""
-    if spool_dir:
-        os.environ["NBTRACK_SPOOL_DIR"] = spool_dir
     # Our own retries (with backoff) decide when to give up, not MLflow's long HTTP retry loop.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("NBTRACK_RETRY_MAX_S", "5")
     from nbtrack.journal.worker import recover_orphans
 
-    root = spool_root()
-    done = recover_orphans(None, give_up_after_s=settings().sync_timeout)
+    root = Path(spool_dir).expanduser() if spool_dir else spool_root()
+    # Someone waits at a terminal: retry an unreachable store often, then give up.
+    done = recover_orphans(
+        None, give_up_after_s=settings().sync_timeout, root=root, longest_pause=_LONGEST_PAUSE_S
+    )
     if not done:
         print(f"nbtrack sync: nothing to recover in {root}")
         return 0

@@ -70,6 +70,9 @@ class RunUploader:
         self.start: dict[str, Any] | None = state.get("start")
         self.last_timestamp_ms: int | None = state.get("last_timestamp_ms")
         self.problem: str | None = None
+        # Set when the store could not be reached to create the run: it is then created late,
+        # and tagged so.
+        self.created_late = False
         self.retry_at = 0.0
         self.ended = False
         self.points_sent = 0
@@ -276,6 +279,8 @@ class RunUploader:
         else:
             tags = {str(k): str(v) for k, v in dict(start.get("tags") or {}).items()}
             tags["nbtrack.spool_key"] = self.key
+            if self.created_late:
+                tags["nbtrack.offline"] = "true"
             self.run_id = self._store(
                 create_run,
                 self.client,

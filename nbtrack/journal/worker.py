@@ -49,15 +49,17 @@ _IDLE_POLL_S = 0.25
 
 
 class Backoff:
-    """Growing pauses while the store is unreachable: 0.25 s, doubling up to
-    ``NBTRACK_RETRY_MAX_S``."""
+    """Growing pauses while the store is unreachable: 0.25 s, doubling up to ``longest``
+    (default ``NBTRACK_RETRY_MAX_S``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, longest: float | None = None) -> None:
+        self.longest = longest
         self.pause = 0.0
         self.retry_at = 0.0
 
     def failed(self) -> float:
-        self.pause = min(max(0.25, self.pause * 2), settings().retry_max_s)
+        longest = self.longest if self.longest is not None else settings().retry_max_s
+        self.pause = min(max(0.25, self.pause * 2), longest)
         self.retry_at = time.monotonic() + self.pause
         return self.pause
 
@@ -72,13 +74,15 @@ class Backoff:
 class SessionUploader:
     """Uploads every journal of one session folder, and tells the kernel how the store is."""
 
-    def __init__(self, info: SessionInfo, pacer: Pacer | None = None) -> None:
+    def __init__(
+        self, info: SessionInfo, pacer: Pacer | None = None, longest_pause: float | None = None
+    ) -> None:
         self.info = info
         self.pacer = pacer
         self.client: Any = None
         self.uploaders: dict[Path, RunUploader] = {}
         self.experiments: dict[str, str] = {}
-        self.backoff = Backoff()
+        self.backoff = Backoff(longest_pause)
         self._problem: str | None = None
 
     def step(self) -> bool:
@@ -149,6 +153,9 @@ class SessionUploader:
         return pacer
 
     def _unreachable(self, problem: str) -> None:
+        for uploader in self.uploaders.values():
+            if not uploader.created:
+                uploader.created_late = True
         pause = self.backoff.failed()
         log.warning("store unavailable, retrying in %.1fs: %s", pause, problem)
         self._report(problem)
@@ -201,13 +208,18 @@ class SessionUploader:
 
 
 def recover_orphans(
-    tracking_uri: str | None, skip: Path | None = None, give_up_after_s: float | None = None
+    tracking_uri: str | None,
+    skip: Path | None = None,
+    give_up_after_s: float | None = None,
+    root: Path | None = None,
+    longest_pause: float | None = None,
 ) -> list[str]:
-    """Replay every orphaned session (of ``tracking_uri`` if given) of this user. Returns what
-    was done, a line per session. With ``give_up_after_s``, a session whose store stays
-    unreachable that long is kept for a later try."""
+    """Replay every orphaned session of this user under ``root`` (default: the spool root),
+    of ``tracking_uri`` if given. Returns what was done, a line per session. With
+    ``give_up_after_s``, a session whose store stays unreachable that long is kept for a later
+    try; ``longest_pause`` bounds the pauses between retries."""
     done: list[str] = []
-    for folder in session_folders(spool_root()):
+    for folder in session_folders(root or spool_root()):
         if folder == skip or not is_orphan(folder):
             continue
         info = SessionInfo.load(folder)
@@ -219,7 +231,7 @@ def recover_orphans(
         if not lock.acquire():
             continue
         try:
-            uploader = SessionUploader(info)
+            uploader = SessionUploader(info, longest_pause=longest_pause)
             spools = pending_spools(folder)
             deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
             uploader.drain_all(deadline)

@@ -27,10 +27,11 @@ from typing import Any
 
 from nbtrack import _registry, _sender, tracking
 from nbtrack._buffer import Buffer
-from nbtrack._model import Batch, Run, RunFailure, Status, value_text
-from nbtrack._redact import redact_code, redact_text, strip_uri_credentials
+from nbtrack._model import MAX_TAG_VALUE_LENGTH, Batch, Run, RunFailure, Status, value_text
+from nbtrack._redact import redact_code, redact_text, stored_value, strip_uri_credentials
 from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
+from nbtrack._version import VERSION
 from nbtrack.journal.writer import Journal, JournalError, adopt_orphans, session_for
 from nbtrack.kernel.code import CodeRecorder, environment_files, start_reading_environment
 from nbtrack.kernel.context import notebook_path
@@ -134,14 +135,7 @@ def begin(shell: Any, options: CellOptions, body: str) -> TrackedRun:
             tracked.buffer.pending.append(("params", dict(run.params)))
         _code.stage(journal, shell, body)
         tracked.buffer.pending.append(("artifact", ("code", "code")))
-    problem = session.store_problem()
-    if problem is not None:
-        run.sync_state = "offline"
-        show_notice(
-            f"nbtrack: the tracking store {strip_uri_credentials(run.tracking_uri)} is not "
-            f"reachable ({redact_text(problem)}). The run goes on offline: everything is kept "
-            "in the local journal and uploaded when the store answers (or with `nbtrack sync`)."
-        )
+    _tell_store_problem(session.store_problem(), run.tracking_uri)
     _sender.ensure_sender().wake()
     _follow_mlflow(tracked)
     return tracked
@@ -165,7 +159,7 @@ def _new_run(shell: Any, options: CellOptions, body: str) -> Run:
             "mlflow.source.name": path or "<unsaved notebook>",
             "nbtrack.code_hash": code_hash,
             "nbtrack.kernel_session": KERNEL_SESSION,
-            "nbtrack.version": _version(),
+            "nbtrack.version": VERSION,
             "nbtrack.cell": current_cell.cell_id or code_hash,
         }
     )
@@ -176,7 +170,9 @@ def _new_run(shell: Any, options: CellOptions, body: str) -> Run:
         # A run the user started by hand stays open: ours nests under it instead of failing
         # with MLflow's "Run ... is already active".
         run.tags["mlflow.parentRunId"] = outer
-    run.tags.update({key: value_text(value) for key, value in options.tags.items()})
+    run.tags.update(
+        {key: stored_value(value, MAX_TAG_VALUE_LENGTH) for key, value in options.tags.items()}
+    )
     params: dict[str, Any] = {}
     if options.capture_params:
         captured = session_literals.params_for(_python_source(shell, body), shell.user_ns)
@@ -185,7 +181,7 @@ def _new_run(shell: Any, options: CellOptions, body: str) -> Run:
         if captured.from_session:
             run.tags["nbtrack.params_from_session"] = ",".join(captured.from_session)
     params.update(options.params)
-    run.add_params({key: redact_text(value_text(value)) for key, value in params.items()})
+    run.add_params({key: stored_value(value) for key, value in params.items()})
     return run
 
 
@@ -194,12 +190,6 @@ def _python_source(shell: Any, body: str) -> str:
         return str(shell.transform_cell(body))
     except Exception:  # noqa: BLE001 - IPython will report the syntax problem when it runs the cell
         return body
-
-
-def _version() -> str:
-    from nbtrack import __version__
-
-    return __version__
 
 
 def _follow_mlflow(tracked: TrackedRun) -> None:
@@ -338,7 +328,9 @@ def _poll(tracked: TrackedRun, final: bool = False) -> bool:
     if progress.synced:
         run.sync_state, run.pending_points = "synced", 0
     else:
-        offline = journal.session.store_problem() is not None or progress.problem is not None
+        unreachable = journal.session.store_problem()
+        _tell_store_problem(unreachable, run.tracking_uri)
+        offline = unreachable is not None or progress.problem is not None
         run.sync_state = "offline" if offline else "syncing"
         run.pending_points = journal.pending_points(total)
     after = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
@@ -352,6 +344,25 @@ def _poll(tracked: TrackedRun, final: bool = False) -> bool:
                 with tracked.drain_lock:  # the live view reads the curves
                     view.update(run, Batch())
     return run.ended and progress.synced
+
+
+_told: dict[str, bool] = {}
+
+
+def _tell_store_problem(problem: str | None, uri: str) -> None:
+    """Say once per outage, in the cell's output, that the store is unreachable and that
+    nothing is lost; say nothing while it lasts, and again only after it ended."""
+    if problem is None:
+        _told.pop(uri, None)
+        return
+    if _told.get(uri):
+        return
+    _told[uri] = True
+    show_notice(
+        f"nbtrack: the tracking store {strip_uri_credentials(uri)} is not reachable "
+        f"({redact_text(problem)}). Tracking goes on offline: everything is kept in the local "
+        "journal and uploaded when the store answers (or with `nbtrack sync`)."
+    )
 
 
 def _learn_identity(run: Run, run_id: str, experiment_id: str | None) -> None:

@@ -5,7 +5,9 @@ A param is a name bound once, to a literal (``lr = 3e-3``, ``layers = [64, 32]``
 - at the top level of the tracked cell itself; or
 - in an earlier cell of the session, when the tracked cell reads the name and nothing has
   rebound it since (hyperparameters usually sit in a cell of their own above the training
-  cell; papermill's injected parameters cell is the usual case).
+  cell);
+- in papermill's injected parameters cell, whether the cell reads it or not: those are what
+  the person running the notebook chose to vary.
 
 A name the cell binds again (``step = 0`` then ``step += 1``, a loop target, a second
 assignment, an import) is state, not a param. Nothing is executed: the values come from the
@@ -22,9 +24,16 @@ from typing import Any
 
 from nbtrack._redact import is_secret_name
 
-__all__ = ["CapturedParams", "SessionLiterals", "capture_params"]
+__all__ = ["CapturedParams", "SessionLiterals", "capture_params", "is_papermill_parameters"]
 
 _MISSING = object()
+# The first line papermill writes into the cell it injects.
+PAPERMILL_HEADER = "# Parameters"
+
+
+def is_papermill_parameters(source: str) -> bool:
+    """Whether ``source`` is the parameters cell papermill injected into the notebook."""
+    return source.lstrip().startswith(PAPERMILL_HEADER)
 
 
 @dataclass
@@ -110,6 +119,9 @@ class SessionLiterals:
 
     def __init__(self) -> None:
         self._literals: dict[str, Any] = {}
+        # Names papermill injected: params of every tracked cell, read or not (they are what
+        # the person running the notebook chose to vary).
+        self._injected: set[str] = set()
 
     def observe(self, source: str) -> None:
         tree = _parse(source)
@@ -119,7 +131,10 @@ class SessionLiterals:
         params = _params_of(tree)
         for name in bound:
             self._literals.pop(name, None)  # rebound by this cell: no longer the old literal
+            self._injected.discard(name)
         self._literals.update(params)
+        if is_papermill_parameters(source):
+            self._injected.update(params)
 
     def params_for(self, source: str, namespace: dict[str, Any]) -> CapturedParams:
         """The tracked cell's own params, plus the session literals it reads. A session
@@ -135,7 +150,7 @@ class SessionLiterals:
             for node in ast.walk(tree)
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
         }
-        for name in sorted(read):
+        for name in sorted(read | self._injected):
             if name in bound_here or name not in self._literals:
                 continue
             value = self._literals[name]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 import re
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from nbtrack._model import RunFailure
 from nbtrack._redact import is_secret_name, safe_link, strip_uri_credentials
+from nbtrack._version import VERSION
 from nbtrack.record.html import render_html
 from nbtrack.record.metrics import metric_goal, panels_for
 from nbtrack.record.schema import MIME_TYPE, SCHEMA_VERSION, RecordSource
@@ -49,13 +49,6 @@ def _json_number(value: float, digits: int) -> float | int | str:
 
 def _json_step(step: float) -> int | float:
     return int(step) if step.is_integer() else round(step, 3)
-
-
-def _nbtrack_version() -> str:
-    try:
-        return version("nbtrack")
-    except PackageNotFoundError:  # a source checkout that was never installed
-        return "unknown"
 
 
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
@@ -115,7 +108,7 @@ def _record_json(src: RecordSource) -> dict[str, Any]:
     metrics = {name: _metric_json(name, curve, per_curve) for name, curve in src.curves.items()}
     record: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
-        "nbtrack_version": _nbtrack_version(),
+        "nbtrack_version": VERSION,
         "run": {
             "id": src.run_id,
             "name": src.run_name,

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import nbtrack
 from nbtrack._redact import is_secret_name, strip_uri_credentials
+from nbtrack._version import VERSION
 from nbtrack.record.metrics import panels_for
 from nbtrack.record.schema import SCHEMA_VERSION, STATUSES
 from nbtrack.tracking import resolve_uri
@@ -173,7 +173,7 @@ def _record(
     }
     return {
         "schema": SCHEMA_VERSION,
-        "nbtrack_version": _nbtrack_version(),
+        "nbtrack_version": VERSION,
         "run": {
             "id": info.run_id,
             "name": info.run_name or tags.get("mlflow.runName"),
@@ -241,7 +241,3 @@ def _error(tag: str | None) -> dict[str, Any] | None:
     if not sep:
         return {"type": None, "message": tag, "step": None}
     return {"type": kind, "message": message, "step": None}
-
-
-def _nbtrack_version() -> str:
-    return str(getattr(nbtrack, "__version__", "unknown"))

@@ -17,13 +17,13 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from nbtrack._redact import strip_uri_credentials
 from nbtrack.errors import UiStartError
 from nbtrack.tracking import resolve_uri
 from nbtrack.ui import registry
+from nbtrack.ui.registry import UiServer
 
 __all__ = ["DEFAULT_START_TIMEOUT_S", "UiServer", "ensure_ui", "find_ui", "stop_ui"]
 
@@ -36,25 +36,6 @@ _PROBE_TIMEOUT_S = 2.0
 # long-lived kernel or Jupyter server runs) and the Popen objects are not garbage collected while
 # the child still runs.
 _children: dict[int, subprocess.Popen[bytes]] = {}
-
-
-@dataclass(frozen=True)
-class UiServer:
-    """A running MLflow UI.
-
-    ``url`` is the UI's root (``http://127.0.0.1:<port>/``); ``tracking_uri`` is the store as the
-    UI was started with it, which may hold credentials: never display it.
-    """
-
-    tracking_uri: str
-    url: str
-    pid: int
-    port: int
-    log_path: str
-
-    def run_url(self, experiment_id: str, run_id: str) -> str:
-        """Address of one run's page in this UI."""
-        return f"{self.url}#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def find_ui(tracking_uri: str | None = None) -> UiServer | None:

@@ -11,19 +11,45 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbtrack import _platform
 from nbtrack._files import make_private_dir, open_private, write_json_atomic
 from nbtrack._settings import cache_dir, settings
 
-if TYPE_CHECKING:
-    from nbtrack.ui.process import UiServer
-
-__all__ = ["entry_path", "key", "locked", "log_tail", "read_entry", "state_dir", "write_entry"]
+__all__ = [
+    "UiServer",
+    "entry_path",
+    "key",
+    "locked",
+    "log_tail",
+    "read_entry",
+    "state_dir",
+    "write_entry",
+]
 
 _LOG_TAIL_CHARS = 3000
+
+
+@dataclass(frozen=True)
+class UiServer:
+    """A running MLflow UI.
+
+    ``url`` is the UI's root (``http://127.0.0.1:<port>/``); ``tracking_uri`` is the store as the
+    UI was started with it, which may hold credentials: never display it.
+    """
+
+    tracking_uri: str
+    url: str
+    pid: int
+    port: int
+    log_path: str
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """Address of one run's page in this UI."""
+        return f"{self.url}#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def state_dir() -> Path:
@@ -40,8 +66,6 @@ def entry_path(uri: str) -> Path:
 
 
 def read_entry(entry: Path) -> UiServer | None:
-    from nbtrack.ui.process import UiServer
-
     try:
         data = json.loads(entry.read_text(encoding="utf-8"))
         return UiServer(

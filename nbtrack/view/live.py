@@ -78,9 +78,11 @@ class LiveView:
             self._show(run)
 
     def refresh(self, run: Run) -> None:
-        """After the cell: the record changed (stored at last, a run id arrived); show it."""
+        """After the cell: the record changed (stored at last, a run id arrived); show it.
+        Nothing happens before ``finish``: the cell's end shows the record first."""
         with self._lock:
-            self._show(run)
+            if self._final:
+                self._show(run)
 
     # ------------------------------------------------------------------ internals, under _lock
 

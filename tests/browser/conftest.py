@@ -1,5 +1,5 @@
 """Fixtures for browser tests: one JupyterLab server per session (`lab`), headless Chromium
-(`chromium`), and a fresh page per test (`page`, with `page_events`). See lab_harness.py."""
+(`chromium`), and a fresh page per test (`page`, with `page_events`). See helpers/lab.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_harness import CHROMIUM, CHROMIUM_ARGS, Lab, PageEvents, running_lab
+from helpers.lab import CHROMIUM, CHROMIUM_ARGS, Lab, PageEvents, running_lab
 from playwright.sync_api import Browser, Page, sync_playwright
 
 

@@ -3,53 +3,20 @@
 from __future__ import annotations
 
 import nbformat
-import numpy as np
 import pytest
-from lab_harness import artifacts_dir
+from helpers.lab import artifacts_dir
+from helpers.records import training_bundle
 from nbconvert import HTMLExporter
 from playwright.sync_api import Browser, Route, expect
-
-from nbtrack._curves import Curve
-from nbtrack._model import RunFailure
-from nbtrack.record import RecordSource, build_bundle
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = artifacts_dir()
 
 
-def _training_bundle(status: str) -> dict[str, object]:
-    rng = np.random.default_rng(3)
-    steps = np.arange(20_000)
-    curves = {name: Curve() for name in ("train/loss", "val/loss", "val/acc")}
-    train = 2.3 * np.exp(-steps / 4000) + 0.08 + 0.04 * rng.standard_normal(len(steps))
-    curves["train/loss"].extend(steps.tolist(), train.tolist())
-    epochs = np.arange(0, 20_000, 2000)
-    curves["val/loss"].extend(epochs.tolist(), (2.1 * np.exp(-epochs / 4500) + 0.15).tolist())
-    curves["val/acc"].extend(epochs.tolist(), (0.98 - 0.8 * np.exp(-epochs / 3000)).tolist())
-    error = RunFailure("KeyboardInterrupt", "") if status == "KILLED" else None
-    source = RecordSource(
-        run_id="5f3c1a2b9d8e4f70a1b2c3d4e5f60718",
-        run_name="mlp-baseline",
-        experiment_id="1",
-        experiment_name="mnist-mlp",
-        status=status,
-        start_time_ms=1_763_779_200_000,
-        end_time_ms=1_763_779_200_000 + 754_000,
-        tracking_uri="http://alice:hunter2@127.0.0.1:5000",
-        ui_url="http://127.0.0.1:5000/#/experiments/1/runs/5f3c1a2b9d8e4f70a1b2c3d4e5f60718",
-        notebook_path="train.ipynb",
-        cell_id="a1b2c3",
-        params={"lr": "0.003", "epochs": "10", "hidden": "256", "optimizer": "adam"},
-        curves=curves,
-        error=error,
-    )
-    return build_bundle(source)
-
-
 @pytest.mark.parametrize("status", ["FINISHED", "KILLED"])
 def test_exported_notebook_shows_the_chart_and_the_summary(chromium: Browser, status: str) -> None:
-    bundle = _training_bundle(status)
+    bundle = training_bundle(status)
     cell = nbformat.v4.new_code_cell("%%track --experiment mnist-mlp\ntrain()")
     cell.outputs = [nbformat.v4.new_output("display_data", data=bundle)]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# MLP"), cell])

@@ -9,8 +9,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from browser_records import UI, curve, metric, record, record_cell, training_record
-from lab_harness import ROOT, Lab, PageEvents, artifacts_dir
+from helpers.lab import ROOT, Lab, PageEvents, artifacts_dir
+from helpers.records import UI, curve, metric, record, record_cell, training_record
 from playwright.sync_api import Page, expect
 
 # nbformat ships no type hints.

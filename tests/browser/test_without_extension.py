@@ -9,9 +9,9 @@ from typing import Any
 
 import nbformat
 import pytest
-from lab_harness import Lab, running_lab
+from helpers.lab import Lab, running_lab
+from helpers.records import training_bundle
 from playwright.sync_api import Page, expect
-from test_html_export import _training_bundle
 
 nbf: Any = nbformat.v4
 
@@ -33,7 +33,7 @@ def plain_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 def test_record_falls_back_to_html_summary_and_chart(plain_lab: Lab, page: Page) -> None:
     cell = nbf.new_code_cell("%%track\n...")
-    cell.outputs = [nbf.new_output("display_data", data=_training_bundle("FINISHED"))]
+    cell.outputs = [nbf.new_output("display_data", data=training_bundle("FINISHED"))]
     plain_lab.write_notebook("shared.ipynb", [cell])
     plain_lab.open_notebook(page, "shared.ipynb")
 

@@ -15,8 +15,8 @@ import pytest
 
 from nbtrack._curves import Curve
 from nbtrack._model import RunFailure
+from nbtrack.cli.show import format_table, main, records_in_notebook
 from nbtrack.record import MIME_TYPE, RecordSource, build_bundle
-from nbtrack.show import format_table, main, records_in_notebook
 
 
 def _bundle(name: str, status: str = "FINISHED", **extra: Any) -> dict[str, Any]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from IPython.core.error import UsageError
 
-from nbtrack._magics import parse_options, rewrite_track_cell
-from nbtrack.params import capture_params, is_papermill_parameters
-from nbtrack.run import MAX_PARAM_VALUE_LENGTH, Run, param_text
+from nbtrack._model import MAX_PARAM_VALUE_LENGTH, Run
+from nbtrack._redact import stored_value
+from nbtrack.kernel.magics import parse_options, rewrite_track_cell
+from nbtrack.kernel.params import SessionLiterals, capture_params, is_papermill_parameters
 
 
 def test_literal_top_level_assignments_become_params():
@@ -30,8 +31,46 @@ def test_literal_top_level_assignments_become_params():
     }
 
 
-def test_reassigned_to_computed_value_is_not_a_param_and_last_literal_wins():
-    assert capture_params("x = 1\nx = 2\ny = 1\ny = f(y)") == {"x": 2}
+def test_a_name_the_cell_binds_again_is_state_not_a_param():
+    source = (
+        "lr = 0.1\n"
+        "step = 0\nfor batch in range(3):\n    step += 1\n"  # a loop counter
+        "i = 0\nfor i in range(3):\n    pass\n"  # a loop target
+        "x = 1\nx = 2\n"  # assigned twice, even to literals
+        "y = 1\ny = f(y)\n"  # then computed
+        "best = 0.0\nif True:\n    best = 1.0\n"  # rebound deeper in the cell
+        "seen = None\nwith open('f') as seen:\n    pass\n"
+        "n = 5\n(n := 6)\n"
+        "os = 'linux'\nimport os\n"
+    )
+    assert capture_params(source) == {"lr": 0.1}
+
+
+def test_session_literals_a_cell_reads_are_params_while_unchanged():
+    session = SessionLiterals()
+    session.observe("lr = 3e-3\nhidden = 64\nunused = 1\nepochs = 5")
+    session.observe("epochs = epochs + 1")  # rebound by a later cell: no longer a literal
+    namespace = {"lr": 3e-3, "hidden": 64, "unused": 1, "epochs": 6}
+    captured = session.params_for("dropout = 0.5\nmodel = make(hidden, lr, epochs)", namespace)
+    assert captured.values == {"dropout": 0.5, "hidden": 64, "lr": 3e-3}
+    assert captured.from_session == ["hidden", "lr"]
+    # Changed behind the syntax tree's back (exec, a function's `global`): not a param.
+    captured = session.params_for("train(hidden)", {"hidden": 128})
+    assert captured.values == {}
+    # The cell's own binding wins over the session's.
+    captured = session.params_for("hidden = 32\ntrain(hidden)", {"hidden": 64})
+    assert captured.values == {"hidden": 32}
+    assert captured.from_session == []
+
+
+def test_papermill_parameters_are_params_of_every_tracked_cell():
+    session = SessionLiterals()
+    session.observe("batch_size = 32\nlr = 0.1")  # the notebook's own parameters cell
+    session.observe("# Parameters\nlr = 0.5\nrun_tag = 'a'\n")  # injected by papermill
+    namespace = {"batch_size": 32, "lr": 0.5, "run_tag": "a"}
+    captured = session.params_for("epochs = 2\ntrain(lr)", namespace)
+    assert captured.values == {"epochs": 2, "lr": 0.5, "run_tag": "a"}
+    assert captured.from_session == ["lr", "run_tag"]
 
 
 def test_credential_names_are_never_captured():
@@ -49,22 +88,22 @@ def test_papermill_cell_is_recognised():
 
 
 def test_long_param_values_are_cut_with_a_visible_marker():
-    text = param_text("x" * 10_000)
+    text = stored_value("x" * 10_000)
     assert len(text) == MAX_PARAM_VALUE_LENGTH
     assert text.endswith("[truncated by nbtrack]")
 
 
 def test_param_values_lose_url_passwords_and_tokens():
-    assert param_text("postgresql://bob:pw@db/x") == "postgresql://<redacted>@db/x"
-    assert param_text("ghp_" + "a" * 30) == "<redacted>"
+    assert stored_value("postgresql://bob:pw@db/x") == "postgresql://<redacted>@db/x"
+    assert stored_value("ghp_" + "a" * 30) == "<redacted>"
 
 
 def test_a_param_cannot_change_value_within_a_run():
     run = Run(run_name="r", experiment_name="e", tracking_uri="sqlite:///x.db")
-    run.add_params({"lr": 0.1})
-    run.add_params({"lr": 0.1})
+    run.add_params({"lr": "0.1"})
+    run.add_params({"lr": "0.1"})
     with pytest.raises(ValueError, match=r"'lr' was already logged as '0\.1'"):
-        run.add_params({"lr": 0.2})
+        run.add_params({"lr": "0.2"})
 
 
 def test_options_parse_with_shell_quoting():

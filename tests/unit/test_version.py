@@ -11,7 +11,7 @@ from jupyter_core.paths import jupyter_path
 
 import nbtrack
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _package_json_version() -> str:

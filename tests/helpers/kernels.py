@@ -5,16 +5,23 @@ from __future__ import annotations
 import os
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
+RECORD = "application/vnd.nbtrack.run+json"
+
 
 def notebook(*sources: str, name: str = "train.ipynb", folder: Path | None = None) -> Path:
     """Write a notebook with one code cell per source; return its path."""
     nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "language": "python",
+        "display_name": "Python 3",
+    }
     nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
     path = (folder or Path.cwd()) / name
     nbformat.write(nb, path)
@@ -24,12 +31,14 @@ def notebook(*sources: str, name: str = "train.ipynb", folder: Path | None = Non
 def execute(path: Path, allow_errors: bool = False, timeout: int = 300) -> Any:
     """Run a notebook in a real ipykernel (nbclient), as papermill/nbconvert would; save it back.
 
-    The kernel learns the notebook's path the way JupyterLab tells it (JPY_SESSION_NAME).
+    The kernel learns the notebook's path from ``NBTRACK_NOTEBOOK``, the way a user tells it
+    where the frontend does not.
     """
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    os.environ["JPY_SESSION_NAME"] = str(path)
+    previous = os.environ.get("NBTRACK_NOTEBOOK")
+    os.environ["NBTRACK_NOTEBOOK"] = str(path)
     try:
         NotebookClient(
             nb,
@@ -39,7 +48,10 @@ def execute(path: Path, allow_errors: bool = False, timeout: int = 300) -> Any:
             resources={"metadata": {"path": str(path.parent)}},
         ).execute()
     finally:
-        del os.environ["JPY_SESSION_NAME"]
+        if previous is None:
+            del os.environ["NBTRACK_NOTEBOOK"]
+        else:
+            os.environ["NBTRACK_NOTEBOOK"] = previous
         nbformat.write(nb, path)
     return nb
 
@@ -60,6 +72,36 @@ def text_of(cell: Any) -> str:
     return "".join(parts)
 
 
+def records_of(cell: Any) -> list[dict[str, Any]]:
+    """The nbtrack records among a saved cell's outputs."""
+    return [o.data[RECORD] for o in cell.outputs if RECORD in o.get("data", {})]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def sync_process_pids(folder: Path) -> list[int]:
+    """Sync processes whose session folder is under ``folder``."""
+    pids = []
+    needle = str(folder).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"nbtrack.journal.worker" in cmdline and any(needle in arg for arg in cmdline):
+            pids.append(int(proc.name))
+    return pids
+
+
 class Kernel:
     """A real ipykernel driven message by message, for what nbclient cannot do: interrupt a
     running cell, kill the kernel, look at outputs while a cell is still running."""
@@ -73,6 +115,8 @@ class Kernel:
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
+        # iopub messages read while looking for something else, kept for whoever asks next.
+        self._seen: list[dict[str, Any]] = []
 
     @property
     def pid(self) -> int:
@@ -92,27 +136,37 @@ class Kernel:
         """Execute ``code``; return the reply and the iopub outputs of that execution."""
         msg_id = self.submit(code)
         reply = self.wait_reply(msg_id, timeout)
-        return reply, self.outputs(msg_id)
+        return reply, self.outputs(msg_id, timeout)
 
-    def _iopub(self, seconds: float, poll: float) -> Iterator[dict[str, Any]]:
-        """The kernel's iopub messages for ``seconds`` from now."""
-        deadline = time.monotonic() + seconds
+    def _iopub(self, timeout: float) -> Iterator[dict[str, Any]]:
+        """The kernel's iopub messages (those kept earlier first) until ``timeout``."""
+        while self._seen:
+            yield self._seen.pop(0)
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                yield self.kc.get_iopub_msg(timeout=poll)
+                yield self.kc.get_iopub_msg(timeout=0.1)
             except queue.Empty:
                 continue
 
-    def outputs(self, msg_id: str, settle: float = 0.3) -> list[dict[str, Any]]:
+    def outputs(self, msg_id: str, timeout: float = 60) -> list[dict[str, Any]]:
+        """The outputs of execution ``msg_id``, up to the kernel going idle after it."""
         kinds = ("stream", "display_data", "update_display_data", "execute_result", "error")
-        return [
-            {"type": msg["msg_type"], **msg["content"]}
-            for msg in self._iopub(settle, 0.05)
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] in kinds
-        ]
+        found = []
+        others = []
+        for msg in self._iopub(timeout):
+            if msg["parent_header"].get("msg_id") != msg_id:
+                others.append(msg)
+                continue
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+            if msg["msg_type"] in kinds:
+                found.append({"type": msg["msg_type"], **msg["content"]})
+        self._seen.extend(others)
+        return found
 
     def wait_for_output(self, msg_id: str, needle: str, timeout: float = 60) -> None:
-        for msg in self._iopub(timeout, 0.2):
+        for msg in self._iopub(timeout):
             if (
                 msg["parent_header"].get("msg_id") == msg_id
                 and msg["msg_type"] == "stream"

@@ -1,4 +1,4 @@
-"""A real ``mlflow server`` started, found again and stopped by nbtrack.mlflow_ui."""
+"""A real ``mlflow server`` started, found again and stopped by nbtrack.ui."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import requests
 
-from nbtrack import mlflow_ui
+from nbtrack import tracking
+from nbtrack.errors import UiStartError
+from nbtrack.ui import links, process, registry
 
 pytestmark = pytest.mark.server
 
@@ -21,16 +23,16 @@ pytestmark = pytest.mark.server
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("nbtrack-state")
-    old = os.environ.get(mlflow_ui.STATE_DIR_ENV)
-    os.environ[mlflow_ui.STATE_DIR_ENV] = str(folder)
+    old = os.environ.get("NBTRACK_STATE_DIR")
+    os.environ["NBTRACK_STATE_DIR"] = str(folder)
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     try:
         yield folder
     finally:
         if old is None:
-            del os.environ[mlflow_ui.STATE_DIR_ENV]
+            del os.environ["NBTRACK_STATE_DIR"]
         else:
-            os.environ[mlflow_ui.STATE_DIR_ENV] = old
+            os.environ["NBTRACK_STATE_DIR"] = old
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +51,15 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
 
 
 @pytest.fixture(scope="module")
-def ui(state: Path, logged: tuple[str, str, str]) -> Iterator[mlflow_ui.UiServer]:
-    server = mlflow_ui.ensure_ui(logged[0])
+def ui(state: Path, logged: tuple[str, str, str]) -> Iterator[process.UiServer]:
+    server = process.ensure_ui(logged[0])
     try:
         yield server
     finally:
-        mlflow_ui.stop_ui(logged[0])
+        process.stop_ui(logged[0])
 
 
-def test_ensure_ui_serves_the_store(ui: mlflow_ui.UiServer, logged: tuple[str, str, str]) -> None:
+def test_ensure_ui_serves_the_store(ui: process.UiServer, logged: tuple[str, str, str]) -> None:
     _, exp, run_id = logged
     assert ui.url == f"http://127.0.0.1:{ui.port}/"
     assert requests.get(ui.url + "health", timeout=10).text.strip() == "OK"
@@ -73,14 +75,14 @@ def test_ensure_ui_serves_the_store(ui: mlflow_ui.UiServer, logged: tuple[str, s
 
 
 def test_second_call_reuses_the_running_ui(
-    ui: mlflow_ui.UiServer, logged: tuple[str, str, str]
+    ui: process.UiServer, logged: tuple[str, str, str]
 ) -> None:
-    assert mlflow_ui.ensure_ui(logged[0]) == ui
-    assert mlflow_ui.find_ui(logged[0]) == ui
+    assert process.ensure_ui(logged[0]) == ui
+    assert process.find_ui(logged[0]) == ui
 
 
 def test_another_process_finds_the_ui(
-    ui: mlflow_ui.UiServer, logged: tuple[str, str, str], state: Path
+    ui: process.UiServer, logged: tuple[str, str, str], state: Path
 ) -> None:
     # `nbtrack ui --no-wait` in a fresh process prints the running UI's address, starts nothing.
     out = subprocess.run(
@@ -94,14 +96,14 @@ def test_another_process_finds_the_ui(
 
 
 def test_registry_is_private_and_stale_entries_are_dropped(
-    ui: mlflow_ui.UiServer, state: Path, tmp_path: Path
+    ui: process.UiServer, state: Path, tmp_path: Path
 ) -> None:
     entries = list((state / "ui").glob("*.json"))
     assert entries
     assert all(entry.stat().st_mode & 0o077 == 0 for entry in entries)
     # An entry whose process is gone (a UI killed with its machine's reboot, say).
     uri = f"sqlite:///{tmp_path / 'gone.db'}"
-    stale = mlflow_ui._entry_path(uri)
+    stale = registry.entry_path(uri)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     stale.write_text(
@@ -115,7 +117,7 @@ def test_registry_is_private_and_stale_entries_are_dropped(
             }
         )
     )
-    assert mlflow_ui.find_ui(uri) is None
+    assert process.find_ui(uri) is None
     assert not stale.exists()
 
 
@@ -125,28 +127,28 @@ def test_relative_and_absolute_sqlite_uris_name_one_store(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     expected = f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
-    assert mlflow_ui.canonical_uri("sqlite:///mlflow.db") == expected
-    assert mlflow_ui.default_tracking_uri() == expected
+    assert tracking.resolve_uri("sqlite:///mlflow.db") == expected
+    assert tracking.resolve_uri() == expected
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
-    assert mlflow_ui.default_tracking_uri() == "http://mlflow.example:5000"
+    assert tracking.resolve_uri() == "http://mlflow.example:5000"
 
 
 def test_a_ui_that_cannot_start_reports_its_log(state: Path) -> None:
     # mlflow server exits at once on a store it has no plugin for; the error shows its log.
     bad = "nosuchscheme://store"
-    with pytest.raises(mlflow_ui.UiStartError, match="end of its log") as error:
-        mlflow_ui.ensure_ui(bad, timeout=120)
+    with pytest.raises(UiStartError, match="end of its log") as error:
+        process.ensure_ui(bad, timeout=120)
     assert "exited with status" in str(error.value)
     assert "unsupported URI" in str(error.value)
-    assert mlflow_ui.find_ui(bad) is None
+    assert process.find_ui(bad) is None
 
 
-def test_link_html_escapes_everything(ui: mlflow_ui.UiServer) -> None:
-    evil = mlflow_ui.UiServer(
+def test_link_html_escapes_everything(ui: process.UiServer) -> None:
+    evil = process.UiServer(
         tracking_uri="x", url='http://127.0.0.1:1/"><script>', pid=1, port=1, log_path="x"
     )
-    snippet = mlflow_ui.ui_link_html(evil, proxy_url="/user/a<b>/mlflow/")
+    snippet = links.ui_link_html(evil, proxy_url="/user/a<b>/mlflow/")
     assert "<script>" not in snippet
     assert "&lt;b&gt;" in snippet
-    assert "javascript:" not in mlflow_ui.ui_link_html(ui, proxy_url="javascript:alert(1)")
-    assert ui.url in mlflow_ui.ui_link_html(ui)
+    assert "javascript:" not in links.ui_link_html(ui, proxy_url="javascript:alert(1)")
+    assert ui.url in links.ui_link_html(ui)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kernel_helpers import Kernel, execute, notebook, text_of
+from helpers.kernels import Kernel, execute, notebook, text_of
 
 pytestmark = pytest.mark.kernel
 
@@ -45,7 +45,7 @@ def _worker_pids(spool_root: Path) -> list[int]:
                 cmdline = (proc / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"nbtrack.sync.worker" in cmdline and str(spool_root).encode() in cmdline:
+            if b"nbtrack.journal.worker" in cmdline and str(spool_root).encode() in cmdline:
                 pids.append(int(proc.name))
     return pids
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from kernel_helpers import Kernel, execute, notebook, outputs_of, text_of
+from helpers.kernels import Kernel, execute, notebook, outputs_of, text_of
 
 pytestmark = pytest.mark.kernel
 

@@ -1,5 +1,5 @@
-"""A tracked cell run from JupyterLab: the live plot updates while it runs, then the record
-replaces it in place."""
+"""A tracked cell run from JupyterLab: its record is drawn live while it runs, stays in place as
+the final record, and updates itself once the upload is done."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from lab_harness import Lab
+from helpers.lab import Lab
 from playwright.sync_api import Page, expect
 
 nbf: Any = nbformat.v4
@@ -19,19 +19,19 @@ pytestmark = pytest.mark.browser
 PYTHON3 = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
-# The status line is an ipywidgets HTML widget under the cell (the sanitizer may drop our
-# class names, so find it by what it says).
-STATUS = ".jp-OutputArea-output .widget-html"
+RECORD = ".jp-OutputArea-output .nbtrack-record"
 
 
-def _step_shown(page: Page) -> int:
-    texts = page.locator(STATUS).all_inner_texts()
-    text = " ".join(texts)
-    match = re.search(r"step ([\d,]+)", text)
-    return int(match.group(1).replace(",", "")) if match else -1
+def _points_shown(page: Page) -> int:
+    """The point count of `loss` in the record's metrics table, -1 before it shows."""
+    row = page.locator(f"{RECORD} .nbtrack-metrics tr", has_text="loss")
+    if row.count() == 0:
+        return -1
+    cells = row.first.locator("td").all_inner_texts()
+    return int(re.sub(r"\D", "", cells[-1]) or -1)
 
 
-def test_live_plot_updates_then_record_replaces_it(lab: Lab, page: Page) -> None:
+def test_the_record_is_drawn_live_then_stays_as_the_final_record(lab: Lab, page: Page) -> None:
     lab.write_notebook(
         "live.ipynb",
         [
@@ -51,35 +51,44 @@ def test_live_plot_updates_then_record_replaces_it(lab: Lab, page: Page) -> None
     # Fire and forget: awaiting the command would return only once every cell has finished.
     page.evaluate("() => { void window.jupyterapp.commands.execute('runmenu:run-all'); }")
 
-    status = page.locator(STATUS, has_text="from-the-browser")
-    expect(status).to_have_count(1, timeout=60_000)
-    expect(page.locator(".jp-OutputArea-output .js-plotly-plot")).to_have_count(1, timeout=60_000)
-    # The plot keeps moving while the cell runs.
-    deadline = time.monotonic() + 30
-    first = _step_shown(page)
-    while _step_shown(page) <= max(first, 0) and time.monotonic() < deadline:
-        page.wait_for_timeout(300)
-    second = _step_shown(page)
-    assert second > first >= -1, (first, second)
-    lab.screenshot(page, "live-plot")
-
-    # At the end the record replaces the widget in the same place; print output stays.
-    record = page.locator(".nbtrack-record")
+    record = page.locator(RECORD)
     expect(record).to_have_count(1, timeout=60_000)
-    expect(page.locator(".js-plotly-plot")).to_have_count(0)
-    expect(status).to_have_count(0)
     expect(record.locator(".nbtrack-record-name")).to_have_text("from-the-browser")
-    expect(record.locator(".nbtrack-status")).to_have_text("FINISHED")
+    expect(record.locator(".nbtrack-status")).to_have_text("RUNNING", timeout=30_000)
+    # The same record keeps moving while the cell runs, redrawn in place.
+    deadline = time.monotonic() + 30
+    first = _points_shown(page)
+    while _points_shown(page) <= max(first, 0) and time.monotonic() < deadline:
+        page.wait_for_timeout(300)
+    second = _points_shown(page)
+    assert second > first, (first, second)
+    expect(record).to_have_count(1)
+    lab.screenshot(page, "live-view")
+
+    # At the end it is the run's record, in the same place; print output stays.
+    expect(record.locator(".nbtrack-status")).to_have_text("FINISHED", timeout=60_000)
+    expect(record).to_have_count(1)
     expect(page.locator(".jp-OutputArea-output", has_text="cell done")).to_have_count(1)
+    # The cell did not wait for the upload: the record said "syncing" and updates itself in
+    # place once MLflow has everything.
+    expect(record.locator(".nbtrack-record-note", has_text="sync:")).to_have_count(
+        0, timeout=60_000
+    )
+    expect(record.locator(".nbtrack-mlflow-link, .nbtrack-record-name")).not_to_have_count(0)
     lab.screenshot(page, "record-after-live")
 
-    # Saved, the notebook holds the record and nothing of the widgets (no state, no plotly.js).
+    # Saved, the notebook holds the final record and no widget state at all.
     lab.run_command(page, "docmanager:save")
     saved = nbformat.read(lab.root_dir / "live.ipynb", as_version=4)
     assert "widgets" not in saved.metadata
-    kinds = [set(o.get("data", {})) for o in saved.cells[1].outputs]
+    outputs = saved.cells[1].outputs
+    kinds = [set(o.get("data", {})) for o in outputs]
     assert not any("application/vnd.jupyter.widget-view+json" in k for k in kinds)
-    assert any("application/vnd.nbtrack.run+json" in k for k in kinds)
+    (kept,) = [o.data["application/vnd.nbtrack.run+json"] for o in outputs if "data" in o
+               and "application/vnd.nbtrack.run+json" in o.data]  # fmt: skip
+    assert kept["run"]["status"] == "FINISHED"
+    assert kept["sync"]["state"] == "synced"
+    assert kept["run"]["id"]
 
     from mlflow import MlflowClient
 

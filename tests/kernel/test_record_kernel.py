@@ -7,7 +7,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from kernel_helpers import execute, notebook, outputs_of
+from helpers.kernels import execute, notebook, outputs_of
 
 from nbtrack.record import parse_record
 

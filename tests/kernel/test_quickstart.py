@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from kernel_helpers import execute
+from helpers.kernels import execute
 
 from nbtrack.record import parse_record
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.kernel
 

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 import requests
 
-from nbtrack import mlflow_ui
 from nbtrack.record import parse_record
 from nbtrack.server.runs import StoreError, check_reachable
+from nbtrack.ui import process as ui_process
 
 pytestmark = pytest.mark.server
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "nbtrack-test-token"
 
 
@@ -100,8 +100,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # The proxy entry as nbtrack's package registers it (entry point); given as config here
     # because the source tree under test is not installed.
     (config / "jupyter_server_config.py").write_text(
-        "from nbtrack.mlflow_ui import _jupyter_server_proxy_config\n"
-        "c.ServerProxy.servers = {'mlflow': _jupyter_server_proxy_config()}\n"
+        "from nbtrack.ui.proxy import jupyter_server_proxy_config\n"
+        "c.ServerProxy.servers = {'mlflow': jupyter_server_proxy_config()}\n"
         "c.ServerApp.jpserver_extensions = {'nbtrack': True,"
         " 'jupyter_server_proxy': True}\n"
     )
@@ -157,7 +157,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             proc.kill()
         os.environ["NBTRACK_STATE_DIR"] = str(base / "state")
         try:
-            mlflow_ui.stop_ui(uri)  # the one POST /nbtrack/api/ui started
+            ui_process.stop_ui(uri)  # the one POST /nbtrack/api/ui started
         finally:
             del os.environ["NBTRACK_STATE_DIR"]
         log.close()

@@ -7,7 +7,7 @@ import re
 import urllib.request
 
 import pytest
-from kernel_helpers import Kernel
+from helpers.kernels import Kernel
 
 pytestmark = [pytest.mark.kernel, pytest.mark.server]
 
@@ -35,6 +35,6 @@ def test_track_ui_starts_a_ui_and_records_link_into_it(store, tmp_path, monkeypa
         record = next(o["data"][RECORD] for o in outputs if RECORD in o.get("data", {}))
         assert record["ui_url"].startswith(f"{url}#/experiments/")
         assert record["ui_url"].endswith(f"/runs/{record['run']['id']}")
-        kernel.run("from nbtrack.mlflow_ui import stop_ui\nstop_ui()")
+        kernel.run("from nbtrack.ui.process import stop_ui\nstop_ui()")
     finally:
         kernel.shutdown()

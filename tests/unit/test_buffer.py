@@ -1,0 +1,278 @@
+"""``nbtrack.log``: what each call stores, which calls it refuses, and that it loses nothing
+while the sender drains the buffer at the same time."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers.spies import Recorder
+
+import nbtrack
+from nbtrack import _buffer, _registry, _sender
+from nbtrack._buffer import Buffer
+from nbtrack._model import Run
+from nbtrack._registry import TrackedRun
+from nbtrack.errors import NoActiveRunError
+
+torch = pytest.importorskip("torch")
+
+
+def start(name: str = "test-log") -> TrackedRun:
+    tracked = TrackedRun(Run(name, "tests", "sqlite:///unused.db"), Buffer(), Recorder())
+    _registry.activate(tracked)
+    # Drained by the test itself: a sender thread started by an earlier test must not.
+    _registry.forget(tracked)
+    return tracked
+
+
+def stop(tracked: TrackedRun) -> None:
+    _registry.deactivate(tracked)
+    _registry.forget(tracked)
+
+
+@pytest.fixture
+def tracked() -> Iterator[TrackedRun]:
+    active = start()
+    yield active
+    stop(active)
+
+
+def logged(tracked: TrackedRun) -> dict[str, list[tuple[int, float]]]:
+    """What the sender makes of everything buffered: (step, value) per metric, in order."""
+    batch = _sender.drain(tracked)
+    return {
+        key: list(zip(points.steps, points.values, strict=True))
+        for key, points in batch.metrics.items()
+    }
+
+
+def test_log_is_one_python_function_with_both_call_forms() -> None:
+    assert nbtrack.log is _buffer.log
+    parameters = inspect.signature(nbtrack.log).parameters
+    assert [(p.name, p.kind.name, p.default) for p in parameters.values()] == [
+        ("metrics", "POSITIONAL_ONLY", None),
+        ("step", "KEYWORD_ONLY", None),
+        ("values", "VAR_KEYWORD", inspect.Parameter.empty),
+    ]
+
+
+def test_each_call_stores_its_values_at_their_steps(tracked: TrackedRun) -> None:
+    loss = torch.tensor(2.5, requires_grad=True) * 1
+    for _ in range(2):  # the first round checks the names, the second is the usual call
+        nbtrack.log(loss=1.0, count=3)
+        nbtrack.log({"loss": loss, "count": 4}, step=7)
+        nbtrack.log({"loss": loss}, count=5, step=None)
+    steps = [0, 7, 8, 9, 7, 8]
+    assert logged(tracked) == {
+        "loss": list(zip(steps, [1.0, 2.5, 2.5] * 2, strict=True)),
+        "count": list(zip(steps, [3.0, 4.0, 5.0] * 2, strict=True)),
+    }
+
+
+def test_names_with_slashes_come_through_the_mapping(tracked: TrackedRun) -> None:
+    for epoch in range(3):
+        nbtrack.log({"train/loss": 1.0 / (epoch + 1), "val/acc": epoch / 10}, step=epoch)
+    assert logged(tracked) == {
+        "train/loss": [(0, 1.0), (1, 0.5), (2, 1 / 3)],
+        "val/acc": [(0, 0.0), (1, 0.1), (2, 0.2)],
+    }
+
+
+def test_the_mapping_and_the_keywords_take_the_same_fast_path(
+    tracked: TrackedRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loss = torch.tensor(0.5)
+    nbtrack.log({"train/loss": loss, "lr": 0.1})  # first call: names are checked once
+    nbtrack.log(loss=loss, lr=0.1)
+    slow: list[dict[str, Any]] = []
+    monkeypatch.setattr(_buffer, "_admit", lambda _buffer, values: slow.append(values))
+    for _ in range(100):
+        nbtrack.log({"train/loss": loss, "lr": 0.1})
+        nbtrack.log(loss=loss, lr=0.1)
+    assert slow == []  # a CPU tensor and floats under known names: no call left the fast path
+    assert len(tracked.buffer.calls) == 202
+
+
+def test_the_callers_dict_may_change_after_the_call(tracked: TrackedRun) -> None:
+    metrics = {"loss": 1.0}
+    nbtrack.log(metrics)
+    metrics["loss"] = 2.0
+    nbtrack.log(metrics)
+    assert logged(tracked) == {"loss": [(0, 1.0), (1, 2.0)]}
+
+
+def test_a_long_loop_keeps_order_and_times(tracked: TrackedRun) -> None:
+    for i in range(3000):
+        nbtrack.log(loss=float(i), lr=0.1)
+    batch = _sender.drain(tracked)
+    assert list(batch.metrics["loss"].steps) == list(range(3000))
+    assert list(batch.metrics["loss"].values) == [float(i) for i in range(3000)]
+    seconds = list(batch.metrics["lr"].seconds)
+    assert seconds == sorted(seconds)
+    # Metrics of the same calls share one time column (the journal stores it once).
+    assert batch.metrics["loss"].seconds is batch.metrics["lr"].seconds
+
+
+def test_a_cpu_tensor_is_read_at_the_call(tracked: TrackedRun) -> None:
+    total = torch.zeros(())
+    for _ in range(3):
+        total += 1  # in place, after the tensor was logged
+        nbtrack.log(total=total)
+    assert logged(tracked) == {"total": [(0, 1.0), (1, 2.0), (2, 3.0)]}
+
+
+def test_a_tensor_keeps_no_autograd_graph_alive(tracked: TrackedRun) -> None:
+    weight = torch.ones(3, requires_grad=True)
+    loss = (weight * 2).sum()
+    nbtrack.log(loss=loss)
+    ((_, _, values),) = tracked.buffer.calls
+    assert type(values["loss"]) is float
+
+
+def _loss(value: Any) -> None:
+    nbtrack.log(loss=value)
+
+
+def _step(value: Any) -> None:
+    nbtrack.log(step=value, loss=1.0)
+
+
+def _bad_name(value: Any) -> None:
+    nbtrack.log({"bad name!": value})
+
+
+def _twice(value: Any) -> None:
+    nbtrack.log({"loss": value}, loss=value)
+
+
+def _not_a_mapping(value: Any) -> None:
+    nbtrack.log([("loss", value)])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("call", "values", "expected"),
+    [
+        (_loss, (0.5, "0.5"), (TypeError, "metric 'loss' must be a number, got str")),
+        (_loss, (0.5, [1.0]), (TypeError, "metric 'loss' must be a number")),
+        (_loss, (0.5, None), (TypeError, "metric 'loss' must be a number")),
+        (_loss, (0.5, 1 + 2j), (TypeError, "metric 'loss' must be a number")),
+        (_loss, (0.5, torch.ones(2)), (TypeError, "metric 'loss' is a tensor of shape (2,)")),
+        (_loss, (0.5, torch.tensor(1 + 1j)), (TypeError, "metric 'loss' is a tensor")),
+        (_loss, (0.5, 10**400), (ValueError, "metric 'loss' is too large to store")),
+        (_loss, (0.5, 10**100_000), (ValueError, "about 100001 digits")),
+        (_step, (1, -1), (TypeError, "step must be an integer from 0 to 2**63 - 1")),
+        (_step, (1, 2**63), (TypeError, "step must be an integer from 0 to 2**63 - 1")),
+        (_step, (1, True), (TypeError, "step must be an integer")),
+        (_step, (1, 1.5), (TypeError, "step must be an integer")),
+        (_bad_name, (None, 1.0), (ValueError, "invalid metric name 'bad name!'")),
+        (_twice, (None, 1.0), (ValueError, "metric 'loss' was given twice")),
+        (_not_a_mapping, (None, 1.0), (TypeError, "as a mapping of names to values, got list")),
+    ],
+)
+def test_bad_calls_raise_a_clear_error_and_store_nothing(
+    tracked: TrackedRun, call: Any, values: tuple[Any, Any], expected: tuple[type, str]
+) -> None:
+    # The same call with good values first: the bad one comes when the names are known.
+    good, bad = values
+    rounds = 0 if good is None else 2
+    for _ in range(rounds):
+        call(good)
+    error, message = expected
+    with pytest.raises(error) as raised:
+        call(bad)
+    assert message in str(raised.value)
+    assert {len(points) for points in logged(tracked).values()} == ({rounds} if rounds else set())
+
+
+def test_outside_a_tracked_cell_log_says_how_to_start_one() -> None:
+    with pytest.raises(NoActiveRunError, match="%%track"):
+        nbtrack.log(loss=1.0)
+    tracked = start()
+    try:
+        nbtrack.log(loss=1.0)
+        nbtrack.log(loss=1.0)
+    finally:
+        stop(tracked)
+    with pytest.raises(NoActiveRunError):
+        nbtrack.log(loss=1.0)
+    assert logged(tracked) == {"loss": [(0, 1.0), (1, 1.0)]}
+
+
+def test_a_new_run_checks_its_names_again() -> None:
+    first = start("first")
+    nbtrack.log(loss=1.0)
+    nbtrack.log(loss=1.0)
+    stop(first)
+    second = start("second")
+    try:
+        nbtrack.log(loss=2.0)
+        nbtrack.log(loss=3.0)
+    finally:
+        stop(second)
+    assert second.buffer.known == {"loss"}
+    assert logged(first) == {"loss": [(0, 1.0), (1, 1.0)]}
+    assert logged(second) == {"loss": [(0, 2.0), (1, 3.0)]}
+
+
+def test_numpy_scalars_bools_and_ints_become_floats(tracked: TrackedRun) -> None:
+    for _ in range(2):
+        nbtrack.log(acc=np.float32(0.5), n=np.int64(7), flag=True, count=3, big=np.float64(2.0))
+    batch = _sender.drain(tracked)
+    assert {key: list(points.values) for key, points in batch.metrics.items()} == {
+        "acc": [0.5, 0.5],
+        "n": [7.0, 7.0],
+        "flag": [1.0, 1.0],
+        "count": [3.0, 3.0],
+        "big": [2.0, 2.0],
+    }
+
+
+def test_a_loop_far_ahead_of_the_sender_drains_its_own_backlog() -> None:
+    tracked = start()
+    tracked.buffer.limit = 10
+    tracked.buffer.overflow = lambda: _sender.drain(tracked)
+    try:
+        for i in range(25):
+            nbtrack.log(loss=float(i))
+        drained_while_logging = tracked.run.curves["loss"].count
+        assert [value for _, value in logged(tracked)["loss"]] == [
+            float(i) for i in range(drained_while_logging, 25)
+        ]
+    finally:
+        stop(tracked)
+    # At most twice the limit ever waited in memory.
+    assert 25 - drained_while_logging <= 20
+    assert drained_while_logging >= 10
+    assert tracked.run.curves["loss"].count == 25
+    assert tracked.journal.points("loss") == [(i, float(i)) for i in range(25)]
+
+
+def test_every_point_arrives_once_in_order_while_the_sender_drains_meanwhile(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    # The sender wakes all the time, and the interpreter switches threads as often as it can,
+    # also in the middle of a drain.
+    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "0.0005")
+    sender = _sender.ensure_sender()
+    sender.wake()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    request.addfinalizer(lambda: sys.setswitchinterval(interval))
+    tracked = TrackedRun(Run("race", "tests", "sqlite:///unused.db"), Buffer(), Recorder())
+    _registry.activate(tracked)
+    n = 200_000
+    try:
+        for i in range(n):
+            nbtrack.log(loss=float(i), lr=0.1)
+    finally:
+        _registry.deactivate(tracked)
+    with tracked.drain_lock:  # wait for a drain the sender thread may be in
+        pass
+    _sender.drain(tracked)
+    _registry.forget(tracked)
+    assert tracked.journal.points("loss") == [(i, float(i)) for i in range(n)]

@@ -1,0 +1,78 @@
+"""Every NBTRACK_* variable is read in one module, typed and validated once, and documented in
+the README by the same table the module makes."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+
+import nbtrack
+from nbtrack import _settings
+from nbtrack.errors import NbtrackWarning
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_readme_table_is_the_one_the_module_makes() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert _settings.markdown_table() in readme
+
+
+def test_no_other_module_reads_an_nbtrack_variable() -> None:
+    package = Path(nbtrack.__file__).parent
+    readers = []
+    for path in package.rglob("*.py"):
+        if path.name == "_settings.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"environ(\.get)?\(?\[?[\"']NBTRACK_", text) or 'getenv("NBTRACK_' in text:
+            readers.append(path.name)
+    assert readers == []
+    documented = set(re.findall(r"`(NBTRACK_[A-Z_]+)`", _settings.markdown_table()))
+    assert documented == {variable.name for variable in _settings.VARIABLES}
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "field", "default"),
+    [
+        ("NBTRACK_END_WAIT", "abc", "end_wait", None),
+        ("NBTRACK_END_WAIT", "-1", "end_wait", None),
+        ("NBTRACK_SYNC_CPU_SHARE", "2", "sync_cpu_share", 0.05),
+        ("NBTRACK_SYNC_NICE", "high", "sync_nice", 10),
+        ("NBTRACK_FLUSH_INTERVAL", "0", "flush_interval", 0.5),
+        ("NBTRACK_PLOT_INTERVAL", "nan", "plot_interval", 0.5),
+        ("NBTRACK_LIVE_PLOT", "maybe", "live_view", None),
+        ("NBTRACK_RETRY_MAX_S", "inf", "retry_max_s", 30.0),
+    ],
+)
+def test_a_bad_value_warns_once_naming_it_and_the_default_is_used(
+    monkeypatch: pytest.MonkeyPatch, name: str, bad: str, field: str, default: object
+) -> None:
+    monkeypatch.setenv(name, bad)
+    with pytest.warns(NbtrackWarning) as caught:
+        value = getattr(_settings.settings(), field)
+    assert value == default
+    (warning,) = caught
+    message = str(warning.message)
+    assert f"{name}={bad!r}" in message
+    assert "using the default" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert getattr(_settings.settings(), field) == default  # told once, not at every read
+
+
+def test_good_values_are_typed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NBTRACK_END_WAIT", "2.5")
+    monkeypatch.setenv("NBTRACK_LIVE_PLOT", "off")
+    monkeypatch.setenv("NBTRACK_SYNC_NICE", "5")
+    monkeypatch.setenv("NBTRACK_SPOOL_DIR", str(tmp_path))
+    current = _settings.settings()
+    assert current.end_wait == 2.5
+    assert current.live_view is False
+    assert current.sync_nice == 5
+    assert current.spool_dir == tmp_path
+    monkeypatch.setenv("NBTRACK_LIVE_PLOT", "1")
+    assert _settings.settings().live_view is True

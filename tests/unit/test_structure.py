@@ -1,0 +1,100 @@
+"""The package's shape: imports point one way (no cycles, lazy imports included), the data
+model depends on nothing, the public surface is small, and modules stay readable."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbtrack
+
+PACKAGE = Path(nbtrack.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """nbtrack modules ``path`` imports anywhere: at the top, inside functions, and under
+    TYPE_CHECKING."""
+    modules = {_module_name(p) for p in PACKAGE.rglob("*.py")}
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("nbtrack"):
+            for alias in node.names:
+                child = f"{node.module}.{alias.name}"
+                found.add(child if child in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("nbtrack"))
+    return found & modules
+
+
+def _graph() -> dict[str, set[str]]:
+    return {_module_name(p): _imports(p) - {_module_name(p)} for p in PACKAGE.rglob("*.py")}
+
+
+def test_imports_point_one_way() -> None:
+    graph = _graph()
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(module: str) -> None:
+        if module in done:
+            return
+        assert module not in visiting, "import cycle: " + " -> ".join([*visiting, module])
+        visiting.append(module)
+        for target in sorted(graph[module]):
+            visit(target)
+        visiting.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
+
+
+def test_nothing_below_the_top_imports_the_package_root() -> None:
+    # `nbtrack/__init__.py` is the contents page; a module reaching back up to it would tie
+    # the bottom of the package to its top.
+    importers = sorted(m for m, targets in _graph().items() if "nbtrack" in targets)
+    assert importers == []
+
+
+def test_the_data_model_and_the_leaves_import_nothing_of_nbtrack_at_run_time() -> None:
+    graph = _graph()
+    for leaf in ("nbtrack.errors", "nbtrack._version", "nbtrack._files", "nbtrack._platform"):
+        assert graph[leaf] == set(), leaf
+    # The model names the curve type for type checkers only.
+    assert graph["nbtrack._model"] == {"nbtrack._curves"}
+    source = (PACKAGE / "_model.py").read_text()
+    assert "if TYPE_CHECKING:\n    from array import array\n\n    from nbtrack._curves" in source
+
+
+def test_the_public_surface_is_small() -> None:
+    assert sorted(nbtrack.__all__) == [
+        "RunInfo",
+        "__version__",
+        "active_run",
+        "log",
+        "log_artifact",
+        "log_params",
+        "wait",
+    ]
+    public_modules = sorted(
+        _module_name(p)
+        for p in PACKAGE.rglob("*.py")
+        if not any(part.startswith("_") for part in p.relative_to(PACKAGE).with_suffix("").parts)
+    )
+    # Packages and modules users may import; everything else is underscored.
+    assert "nbtrack.errors" in public_modules
+    assert "nbtrack.run" not in public_modules
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {
+        _module_name(p): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
+    }
+    assert long == {}

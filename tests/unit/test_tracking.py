@@ -1,0 +1,89 @@
+"""One tracking-URI resolver, held against MLflow's own answer in every kind of folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nbtrack.tracking import resolve_uri
+
+# In a fresh interpreter: nbtrack's answer without MLflow imported (the kernel's usual case),
+# then with it imported (which asks mlflow.get_tracking_uri()), then MLflow's own.
+_PROBE = """
+import json, sys
+from nbtrack.tracking import resolve_uri
+without = resolve_uri()
+assert "mlflow" not in sys.modules, "resolving imported MLflow"
+import mlflow
+print(json.dumps([without, resolve_uri(), mlflow.get_tracking_uri()]))
+"""
+
+
+def _answers(folder: Path, env: dict[str, str]) -> list[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    environment.update(env, MLFLOW_DISABLE_TELEMETRY="true")
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        cwd=folder,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    answers: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answers
+
+
+def _mlruns_with_an_experiment(folder: Path) -> None:
+    experiment = folder / "mlruns" / "1"
+    experiment.mkdir(parents=True)
+    (experiment / "meta.yaml").write_text("name: old\n")
+
+
+@pytest.mark.parametrize(
+    ("case", "env", "expected"),
+    [
+        ("empty folder", {}, "sqlite:///{folder}/mlflow.db"),
+        (
+            "relative sqlite",
+            {"MLFLOW_TRACKING_URI": "sqlite:///runs.db"},
+            "sqlite:///{folder}/runs.db",
+        ),
+        (
+            "server",
+            {"MLFLOW_TRACKING_URI": "http://mlflow.example:5000"},
+            "http://mlflow.example:5000",
+        ),
+        ("old mlruns", {}, "file://{folder}/mlruns"),
+        ("bare path", {"MLFLOW_TRACKING_URI": "store"}, "file://{folder}/store"),
+    ],
+)
+def test_nbtrack_and_mlflow_pick_the_same_store(
+    tmp_path: Path, case: str, env: dict[str, str], expected: str
+) -> None:
+    folder = tmp_path.resolve()
+    if case == "old mlruns":
+        _mlruns_with_an_experiment(folder)
+    without_mlflow, with_mlflow, mlflows_own = _answers(folder, env)
+    assert without_mlflow == with_mlflow == expected.format(folder=folder)
+    # MLflow may keep a relative path or a bare folder as given; made absolute, it is ours.
+    assert resolve_uri(mlflows_own, folder) == without_mlflow
+
+
+def test_a_notebook_in_another_folder_gets_that_folders_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    other = tmp_path / "notebooks"
+    other.mkdir()
+    assert resolve_uri(None, other) == f"sqlite:///{other}/mlflow.db"
+    assert resolve_uri("sqlite:///sub/x.db", other) == f"sqlite:///{other}/sub/x.db"
+    # Absolute and remote stores are left as they are.
+    assert resolve_uri("sqlite:////abs/x.db", other) == "sqlite:////abs/x.db"
+    assert resolve_uri("postgresql://u@db/x", other) == "postgresql://u@db/x"
