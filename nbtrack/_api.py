@@ -65,7 +65,7 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
     if not source.exists():
         msg = f"cannot log artifact {str(source)!r}: no such file or folder"
         raise FileNotFoundError(msg)
-    staged = tracked.journal.stage(source, artifact_path)
+    staged = tracked.journal.stage(source)
     tracked.buffer.pending.append(("artifact", (staged, artifact_path)))
 
 

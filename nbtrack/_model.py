@@ -29,6 +29,10 @@ _KEY_CHARS = re.compile(r"^[/\w.\- ]+$")
 _TRUNCATION_MARKER = "...[truncated by nbtrack]"
 
 
+# How far a run's upload got, as the record and the live view show it.
+SYNC_STATES = ("synced", "syncing", "offline")
+
+
 class Status(enum.Enum):
     """A run's status, with MLflow's names for it."""
 

@@ -115,7 +115,7 @@ class Journal:
             if not self._write({"t": "a", "path": path, "dest": destination}):
                 self.lost_items += 1
 
-    def stage(self, source: Path, destination: str | None) -> str:
+    def stage(self, source: Path) -> str:
         """Copy a file or folder into the run's staging folder now (later changes to it are not
         uploaded); return its path there, for an ``a`` line."""
         self._staged += 1
@@ -125,7 +125,6 @@ class Journal:
             shutil.copytree(source, target, symlinks=True)
         else:
             shutil.copy2(source, target)
-        del destination  # the destination travels in the `a` line, not in the staged path
         return relative
 
     def stage_text(self, relative: str, text: str) -> None:

@@ -15,34 +15,33 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import signal
+import os
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nbtrack import _registry, _sender, tracking
 from nbtrack._buffer import Buffer
-from nbtrack._model import MAX_TAG_VALUE_LENGTH, Batch, Run, RunFailure, Status, value_text
-from nbtrack._redact import redact_code, redact_text, stored_value, strip_uri_credentials
+from nbtrack._model import MAX_TAG_VALUE_LENGTH, Run, RunFailure, Status, value_text
+from nbtrack._redact import redact_code, redact_text, stored_value
 from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
 from nbtrack._version import VERSION
 from nbtrack.journal.writer import Journal, JournalError, adopt_orphans, session_for
 from nbtrack.kernel.code import CodeRecorder, environment_files, start_reading_environment
 from nbtrack.kernel.context import notebook_path
+from nbtrack.kernel.interrupts import interrupts_deferred
 from nbtrack.kernel.params import SessionLiterals
-from nbtrack.view.live import LiveView, show_notice
+from nbtrack.kernel.progress import follow_mlflow, poll, tell_store_problem, wait_synced
+from nbtrack.view.live import LiveView
 
 __all__ = ["CellOptions", "begin", "end", "warm_up", "watching"]
 
 KERNEL_SESSION = uuid.uuid4().hex
-# How long a cell that uses MLflow waits for the sync process to create its run.
-_ATTACH_WAIT_S = 10.0
 # Where a person watches and nobody waits for the saved file, a cell's end does not wait for
 # the upload (its record updates itself in place); headless, it waits up to this long, so that
 # the notebook a papermill or nbconvert run saves ends with final records.
@@ -77,8 +76,6 @@ _code = CodeRecorder()
 def watching() -> bool:
     """Whether a person watches this kernel's outputs live (JupyterLab/Notebook, VS Code),
     as opposed to nbclient, papermill or nbconvert; ``NBTRACK_LIVE_PLOT`` decides if set."""
-    import os
-
     explicit = settings().live_view
     if explicit is not None:
         return explicit
@@ -129,15 +126,15 @@ def begin(shell: Any, options: CellOptions, body: str) -> TrackedRun:
         tracked = TrackedRun(run=run, buffer=Buffer(), journal=journal)
         tracked.buffer.overflow = lambda: _sender.drain(tracked)
         tracked.views.append(LiveView(run, tracked.drain_lock))
-        tracked.poll = lambda: _poll(tracked)
+        tracked.poll = lambda: poll(tracked)
         _registry.activate(tracked)
         if run.params:
             tracked.buffer.pending.append(("params", dict(run.params)))
         _code.stage(journal, shell, body)
         tracked.buffer.pending.append(("artifact", ("code", "code")))
-    _tell_store_problem(session.store_problem(), run.tracking_uri)
+    tell_store_problem(session.store_problem(), run.tracking_uri)
     _sender.ensure_sender().wake()
-    _follow_mlflow(tracked)
+    follow_mlflow(tracked)
     return tracked
 
 
@@ -192,40 +189,6 @@ def _python_source(shell: Any, body: str) -> str:
         return body
 
 
-def _follow_mlflow(tracked: TrackedRun) -> None:
-    """Make the run MLflow's active run as soon as MLflow is in use in this kernel (now, or
-    when the cell imports it), so that ``mlflow.*`` calls in the cell land in it."""
-
-    def attach(_module: object) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # MLflow's active run is per thread; the cell runs in the main one
-        run_id = _wait_for_run_id(tracked, _ATTACH_WAIT_S)
-        if run_id is None:
-            show_notice(
-                "nbtrack: the tracking store did not create this run in time, so mlflow "
-                "calls in this cell do not land in it (nbtrack.log still does)."
-            )
-            return
-        tracking.attach(run_id, tracked.run.tracking_uri)
-        tracked.mlflow_attached = True
-
-    tracked.import_watch = tracking.when_mlflow_imported(attach)
-
-
-def _wait_for_run_id(tracked: TrackedRun, timeout: float) -> str | None:
-    deadline = time.monotonic() + timeout
-    session = tracked.journal.session
-    while True:
-        progress = tracked.journal.progress()
-        if progress.run_id is not None:
-            _learn_identity(tracked.run, progress.run_id, progress.experiment_id)
-            return str(progress.run_id)
-        if progress.problem is not None or time.monotonic() >= deadline:
-            return None
-        session.wake()
-        time.sleep(0.01)
-
-
 # ------------------------------------------------------------------ end
 
 
@@ -248,8 +211,8 @@ def end(result: Any) -> None:
         wait = 0.0 if watching() else _HEADLESS_END_WAIT_S
     if wait > 0:
         with contextlib.suppress(KeyboardInterrupt):  # interrupting stops the wait, not the run
-            _wait_synced(tracked, wait)
-    _poll(tracked, final=True)
+            wait_synced(tracked, wait)
+    poll(tracked, final=True)
     for view in tracked.views:
         if isinstance(view, LiveView):
             view.finish(run)
@@ -296,104 +259,3 @@ def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
     run.end_time_ms = int(time.time() * 1000)
     _sender.drain(tracked)
     tracked.journal.end(run)
-
-
-def _wait_synced(tracked: TrackedRun, timeout: float) -> None:
-    journal = tracked.journal
-    session = journal.session
-
-    def settled() -> bool:
-        progress = journal.progress()
-        # Offline, or refused: the record says so at once rather than after the timeout.
-        return (
-            progress.synced or progress.problem is not None or session.store_problem() is not None
-        )
-
-    session.wait(timeout, until=settled)
-
-
-def _poll(tracked: TrackedRun, final: bool = False) -> bool:
-    """Bring the run's identity and sync state up to date from the sync process; redraw the
-    record if the cell ended and something changed. True once nothing more will change."""
-    run = tracked.run
-    journal = tracked.journal
-    if run.ended and not journal.ended:
-        journal.retry_end()  # the disk was full at the cell's end; try again
-    progress = journal.progress()
-    before = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
-    if progress.run_id is not None:
-        _learn_identity(run, progress.run_id, progress.experiment_id)
-    run.store_problem = progress.problem
-    total = sum(curve.count for curve in run.curves.values())
-    if progress.synced:
-        run.sync_state, run.pending_points = "synced", 0
-    else:
-        unreachable = journal.session.store_problem()
-        _tell_store_problem(unreachable, run.tracking_uri)
-        offline = unreachable is not None or progress.problem is not None
-        run.sync_state = "offline" if offline else "syncing"
-        run.pending_points = journal.pending_points(total)
-    after = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
-    if after != before and not final:
-        for view in tracked.views:
-            if not isinstance(view, LiveView):
-                continue
-            if run.ended:
-                view.refresh(run)
-            else:
-                with tracked.drain_lock:  # the live view reads the curves
-                    view.update(run, Batch())
-    return run.ended and progress.synced
-
-
-_told: dict[str, bool] = {}
-
-
-def _tell_store_problem(problem: str | None, uri: str) -> None:
-    """Say once per outage, in the cell's output, that the store is unreachable and that
-    nothing is lost; say nothing while it lasts, and again only after it ended."""
-    if problem is None:
-        _told.pop(uri, None)
-        return
-    if _told.get(uri):
-        return
-    _told[uri] = True
-    show_notice(
-        f"nbtrack: the tracking store {strip_uri_credentials(uri)} is not reachable "
-        f"({redact_text(problem)}). Tracking goes on offline: everything is kept in the local "
-        "journal and uploaded when the store answers (or with `nbtrack sync`)."
-    )
-
-
-def _learn_identity(run: Run, run_id: str, experiment_id: str | None) -> None:
-    if run.run_id == run_id:
-        return
-    from nbtrack.ui.links import run_url
-
-    run.run_id = run_id
-    run.experiment_id = experiment_id
-    run.ui_url = run_url(run.tracking_uri, experiment_id, run_id)
-
-
-@contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold a kernel interrupt (SIGINT) back while the block runs; it is raised on exit.
-
-    The handler is swapped rather than the signal masked: Python runs signal handlers in the
-    main thread whichever thread the operating system delivered the signal to, so a mask on
-    the main thread alone lets an interrupt through.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: pending.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if pending:
-            if callable(previous):
-                previous(signal.SIGINT, None)  # ipykernel's handler raises KeyboardInterrupt
-            elif previous == signal.SIG_DFL:
-                raise KeyboardInterrupt

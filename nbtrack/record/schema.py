@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrack._model import RunFailure
+from nbtrack._model import SYNC_STATES, RunFailure, Status
 from nbtrack.errors import InvalidRecordError
 
 if TYPE_CHECKING:
@@ -34,8 +34,7 @@ MIME_TYPE = "application/vnd.nbtrack.run+json"
 # 2 added "panels"; version 1 records (without it) are still read, one panel per metric.
 SCHEMA_VERSION = 2
 
-STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING")
-SYNC_STATES = ("synced", "syncing", "offline")
+STATUSES = tuple(status.value for status in Status)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -151,19 +150,3 @@ def test_too_small_a_budget_is_refused(max_points: int) -> None:
 def test_mismatched_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="equal length"):
         decimate([0.0, 1.0], [1.0], 10)
-
-
-def test_speed_of_a_live_redraw_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
-    """Measures (prints, does not assert) the cost of one live-plot redraw: 200k -> 1000."""
-    rng = np.random.default_rng(0)
-    steps = np.arange(200_000, dtype=np.float64)
-    values = rng.standard_normal(len(steps)).cumsum()
-    decimate(steps, values, 1000)
-    rounds = 50
-    start = time.perf_counter()
-    for _ in range(rounds):
-        out_steps, _ = decimate(steps, values, 1000)
-    per_call_ms = (time.perf_counter() - start) / rounds * 1e3
-    assert len(out_steps) == 1000
-    with capsys.disabled():
-        print(f"\ndecimate 200k -> 1000 points: {per_call_ms:.3f} ms per call")

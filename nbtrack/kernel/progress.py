@@ -1,0 +1,134 @@
+"""What the kernel learns from the sync process about a run, and shows: its id and link in
+MLflow, how far the upload got, whether the store is reachable. It also makes the run MLflow's
+active run when the cell uses MLflow, which needs the id the sync process gave it.
+
+The sender thread calls ``poll`` at each wake for every run still draining, and the cell's end
+calls it once more; after the cell, a change redraws the run's record in place.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from nbtrack import tracking
+from nbtrack._model import Batch, Run
+from nbtrack._redact import redact_text, strip_uri_credentials
+from nbtrack._registry import TrackedRun
+from nbtrack.view.live import LiveView, show_notice
+
+__all__ = ["follow_mlflow", "learn_identity", "poll", "tell_store_problem", "wait_synced"]
+
+# How long a cell that uses MLflow waits for the sync process to create its run.
+_ATTACH_WAIT_S = 10.0
+
+
+def follow_mlflow(tracked: TrackedRun) -> None:
+    """Make the run MLflow's active run as soon as MLflow is in use in this kernel (now, or
+    when the cell imports it), so that ``mlflow.*`` calls in the cell land in it."""
+
+    def attach(_module: object) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # MLflow's active run is per thread; the cell runs in the main one
+        run_id = _wait_for_run_id(tracked, _ATTACH_WAIT_S)
+        if run_id is None:
+            show_notice(
+                "nbtrack: the tracking store did not create this run in time, so mlflow "
+                "calls in this cell do not land in it (nbtrack.log still does)."
+            )
+            return
+        tracking.attach(run_id, tracked.run.tracking_uri)
+        tracked.mlflow_attached = True
+
+    tracked.import_watch = tracking.when_mlflow_imported(attach)
+
+
+def _wait_for_run_id(tracked: TrackedRun, timeout: float) -> str | None:
+    deadline = time.monotonic() + timeout
+    session = tracked.journal.session
+    while True:
+        progress = tracked.journal.progress()
+        if progress.run_id is not None:
+            learn_identity(tracked.run, progress.run_id, progress.experiment_id)
+            return str(progress.run_id)
+        if progress.problem is not None or time.monotonic() >= deadline:
+            return None
+        session.wake()
+        time.sleep(0.01)
+
+
+def wait_synced(tracked: TrackedRun, timeout: float) -> None:
+    journal = tracked.journal
+    session = journal.session
+
+    def settled() -> bool:
+        progress = journal.progress()
+        # Offline, or refused: the record says so at once rather than after the timeout.
+        return (
+            progress.synced or progress.problem is not None or session.store_problem() is not None
+        )
+
+    session.wait(timeout, until=settled)
+
+
+def poll(tracked: TrackedRun, final: bool = False) -> bool:
+    """Bring the run's identity and sync state up to date from the sync process; redraw the
+    record if the cell ended and something changed. True once nothing more will change."""
+    run = tracked.run
+    journal = tracked.journal
+    if run.ended and not journal.ended:
+        journal.retry_end()  # the disk was full at the cell's end; try again
+    progress = journal.progress()
+    before = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
+    if progress.run_id is not None:
+        learn_identity(run, progress.run_id, progress.experiment_id)
+    run.store_problem = progress.problem
+    total = sum(curve.count for curve in run.curves.values())
+    if progress.synced:
+        run.sync_state, run.pending_points = "synced", 0
+    else:
+        unreachable = journal.session.store_problem()
+        tell_store_problem(unreachable, run.tracking_uri)
+        offline = unreachable is not None or progress.problem is not None
+        run.sync_state = "offline" if offline else "syncing"
+        run.pending_points = journal.pending_points(total)
+    after = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
+    if after != before and not final:
+        for view in tracked.views:
+            if not isinstance(view, LiveView):
+                continue
+            if run.ended:
+                view.refresh(run)
+            else:
+                with tracked.drain_lock:  # the live view reads the curves
+                    view.update(run, Batch())
+    return run.ended and progress.synced
+
+
+_told: dict[str, bool] = {}
+
+
+def tell_store_problem(problem: str | None, uri: str) -> None:
+    """Say once per outage, in the cell's output, that the store is unreachable and that
+    nothing is lost; say nothing while it lasts, and again only after it ended."""
+    if problem is None:
+        _told.pop(uri, None)
+        return
+    if _told.get(uri):
+        return
+    _told[uri] = True
+    show_notice(
+        f"nbtrack: the tracking store {strip_uri_credentials(uri)} is not reachable "
+        f"({redact_text(problem)}). Tracking goes on offline: everything is kept in the local "
+        "journal and uploaded when the store answers (or with `nbtrack sync`)."
+    )
+
+
+def learn_identity(run: Run, run_id: str, experiment_id: str | None) -> None:
+    if run.run_id == run_id:
+        return
+    from nbtrack.ui.links import run_url
+
+    run.run_id = run_id
+    run.experiment_id = experiment_id
+    run.ui_url = run_url(run.tracking_uri, experiment_id, run_id)
