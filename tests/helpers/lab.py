@@ -190,6 +190,16 @@ def _isolated_env(home: Path) -> dict[str, str]:
     env["NBTRACK_SPOOL_DIR"] = str(home / "spool")
     env.pop("JUPYTER_PATH", None)
     env.pop("JUPYTER_CONFIG_PATH", None)
+    built = os.environ.get("NBTRACK_TEST_LABEXTENSION")
+    if built:
+        # A lab extension built in another checkout (`jlpm build` there, then point this at
+        # its labextension/dist): found first on JUPYTER_PATH, so it wins over the installed one.
+        extensions = home / "extra" / "labextensions"
+        extensions.mkdir(parents=True, exist_ok=True)
+        link = extensions / "nbtrack"
+        if not link.exists():
+            link.symlink_to(Path(built).resolve(), target_is_directory=True)
+        env["JUPYTER_PATH"] = str(home / "extra")
     # Kernels and the server's own commands come from this environment.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # The news pop-up and update check would cover screenshots (and need network).
