@@ -84,24 +84,25 @@ def log(
             metrics.copy() if type(metrics) is dict and not values else _merged(metrics, values)
         )
     # The usual call: names seen before, floats and CPU tensors (read now: there is no device to
-    # wait for, and it frees the autograd graph at once). Anything else goes to _admit.
-    if buffer.known.issuperset(values):
-        for key, value in values.items():
-            kind = type(value)
-            if kind is float:
+    # wait for, and it frees the autograd graph at once). One pass, as few steps as possible:
+    # inside a training loop every step of this function runs from a cold cache. Anything
+    # else goes to _admit, which checks it and says what is wrong.
+    known = buffer.known
+    for key, value in values.items():
+        kind = type(value)
+        if kind is float:
+            if key in known:
                 continue
-            if kind is _tensor_type and value.is_cpu:
-                try:  # (free in Python 3.11+ unless it raises)
-                    number = value.item()
-                except RuntimeError:  # more than one element: _admit says so clearly
-                    number = None
-                if type(number) is float:
-                    values[key] = number
-                    continue
-            _admit(buffer, values)
-            break
-    else:
+        elif kind is _tensor_type and key in known and value.is_cpu:
+            try:  # (free in Python 3.11+ unless it raises)
+                number = value.item()
+            except RuntimeError:  # more than one element: _admit says so clearly
+                number = None
+            if type(number) is float:
+                values[key] = number
+                continue
         _admit(buffer, values)
+        break
     if step is not None and (type(step) is not int or not 0 <= step <= MAX_STEP):
         step = _checked_step(step)
     calls = buffer.calls
