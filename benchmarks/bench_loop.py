@@ -65,7 +65,7 @@ CONFIGS = (
 
 # What a step does after the optimizer step, by number. Blocks and the timed loop write each
 # out, so that every call site is a real one (no wrapper between the loop and the call).
-NOTHING, ITEM, FLOOR, LOG_KEYWORDS, LOG_MAPPING, NOOP_CALL = range(6)
+NOTHING, ITEM, FLOOR, LOG_KEYWORDS, LOG_MAPPING, NOOP_CALL, FLOOR_CALL, LOG_FLOATS = range(8)
 LABELS = {
     NOTHING: "nothing (control)",
     NOOP_CALL: "a no-op function, same keywords",
@@ -73,6 +73,10 @@ LABELS = {
     FLOOR: "floor: loss.item() + timestamped tuple appended",
     LOG_KEYWORDS: "nbtrack.log(loss=loss, lr=, progress=)",
     LOG_MAPPING: 'nbtrack.log({"loss": loss, "lr": , "progress": })',
+    # Where the call's time goes: the floor behind a Python function call, and nbtrack.log
+    # given the float that loss.item() returns (so it reads no tensor).
+    FLOOR_CALL: "diagnosis: the floor inside a function, same keywords",
+    LOG_FLOATS: "diagnosis: nbtrack.log(loss=loss.item(), lr=, progress=)",
 }
 
 SETUP_CELL = """
@@ -102,6 +106,9 @@ _kept = []
 
 def _noop(loss, lr, progress):
     pass
+
+def _floor_call(loss, lr, progress):
+    _kept.append((None, _time(), {"loss": loss.item(), "lr": lr, "progress": progress}))
 
 def _steps(state, steps, mode):
     # The training step, the same in every measurement, then what `mode` says.
@@ -156,14 +163,14 @@ def _timed(config, n_steps, segment):
     # `segment` steps, so drifts of the machine spread over all of them and each call site
     # logs consecutive steps, as in a training loop.
     model, optimizer, x, y, lossf = _model(*config)
-    spent = [0] * 6
-    counted = [0] * 6
+    spent = [0] * 8
+    counted = [0] * 8
     for i in range(n_steps):
         optimizer.zero_grad(set_to_none=True)
         loss = lossf(model(x), y)
         loss.backward()
         optimizer.step()
-        which = i // segment % 6
+        which = i // segment % 8
         p = i / n_steps
         if which == 0:
             start = _ns()
@@ -176,8 +183,6 @@ def _timed(config, n_steps, segment):
             start = _ns()
             _kept.append((None, _time(), {"loss": loss.item(), "lr": 0.01, "progress": p}))
             spent[2] += _ns() - start
-            if len(_kept) >= 1000:
-                _kept.clear()
         elif which == 3:
             start = _ns()
             nbtrack.log(loss=loss, lr=0.01, progress=p)
@@ -186,10 +191,20 @@ def _timed(config, n_steps, segment):
             start = _ns()
             nbtrack.log({"loss": loss, "lr": 0.01, "progress": p})
             spent[4] += _ns() - start
-        else:
+        elif which == 5:
             start = _ns()
             _noop(loss=loss, lr=0.01, progress=p)
             spent[5] += _ns() - start
+        elif which == 6:
+            start = _ns()
+            _floor_call(loss=loss, lr=0.01, progress=p)
+            spent[6] += _ns() - start
+        else:
+            start = _ns()
+            nbtrack.log(loss=loss.item(), lr=0.01, progress=p)
+            spent[7] += _ns() - start
+        if len(_kept) >= 1000:
+            _kept.clear()
         counted[which] += 1
     return [total / count for total, count in zip(spent, counted)]
 """
@@ -389,7 +404,7 @@ def measure(
     timed_steps = args.timed_steps if config.name == "0.4ms" else args.timed_steps_10ms
     segment = 100 if config.name == "0.4ms" else 10
     shell.run(
-        f"_own = _timed({cfg}, {6 * timed_steps}, {segment})",
+        f"_own = _timed({cfg}, {len(LABELS) * timed_steps}, {segment})",
         track=f"-e bench-loop -n {config.name}-timed",
     )
     timer_ns = shell["_own"][NOTHING]
@@ -402,7 +417,16 @@ def measure(
     floor_us = own_us[FLOOR]
     floor_block_us = (median(by_blocks[FLOOR]) - 1) * step_us if by_blocks else None
     rows = []
-    for mode in (NOTHING, NOOP_CALL, ITEM, FLOOR, LOG_KEYWORDS, LOG_MAPPING):
+    for mode in (
+        NOTHING,
+        NOOP_CALL,
+        ITEM,
+        FLOOR,
+        LOG_KEYWORDS,
+        LOG_MAPPING,
+        FLOOR_CALL,
+        LOG_FLOATS,
+    ):
         own = own_us[mode]
         row = [LABELS[mode], f"{own:.2f}", f"{own / floor_us:.2f}x" if mode != NOTHING else ""]
         if mode in by_blocks:

@@ -294,7 +294,7 @@ def measure_peer(shell: Shell, peer: Peer, folder: Path, args: argparse.Namespac
     """Two runs of ``peer``: the first in the process logs a tight loop of floats, the second
     trains. Setup and finish are timed inside the cells, around the tracker's own calls."""
     result = Result(tight_steps=peer.tight_steps)
-    module = peer.imports.split()[1].split(".")[0]
+    module = peer.imports.split()[1]  # `import X` or `from X import Y`
     fresh = module not in sys.modules
     shell.run(f"_t0 = _perf_counter()\n{peer.imports}\n_import_s = _perf_counter() - _t0")
     result.import_s = shell["_import_s"] if fresh else None
