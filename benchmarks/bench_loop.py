@@ -545,6 +545,12 @@ def main() -> None:
     parser.add_argument("--timed-steps-10ms", type=int, default=200, help="per variant, 10 ms")
     parser.add_argument("--only", choices=[c.name for c in CONFIGS], help="one step size only")
     parser.add_argument(
+        "--live-view",
+        action="store_true",
+        help="draw the live view as in JupyterLab (NBTRACK_LIVE_PLOT=1): the sender thread then "
+        "also redraws the record, at most twice a second",
+    )
+    parser.add_argument(
         "--pause-sync",
         action="store_true",
         help="diagnosis: stop the sync process while a tracked loop runs (it uploads right "
@@ -555,6 +561,8 @@ def main() -> None:
         parser.error("--pairs needs 2 or more and --contention-blocks 3 or more")
 
     folder = isolate("loop")
+    if args.live_view:
+        os.environ["NBTRACK_LIVE_PLOT"] = "1"
     shell = Shell()
     shell.run(SETUP_CELL)
     shell["_bench_cpu"] = _cpu_seconds
