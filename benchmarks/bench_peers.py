@@ -20,10 +20,11 @@ tracker, in the same run:
    itself (its own cost, steadier). A control runs a no-op function the same way.
 2. Per point in a tight loop of floats (no training): what the call alone costs (the median
    of five chunks of the loop).
-3. Run setup (the time until the logger is ready: first run in the process and a later one,
-   the package's import apart), and the finish until the data is durable (close, flush, wait).
+3. Run setup (the time until the logger is ready: in a first run of the process, which logs 10
+   steps, and in a later one; the package's import apart), and the finish until the data is
+   durable (close, flush, wait), after the tight loop and after the training loop.
 
-About 3 minutes with the defaults.
+About a minute with the defaults.
 """
 
 from __future__ import annotations
@@ -259,20 +260,26 @@ def _blocks_cell(n_blocks: int, block_steps: int, step: str = "_step") -> str:
     return f"_times, _own_ns = _blocks({step}, {n_blocks}, {block_steps})"
 
 
+def _runs(args: argparse.Namespace, tight_steps: int) -> tuple[str, str, str]:
+    """The bodies of a tracker's three runs: the first in the process logs a few steps (its
+    setup is the cold one; what starts in the background then is out of the way of the
+    others), the second a tight loop of floats, the third trains."""
+    return (
+        "_elapsed = _tight(_step, 10, 1)",
+        f"_elapsed = _tight(_step, {tight_steps})",
+        _blocks_cell(args.blocks, args.block_steps),
+    )
+
+
 def measure_nbtrack(shell: Shell, args: argparse.Namespace) -> Result:
-    """Two ``%%track`` cells: the first in the process logs a tight loop of floats, a later one
-    trains. A cell's end does not wait for the upload here (``NBTRACK_END_WAIT=0``, as where a
-    person watches); ``nbtrack.wait()`` after it is the rest of the way into MLflow."""
+    """Three ``%%track`` cells (see ``_runs``). A cell's end does not wait for the upload here
+    (``NBTRACK_END_WAIT=0``, as where a person watches); ``nbtrack.wait()`` after it is the rest
+    of the way into MLflow."""
     import nbtrack
 
     result = Result(import_s=shell.load_ext_s, tight_steps=NBTRACK_TIGHT_STEPS)
     finishes = []
-    for index, body in enumerate(
-        (
-            f"_elapsed = _tight(_step, {NBTRACK_TIGHT_STEPS})",
-            _blocks_cell(args.blocks, args.block_steps),
-        )
-    ):
+    for index, body in enumerate(_runs(args, NBTRACK_TIGHT_STEPS)):
         cell = f"_t_body = _perf_counter()\n{NBTRACK_STEP}\n{body}\n_t_end = _perf_counter()"
         started = time.perf_counter()
         shell.run(cell, track=f"-e bench-peers -n nbtrack-{index}")
@@ -282,6 +289,7 @@ def measure_nbtrack(shell: Shell, args: argparse.Namespace) -> Result:
         setup = shell["_t_body"] - started
         if index == 0:
             result.setup_first_s = setup
+        elif index == 1:
             result.tight_us_per_point = shell["_elapsed"] / 3 * 1e6
             result.finish_tight_s = stored - shell["_t_end"]
         else:
@@ -289,7 +297,8 @@ def measure_nbtrack(shell: Shell, args: argparse.Namespace) -> Result:
             result.finish_loop_s = stored - shell["_t_end"]
             result.timed_us = shell["_own_ns"] / 1e3
             result.block_ratios = tuple(_between(shell["_times"]))
-        finishes.append(f"{ended - shell['_t_end']:.3f} s")
+        if index:
+            finishes.append(f"{ended - shell['_t_end']:.3f} s")
     result.note = (
         f"nbtrack's cell ends returned after {' and '.join(finishes)} with the journal on disk "
         "(NBTRACK_END_WAIT=0); its finish figures run until nbtrack.wait() saw everything in "
@@ -299,19 +308,14 @@ def measure_nbtrack(shell: Shell, args: argparse.Namespace) -> Result:
 
 
 def measure_peer(shell: Shell, peer: Peer, folder: Path, args: argparse.Namespace) -> Result:
-    """Two runs of ``peer``: the first in the process logs a tight loop of floats, the second
-    trains. Setup and finish are timed inside the cells, around the tracker's own calls."""
+    """Three runs of ``peer`` (see ``_runs``). Setup and finish are timed inside the cells,
+    around the tracker's own calls."""
     result = Result(tight_steps=peer.tight_steps)
     module = peer.imports.split()[1]  # `import X` or `from X import Y`
     fresh = module not in sys.modules
     shell.run(f"_t0 = _perf_counter()\n{peer.imports}\n_import_s = _perf_counter() - _t0")
     result.import_s = shell["_import_s"] if fresh else None
-    for index, body in enumerate(
-        (
-            f"_elapsed = _tight(_step, {peer.tight_steps})",
-            _blocks_cell(args.blocks, args.block_steps),
-        )
-    ):
+    for index, body in enumerate(_runs(args, peer.tight_steps)):
         values = {"name": f"bench-{index}", "folder": str(folder)}
         init = peer.init.format(**values)
         step = peer.step.format(**values)
@@ -321,6 +325,7 @@ def measure_peer(shell: Shell, peer: Peer, folder: Path, args: argparse.Namespac
         )
         if index == 0:
             result.setup_first_s = shell["_setup_s"]
+        elif index == 1:
             result.tight_us_per_point = shell["_elapsed"] / 3 * 1e6
             result.finish_tight_s = shell["_finish_s"]
         else:
