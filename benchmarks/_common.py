@@ -13,6 +13,7 @@ import os
 import shutil
 import statistics
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,20 @@ def isolate(name: str) -> Path:
     return folder
 
 
+def _discarding_publisher(shell: Any) -> Any:
+    """An IPython display publisher that drops every output."""
+    from IPython.core.displaypub import DisplayPublisher
+
+    class Discard(DisplayPublisher):  # type: ignore[misc]
+        def publish(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def clear_output(self, wait: bool = False) -> None:
+            pass
+
+    return Discard(shell=shell)
+
+
 class Shell:
     """An IPython shell with nbtrack loaded; runs cells and reads their variables back."""
 
@@ -43,7 +58,13 @@ class Shell:
         from IPython.core.interactiveshell import InteractiveShell
 
         self.shell: Any = InteractiveShell.instance()
+        # Outputs are dropped, also those drawn after a cell ended (a record updated in place
+        # when its upload finished), which a terminal shell would print.
+        self.shell.display_pub = _discarding_publisher(self.shell)
+        start = time.perf_counter()
         self.run("%load_ext nbtrack")
+        # Seconds `%load_ext nbtrack` took (nbtrack's import included, if it was the first).
+        self.load_ext_s = time.perf_counter() - start
 
     def run(self, code: str, track: str | None = None) -> None:
         """Execute ``code`` as one cell, tracked with ``%%track {track}`` when given.
