@@ -124,7 +124,8 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "NBTRACK_STATE_DIR", "state_dir", _path, None, "`~/.cache/nbtrack`",
-        "where nbtrack keeps the addresses of the MLflow UIs it started (in `ui/`)",
+        "where nbtrack keeps the addresses of the MLflow UIs it started (`ui/`) and its locks "
+        "(`locks/`)",
         "a folder path",
     ),
     Variable(

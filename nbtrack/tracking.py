@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote
 
-from nbtrack._settings import cache_dir
+from nbtrack._settings import cache_dir, settings
 
 __all__ = [
     "ExperimentDeletedError",
@@ -120,7 +120,7 @@ def _store_creation_lock(uri: str) -> Iterator[None]:
     from nbtrack import _platform
     from nbtrack._files import make_private_dir, open_private
 
-    folder = make_private_dir(cache_dir() / "locks")
+    folder = make_private_dir((settings().state_dir or cache_dir()) / "locks")
     key = hashlib.sha256(uri.encode()).hexdigest()[:20]
     with open_private(folder / f"store-{key}.lock") as handle:
         _platform.try_lock(handle, block=True)

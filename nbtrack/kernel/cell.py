@@ -94,6 +94,9 @@ def warm_up() -> None:
     def adopt() -> None:
         with contextlib.suppress(Exception):  # the first tracked cell reports store problems
             adopt_orphans(tracking.resolve_uri())
+        # The sender's curves need numpy; importing it here, off any cell, spares the first
+        # tracked cell's first batch ~0.15 s.
+        import numpy  # noqa: F401
 
     threading.Thread(target=adopt, name="nbtrack-adopt", daemon=True).start()
 
