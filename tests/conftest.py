@@ -30,15 +30,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(getattr(pytest.mark, mark))
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test module that sets ``STORES = ("sqlite", "server")`` runs each of its tests that use
+    the ``store`` fixture once per store: MLflow's embedded SQLite default and the team server."""
+    stores = getattr(metafunc.module, "STORES", None)
+    if stores and "store" in metafunc.fixturenames:
+        metafunc.parametrize("store", stores, indirect=True)
+
+
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh SQLite tracking store and journal folder; kernels started after this use them."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A fresh tracking store and journal folder; kernels started after this use them. SQLite
+    (``mlflow.db`` in the test's folder) unless the test is parametrised with "server": then the
+    session's team server, emptied of the test's experiments afterwards."""
+    on_server = getattr(request, "param", "sqlite") == "server"
+    if on_server:
+        uri = request.getfixturevalue("team_server").url
+    else:
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("NBTRACK_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("NBTRACK_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)
-    return uri
+    yield uri
+    if on_server:
+        from helpers.servers import forget_experiments
+        from mlflow import MlflowClient
+
+        _stop_sync_processes(tmp_path)  # nothing may create experiments after this
+        forget_experiments(MlflowClient(tracking_uri=uri))
 
 
 @pytest.fixture
@@ -58,26 +80,24 @@ def kernel(store: str, tmp_path: Path) -> Iterator[Kernel]:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One `mlflow server` on PostgreSQL for the whole session (it takes ~20 s to start)."""
-    from helpers.servers import MlflowServer, Postgres
+def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The README's team stack for the whole session: PostgreSQL and ``mlflow server`` with
+    two workers and proxied artifacts, started by ``scripts/team_stack.py`` (~30 s)."""
+    from helpers.servers import start_stack, stop_stack
 
-    folder = tmp_path_factory.mktemp("server")
-    postgres = Postgres()
-    server = MlflowServer(postgres.uri, folder)
+    stack = start_stack(tmp_path_factory.mktemp("team"), workers=2)
     try:
-        yield server
+        yield stack
     finally:
-        server.stop()
-        postgres.stop()
+        stop_stack(stack)
 
 
 @pytest.fixture
-def server_store(mlflow_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The shared server behind a proxy this test can switch off; kernels log through it."""
+def server_store(team_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The team server behind a proxy this test can switch off; kernels log through it."""
     from helpers.servers import SwitchableProxy
 
-    proxy = SwitchableProxy(mlflow_server.port)
+    proxy = SwitchableProxy(team_server.server.port)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy.url)
     monkeypatch.setenv("NBTRACK_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("NBTRACK_STATE_DIR", str(tmp_path / "state"))
@@ -85,14 +105,23 @@ def server_store(mlflow_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     yield proxy
     proxy.down()
+    from helpers.servers import forget_experiments
+    from mlflow import MlflowClient
+
+    _stop_sync_processes(tmp_path)
+    forget_experiments(MlflowClient(tracking_uri=team_server.url))
 
 
 @pytest.fixture(autouse=True)
 def _no_stray_sync_processes(tmp_path: Path) -> Iterator[None]:
     """Sync processes outlive kernels by design; a test must not leave its own behind."""
     yield
+    _stop_sync_processes(tmp_path)
+
+
+def _stop_sync_processes(folder: Path) -> None:
     from helpers.kernels import sync_process_pids
 
-    for pid in sync_process_pids(tmp_path):
+    for pid in sync_process_pids(folder):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

@@ -1,126 +1,48 @@
-"""Real servers for the tests: a private PostgreSQL cluster, an `mlflow server` on it, and a
-TCP proxy in front that can be switched off to play a network outage."""
+"""Real servers for the tests: the team stack of ``scripts/team_stack.py`` (a private
+PostgreSQL cluster and ``mlflow server`` on it with several workers, MLflow's basic-auth app when
+asked), the very code the README's "Team setup" tells a person to run, and a TCP proxy in front
+that can be switched off to play a network outage."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
-import time
-import urllib.request
 from pathlib import Path
+from typing import Any
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+from team_stack import Stack, free_port
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["Stack", "SwitchableProxy", "forget_experiments", "start_stack", "stop_stack"]
 
 
-def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback
-            return
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
+def start_stack(folder: Path, workers: int = 2, auth: bool = False) -> Stack:
+    """A team stack in ``folder``, started; ``stop_stack`` removes everything it made."""
+    stack = Stack(folder, port=free_port(), workers=workers, auth=auth)
+    stack.start()
+    return stack
 
 
-class Postgres:
-    """A throwaway cluster owned by the `postgres` user (PostgreSQL refuses to run as root)."""
-
-    def __init__(self) -> None:
-        # Not under pytest's tmp folder: that one is private to root and the `postgres` user
-        # could not reach into it.
-        self.folder = folder = Path(tempfile.mkdtemp(prefix="nbtrack-pg-"))
-        self.data = folder / "pgdata"
-        self.port = free_port()
-        shutil.chown(folder, "postgres", "postgres")
-        self._as_postgres(PG_BIN / "initdb", "-D", self.data, "-A", "trust", "-U", "postgres")
-        self._as_postgres(
-            PG_BIN / "pg_ctl",
-            "-D",
-            self.data,
-            "-w",
-            "-l",
-            folder / "postgres.log",
-            "-o",
-            f"-p {self.port} -k {folder} -c listen_addresses=127.0.0.1",
-            "start",
-        )
-        self._as_postgres(
-            PG_BIN / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "mlflow"
-        )
-
-    @property
-    def uri(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/mlflow"
-
-    def stop(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self._as_postgres(PG_BIN / "pg_ctl", "-D", self.data, "-m", "immediate", "stop")
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    def _as_postgres(self, *args: object) -> None:
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", *map(str, args)],
-            check=True,
-            capture_output=True,
-            cwd=self.folder,
-        )
+def stop_stack(stack: Stack) -> None:
+    stack.stop()
+    if stack.postgres.as_root:  # the cluster then lives in a folder of its own
+        shutil.rmtree(stack.postgres.data.parent, ignore_errors=True)
 
 
-class MlflowServer:
-    """`mlflow server` with a PostgreSQL backend and proxied artifacts, as teams run it."""
+def forget_experiments(client: Any) -> None:
+    """Free every experiment name a test used on a shared server, so that the next test starts
+    with an empty store as it would on a fresh SQLite file: each experiment is renamed, then
+    deleted (a deleted experiment keeps its name); runs of the Default experiment are deleted."""
+    import uuid
 
-    def __init__(self, backend_uri: str, folder: Path) -> None:
-        self.port = free_port()
-        self.log = (folder / "mlflow-server.log").open("wb")
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-        env.pop("MLFLOW_TRACKING_URI", None)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--backend-store-uri",
-                backend_uri,
-                "--artifacts-destination",
-                str(folder / "artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        wait_http(f"{self.url}/health", timeout=120, process=self.process)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, 15)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=20)
-        self.log.close()
+    for experiment in client.search_experiments():
+        if experiment.experiment_id == "0":
+            for run in client.search_runs(["0"], max_results=1000):
+                client.delete_run(run.info.run_id)
+            continue
+        client.rename_experiment(experiment.experiment_id, f"done-{uuid.uuid4().hex}")
+        client.delete_experiment(experiment.experiment_id)
 
 
 class SwitchableProxy:

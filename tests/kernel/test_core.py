@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 from helpers.kernels import RECORD, Kernel, execute, notebook, records_of, text_of
 
+# Each test that uses `store` runs against the embedded SQLite default and the team server.
+STORES = ("sqlite", "server")
+
 
 def _runs(client: Any, experiment: str) -> list[Any]:
     exp = client.get_experiment_by_name(experiment)
@@ -134,7 +137,8 @@ def test_active_run_is_a_read_only_view(store: str) -> None:
         "lr = 0.1\n"
         "info = nbtrack.active_run()\n"
         "print(info.run_name, info.experiment_name, info.status, dict(info.params))\n"
-        "print('id:', bool(info.run_id), info.tracking_uri.startswith('sqlite:///'))\n"
+        "import os\n"
+        "print('id:', bool(info.run_id), info.tracking_uri == os.environ['MLFLOW_TRACKING_URI'])\n"
         'for attempt in (\'info.run_name = "other"\', \'info.params["lr"] = "2"\'):\n'
         "    try:\n"
         "        exec(attempt)\n"

@@ -15,6 +15,8 @@ import pytest
 from helpers.kernels import Kernel, execute, notebook, text_of
 
 pytestmark = pytest.mark.kernel
+# Each test that uses `store` runs against the embedded SQLite default and the team server.
+STORES = ("sqlite", "server")
 
 
 def _only_run(client: Any, experiment: str) -> Any:

@@ -12,6 +12,8 @@ from helpers.kernels import execute, notebook, outputs_of
 from nbtrack.record import parse_record
 
 pytestmark = pytest.mark.kernel
+# Each test that uses `store` runs against the embedded SQLite default and the team server.
+STORES = ("sqlite", "server")
 
 RECORD = "application/vnd.nbtrack.run+json"
 

@@ -13,6 +13,8 @@ import pytest
 from helpers.kernels import Kernel, execute, notebook, outputs_of, text_of
 
 pytestmark = pytest.mark.kernel
+# Each test that uses `store` runs against the embedded SQLite default and the team server.
+STORES = ("sqlite", "server")
 
 
 def _runs(client: Any, experiment: str) -> list[Any]:
