@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbtrack import _buffer
 from nbtrack._api import RunInfo, active_run, log_artifact, log_params, wait
 from nbtrack._buffer import log
 from nbtrack._version import VERSION as __version__
@@ -50,6 +51,17 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "nbtrack.server"}]
+
+
+def _log_from_another_process(what: str) -> _buffer.Buffer:
+    """``nbtrack.log`` outside a tracked cell: in a process that a tracked cell started (a
+    worker, a torch.distributed rank), the cell's run; anywhere else NoActiveRunError."""
+    from nbtrack.journal.child import attach
+
+    return attach(what)
+
+
+_buffer.outside_run = _log_from_another_process
 
 
 def _register_on_import() -> None:

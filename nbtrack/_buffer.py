@@ -54,6 +54,12 @@ class Buffer:
 # The buffer of the running tracked cell, set by nbtrack._registry; None outside one.
 active: Buffer | None = None
 
+# Called by ``log`` when no buffer is active: it finds the run of the tracked cell that started
+# this process (a forked or spawned child, a torch.distributed rank) and returns the buffer to
+# log into, or raises NoActiveRunError. Set by ``nbtrack/__init__`` (``nbtrack.journal.child``
+# does the work), so that this module imports nothing above it.
+outside_run: Callable[[str], Buffer] | None = None
+
 
 def log(
     metrics: Mapping[str, Any] | None = None, /, *, step: int | None = None, **values: Any
@@ -78,7 +84,7 @@ def log(
     """
     buffer = active
     if buffer is None:
-        raise NoActiveRunError("log")
+        buffer = _outside_run()
     if metrics is not None:
         values = (
             metrics.copy() if type(metrics) is dict and not values else _merged(metrics, values)
@@ -109,6 +115,12 @@ def log(
     calls.append((step, _now(), values))
     if len(calls) > buffer.limit and buffer.overflow is not None:
         buffer.overflow()
+
+
+def _outside_run() -> Buffer:
+    if outside_run is None:
+        raise NoActiveRunError("log")
+    return outside_run("log")
 
 
 def take(buffer: Buffer) -> tuple[list[tuple[int | None, float, dict[str, Any]]], list[Any]]:

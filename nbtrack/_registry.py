@@ -8,6 +8,7 @@ and its record is final (``forget``).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,16 @@ from nbtrack import _buffer
 from nbtrack._buffer import Buffer
 from nbtrack._model import Batch, Run
 
-__all__ = ["Output", "TrackedRun", "activate", "current", "deactivate", "draining", "forget"]
+__all__ = [
+    "Output",
+    "TrackedRun",
+    "activate",
+    "current",
+    "deactivate",
+    "draining",
+    "forget",
+    "serve",
+]
 
 
 class Output(Protocol):
@@ -87,3 +97,27 @@ def forget(tracked: TrackedRun) -> None:
     with _lock:
         if tracked in _draining:
             _draining.remove(tracked)
+
+
+def serve(tracked: TrackedRun) -> None:
+    """Log into ``tracked`` without it being this process's current run: a process started by
+    a tracked cell (``nbtrack.journal.child``) logs into the cell's run through a journal of
+    its own, which the sender drains like any other."""
+    with _lock:
+        _draining.append(tracked)
+        _buffer.active = tracked.buffer
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with none of its parent's runs: their sender thread did not survive
+    the fork, and their journals belong to the parent (``nbtrack.journal.child`` gives the child
+    a journal of its own). The lock may have been held by a thread that is gone."""
+    global _current, _draining, _lock  # noqa: PLW0603
+    _lock = threading.Lock()
+    _current = None
+    _draining = []
+    _buffer.active = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -12,6 +12,7 @@ follows the sync process's progress (and, after the cell ended, updates the reco
 from __future__ import annotations
 
 import math
+import os
 import threading
 import warnings
 from array import array
@@ -258,3 +259,15 @@ def ensure_sender() -> Sender:
         if _sender is None:
             _sender = Sender()
         return _sender
+
+
+def _after_fork_in_child() -> None:
+    # The parent's sender thread does not exist in a forked child; a child that logs starts
+    # its own (and the lock may have been held by a thread that is gone).
+    global _sender, _start_lock  # noqa: PLW0603
+    _sender = None
+    _start_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -19,7 +19,15 @@ from typing import Any
 
 from nbtrack.errors import NbtrackWarning
 
-__all__ = ["VARIABLES", "Settings", "cache_dir", "markdown_table", "settings"]
+__all__ = [
+    "RUN_JOURNAL",
+    "VARIABLES",
+    "Settings",
+    "cache_dir",
+    "markdown_table",
+    "settings",
+    "share_run_journal",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,16 @@ def _switch(text: str) -> bool | None:
     if lowered in _FALSE:
         return False
     raise ValueError(text)
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        lowered = text.strip().lower()
+        if lowered not in choices:
+            raise ValueError(text)
+        return lowered
+
+    return parse
 
 
 def _text(text: str) -> str | None:
@@ -154,7 +172,24 @@ VARIABLES: tuple[Variable, ...] = (
         "the notebook's path, where the frontend does not tell the kernel",
         "a path",
     ),
+    Variable(
+        "NBTRACK_OTHER_PROCESSES", "other_processes", _choice("keep", "drop"), "keep", "keep",
+        "what happens to `nbtrack.log` in the other processes of a tracked cell (forked or "
+        "spawned workers, DataLoader workers, torch.distributed ranks other than 0): `keep` "
+        "stores their points in the cell's run under `rank<r>/` or `process<n>/`; `drop` drops "
+        "them, with one warning per process",
+        "keep or drop",
+    ),
+    Variable(
+        "NBTRACK_RUN_JOURNAL", "run_journal", _path, None, "",
+        "set by nbtrack itself while a tracked cell runs (not for you to set): the run's "
+        "journal, through which the processes the cell starts log into its run",
+        "a path",
+    ),
 )  # fmt: skip
+
+# Set by nbtrack in the kernel's environment while a tracked cell runs (see ``share_run``).
+RUN_JOURNAL = "NBTRACK_RUN_JOURNAL"
 
 
 @dataclass(frozen=True)
@@ -173,6 +208,8 @@ class Settings:
     sync_nice: int
     sync_timeout: float
     notebook: str | None
+    other_processes: str
+    run_journal: Path | None
 
 
 _lock = threading.Lock()
@@ -212,6 +249,25 @@ def _parse(variable: Variable, text: str | None) -> Any:
                 stacklevel=4,
             )
         return variable.default
+
+
+def share_run_journal(path: Path | None) -> None:
+    """Tell the processes a tracked cell starts (they inherit the environment) which run's
+    journal they log into; None when the cell ends."""
+    if path is None:
+        os.environ.pop(RUN_JOURNAL, None)
+    else:
+        os.environ[RUN_JOURNAL] = str(path)
+
+
+def _after_fork_in_child() -> None:
+    # The lock may have been held by another thread at the fork, which does not exist here.
+    global _lock  # noqa: PLW0603
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def cache_dir() -> Path:

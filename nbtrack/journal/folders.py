@@ -13,6 +13,8 @@ The spool root holds one *session* folder per kernel and tracking store::
         <run>.state                the sync process's progress: acknowledged offset, run id
         <run>.files/               copies of the run's artifacts, staged by the kernel
         <run>.rejected             what the store refused for good, kept with the reason
+        <run>.<n>.child            the journal of another process of the run's cell (a worker,
+                                   a torch.distributed rank: ``child.py``), and its ``.state``
 
 Everything here is created private to its owner whatever the umask (``nbtrack._files``):
 params, tags and code are in these files. A folder that another user owns, or could write to,
@@ -33,6 +35,7 @@ from nbtrack._settings import cache_dir, settings
 from nbtrack.journal.format import FORMAT_VERSION
 
 __all__ = [
+    "CHILD_SUFFIX",
     "FILES_SUFFIX",
     "HURRY_FILE",
     "SPOOL_SUFFIX",
@@ -40,6 +43,7 @@ __all__ = [
     "STATUS_FILE",
     "SessionInfo",
     "SessionLock",
+    "child_journals",
     "is_orphan",
     "pending_spools",
     "session_folders",
@@ -50,6 +54,7 @@ __all__ = [
 SPOOL_SUFFIX = ".spool"
 STATE_SUFFIX = ".state"
 FILES_SUFFIX = ".files"
+CHILD_SUFFIX = ".child"
 HURRY_FILE = "hurry"
 STATUS_FILE = "status.json"
 
@@ -140,6 +145,14 @@ def is_orphan(folder: Path) -> bool:
 
 def pending_spools(folder: Path) -> list[Path]:
     return sorted(folder.glob(f"*{SPOOL_SUFFIX}"))
+
+
+def child_journals(spool: Path) -> list[Path]:
+    """The journals the other processes of ``spool``'s run wrote (``child.py``), in order."""
+    return sorted(
+        spool.parent.glob(f"{spool.stem}.*{CHILD_SUFFIX}"),
+        key=lambda path: int(path.suffixes[-2][1:]) if path.suffixes[-2][1:].isdigit() else 0,
+    )
 
 
 def session_folders(root: Path) -> Iterator[Path]:

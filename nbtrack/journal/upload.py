@@ -17,6 +17,7 @@ from typing import Any
 
 from nbtrack._files import make_private_dir, open_private, read_json, write_json_atomic
 from nbtrack._redact import redact_text
+from nbtrack.journal.children import ChildUploads
 from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, staged_file
 from nbtrack.journal.format import read_lines, unpack
 from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
@@ -77,6 +78,8 @@ class RunUploader:
         self.ended = False
         self.points_sent = 0
         self.skipped_lines = 0
+        # The journals of the run's other processes (workers, torch.distributed ranks).
+        self.children = ChildUploads(spool)
 
     @property
     def key(self) -> str:
@@ -98,19 +101,20 @@ class RunUploader:
             return False
 
     def _step(self, max_points: int | None) -> bool:
-        progressed = False
+        progressed, sent = self.children.step(self, max_points)
+        if max_points is not None and sent >= max_points:
+            return True
         metrics: list[Any] = []
         consumed = self.offset
-        sent = 0
         for record, end_offset in read_lines(self.spool, self.offset, _READ_CHUNK):
             if record is None:
                 # A torn line (the kernel's disk filled up mid-write): skip it, say so.
                 self.skipped_lines += 1
                 log.warning("journal %s: skipped a line that is not JSON", self.key)
             elif record["t"] == "b":
-                metrics.extend(self._points(record))
+                metrics.extend(self.points(record))
                 if len(metrics) >= MAX_METRICS_PER_BATCH:
-                    self._send_metrics(metrics)
+                    self.send_metrics(metrics)
                     sent += len(metrics)
                     metrics = []
                     self._ack(end_offset)
@@ -121,14 +125,16 @@ class RunUploader:
                     continue
             else:
                 # Everything but metrics is applied in order, after the metrics before it.
-                self._send_metrics(metrics)
+                self.send_metrics(metrics)
                 metrics = []
+                if record["t"] == "end":  # the run's other processes first: all of it
+                    self.children.step(self)
                 self._apply(record)
                 self._ack(end_offset)
                 progressed = True
             consumed = end_offset
         if metrics:
-            self._send_metrics(metrics)
+            self.send_metrics(metrics)
         if consumed != self.offset:
             self._ack(consumed)
             progressed = True
@@ -154,7 +160,8 @@ class RunUploader:
             return False
         return True
 
-    def _points(self, record: dict[str, Any]) -> list[Any]:
+    def points(self, record: dict[str, Any]) -> list[Any]:
+        """A ``b`` line's points as MLflow metrics."""
         from mlflow.entities import Metric
 
         times = [unpack(column, "d") for column in record["ts"]]
@@ -174,14 +181,14 @@ class RunUploader:
                 self.last_timestamp_ms = max(self.last_timestamp_ms or 0, int(seconds[-1] * 1000))
         return out
 
-    def _send_metrics(self, metrics: list[Any]) -> None:
+    def send_metrics(self, metrics: list[Any]) -> None:
         for first in range(0, len(metrics), MAX_METRICS_PER_BATCH):
             chunk = metrics[first : first + MAX_METRICS_PER_BATCH]
             self._call("log_batch", self._run_id(), metrics=chunk)
             self.points_sent += len(chunk)
 
     def _apply(self, record: dict[str, Any]) -> None:
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import Param
 
         kind = record["t"]
         if kind == "start":
@@ -193,15 +200,19 @@ class RunUploader:
                 chunk = params[first : first + MAX_PARAMS_PER_BATCH]
                 self._call("log_batch", self._run_id(), params=chunk)
         elif kind == "g":
-            tags = [RunTag(k, str(v)) for k, v in record["g"].items()]
-            for first in range(0, len(tags), MAX_TAGS_PER_BATCH):
-                self._call(
-                    "log_batch", self._run_id(), tags=tags[first : first + MAX_TAGS_PER_BATCH]
-                )
+            self.send_tags(record["g"])
         elif kind == "a":
             self._artifact(str(record.get("path", "")), record.get("dest"))
         elif kind == "end":
             self._end(record)
+
+    def send_tags(self, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        entities = [RunTag(k, str(v)) for k, v in tags.items()]
+        for first in range(0, len(entities), MAX_TAGS_PER_BATCH):
+            chunk = entities[first : first + MAX_TAGS_PER_BATCH]
+            self._call("log_batch", self._run_id(), tags=chunk)
 
     def _artifact(self, relative: str, destination: str | None) -> None:
         # Only what the kernel staged in this run's own folder is uploaded, whatever the line
@@ -349,6 +360,7 @@ class RunUploader:
             self.spool.with_suffix(".done"),
             {"run_id": self.run_id, "experiment_id": self.experiment_id},
         )
+        self.children.remove()
         files = self.spool.with_suffix(FILES_SUFFIX)
         if files.exists():
             shutil.rmtree(files, ignore_errors=True)

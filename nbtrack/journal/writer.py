@@ -368,6 +368,18 @@ def wait_all(timeout: float | None = None, upto: dict[Path, int] | None = None) 
     return True
 
 
+def _after_fork_in_child() -> None:
+    # A forked child has no sessions of its own: its parent's sync processes and journals are
+    # the parent's, and the child must not wait for them (or start one) when it exits.
+    global _sessions_lock  # noqa: PLW0603
+    _sessions.clear()
+    _sessions_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 @atexit.register
 def _wait_at_exit() -> None:
     # The sync process would finish on its own, but waiting here means a clean shutdown ends

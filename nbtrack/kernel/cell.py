@@ -31,6 +31,7 @@ from nbtrack._redact import redact_code, redact_text, stored_value
 from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
 from nbtrack._version import VERSION
+from nbtrack.journal import child
 from nbtrack.journal.writer import Journal, JournalError, adopt_orphans, session_for
 from nbtrack.kernel.code import CodeRecorder, environment_files, start_reading_environment
 from nbtrack.kernel.context import notebook_path
@@ -131,6 +132,7 @@ def begin(shell: Any, options: CellOptions, body: str) -> TrackedRun:
         tracked.views.append(LiveView(run, tracked.drain_lock))
         tracked.poll = lambda: poll(tracked)
         _registry.activate(tracked)
+        child.share(journal.path)  # processes the cell starts log into this run too
         if run.params:
             tracked.buffer.pending.append(("params", dict(run.params)))
         _code.stage(journal, shell, body)
@@ -204,6 +206,7 @@ def end(result: Any) -> None:
     error = None if result is None else (result.error_in_exec or result.error_before_exec)
     with interrupts_deferred():
         _registry.deactivate(tracked)
+        child.unshare()
         _finish(tracked, error)
     if tracked.import_watch is not None:
         tracking.remove_import_watch(tracked.import_watch)
