@@ -18,6 +18,7 @@ def main(spool_dir: str | None) -> int:
     1 when something is kept for a later try (store unreachable, or it refused a run)."""
     # Our own retries (with backoff) decide when to give up, not MLflow's long HTTP retry loop.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from nbtrack.journal.worker import recover_orphans
 
     root = Path(spool_dir).expanduser() if spool_dir else spool_root()

@@ -17,12 +17,13 @@ from typing import Any
 
 from nbtrack._files import make_private_dir, open_private, read_json, write_json_atomic
 from nbtrack._redact import redact_text
+from nbtrack.journal.access import RunRefused, StoreUnavailable, raise_refusal
 from nbtrack.journal.children import ChildUploads
 from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, staged_file
 from nbtrack.journal.format import read_lines, unpack
 from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
 
-__all__ = ["RunUploader", "StoreUnavailable"]
+__all__ = ["RunUploader"]
 
 log = logging.getLogger("nbtrack.sync")
 
@@ -47,10 +48,6 @@ _PERMANENT_ERRORS = frozenset(
 )
 
 
-class StoreUnavailable(Exception):
-    """The store did not accept a request; retry later. The message holds no credentials."""
-
-
 def _permanent(error: Exception) -> bool:
     return getattr(error, "error_code", None) in _PERMANENT_ERRORS
 
@@ -72,8 +69,8 @@ class RunUploader:
         self.last_timestamp_ms: int | None = state.get("last_timestamp_ms")
         self.problem: str | None = None
         # Set when the store could not be reached to create the run: it is then created late,
-        # and tagged so.
-        self.created_late = False
+        # and tagged so (kept in the state: another sync process may create it).
+        self.created_late = bool(state.get("created_late"))
         self.retry_at = 0.0
         self.ended = False
         self.points_sent = 0
@@ -96,7 +93,7 @@ class RunUploader:
             return False
         try:
             return self._step(max_points)
-        except ExperimentDeletedError as error:
+        except (ExperimentDeletedError, RunRefused) as error:
             self._refused(str(error))
             return False
 
@@ -155,7 +152,7 @@ class RunUploader:
             return False
         try:
             self._run_id()
-        except ExperimentDeletedError as error:
+        except (ExperimentDeletedError, RunRefused) as error:
             self._refused(str(error))
             return False
         return True
@@ -313,21 +310,27 @@ class RunUploader:
 
     def _store(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         """A call to the store; what no retry can fix stays as it is, the rest is retried."""
+        name = str(getattr(func, "__name__", func))
         try:
             return func(*args, **kwargs)
         except ExperimentDeletedError:
             raise
         except Exception as error:
-            raise StoreUnavailable(f"{getattr(func, '__name__', func)}: {_why(error)}") from error
+            self._raise_refusal(name, error)
+            raise StoreUnavailable(f"{name}: {_why(error)}") from error
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return getattr(self.client, method)(*args, **kwargs)
         except Exception as error:
+            self._raise_refusal(method, error)
             if _permanent(error):
                 self._reject(method, args, kwargs, error)
                 return None
             raise StoreUnavailable(f"{method}: {_why(error)}") from error
+
+    def _raise_refusal(self, method: str, error: Exception) -> None:
+        raise_refusal(method, error, str((self.start or {}).get("experiment_name") or "Default"))
 
     def _reject(self, method: str, args: Any, kwargs: Any, error: Exception) -> None:
         """Keep what the store refused for good, with the reason, instead of dropping it."""
@@ -350,8 +353,15 @@ class RunUploader:
                 "start": self.start,
                 "last_timestamp_ms": self.last_timestamp_ms,
                 "problem": self.problem,
+                "created_late": self.created_late,
             },
         )
+
+    def mark_created_late(self) -> None:
+        """The store could not be reached to create the run in time."""
+        if not self.created_late and self.run_id is None:
+            self.created_late = True
+            self._ack(self.offset)
 
     def remove(self) -> None:
         """The run is in the store and ended: its journal is no longer needed. What the kernel

@@ -12,6 +12,7 @@ store are replayed too.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -25,6 +26,7 @@ from nbtrack import _platform
 from nbtrack._files import write_json_atomic
 from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack._settings import settings
+from nbtrack.journal.access import StoreUnavailable, adopt_credentials
 from nbtrack.journal.folders import (
     HURRY_FILE,
     STATUS_FILE,
@@ -37,7 +39,7 @@ from nbtrack.journal.folders import (
 )
 from nbtrack.journal.format import run_ended
 from nbtrack.journal.pacer import Pacer
-from nbtrack.journal.upload import MAX_METRICS_PER_BATCH, RunUploader, StoreUnavailable
+from nbtrack.journal.upload import MAX_METRICS_PER_BATCH, RunUploader
 from nbtrack.tracking import make_client
 
 __all__ = ["main", "recover_orphans", "run_worker"]
@@ -84,6 +86,9 @@ class SessionUploader:
         self.experiments: dict[str, str] = {}
         self.backoff = Backoff(longest_pause)
         self._problem: str | None = None
+        # The server refused our credentials (401): retried rarely, and given up once the
+        # kernel is gone (the journal waits for `nbtrack sync` with credentials that work).
+        self.access_refused = False
 
     def step(self) -> bool:
         """One pass over the session's journals; True if anything was uploaded."""
@@ -92,10 +97,9 @@ class SessionUploader:
         try:
             progressed = self._step()
         except StoreUnavailable as error:
-            self._unreachable(str(error))
+            self._unreachable(error)
             return False
-        self.backoff.succeeded()
-        self._report(None)
+        self._reachable()
         return progressed
 
     def _step(self) -> bool:
@@ -126,6 +130,7 @@ class SessionUploader:
 
     def _connect(self) -> Any:
         try:
+            adopt_credentials(self.info.tracking_uri)
             return make_client(self.info.tracking_uri)
         except Exception as error:
             msg = f"opening the store: {type(error).__name__}: {error}"
@@ -152,13 +157,23 @@ class SessionUploader:
             return None
         return pacer
 
-    def _unreachable(self, problem: str) -> None:
-        for uploader in self.uploaders.values():
-            if not uploader.created:
-                uploader.created_late = True
+    def _unreachable(self, error: StoreUnavailable) -> None:
+        for spool in pending_spools(self.info.folder):
+            self._uploader(spool).mark_created_late()
+        self.access_refused = error.access
         pause = self.backoff.failed()
-        log.warning("store unavailable, retrying in %.1fs: %s", pause, problem)
-        self._report(problem)
+        if error.access:
+            # Wrong credentials do not fix themselves; hammering a server with them can lock
+            # the account. The kernel restarts us when its credentials change.
+            pause = self.backoff.pause = self.backoff.longest or settings().retry_max_s
+            self.backoff.retry_at = time.monotonic() + pause
+        log.warning("store unavailable, retrying in %.1fs: %s", pause, error)
+        self._report(str(error))
+
+    def _reachable(self) -> None:
+        self.access_refused = False
+        self.backoff.succeeded()
+        self._report(None)
 
     def _report(self, problem: str | None) -> None:
         if problem == self._problem:
@@ -196,12 +211,13 @@ class SessionUploader:
                     while self._step():
                         pass
                     self.finish_abandoned()
-                    self.backoff.succeeded()
-                    self._report(None)
+                    self._reachable()
                 except StoreUnavailable as error:
-                    self._unreachable(str(error))
+                    self._unreachable(error)
                 if all(u.problem is not None for u in self.uploaders.values()) and self.uploaders:
                     return  # only runs the store refused are left: kept for `nbtrack sync`
+                if self.access_refused:
+                    return  # kept for `nbtrack sync` with credentials that work
             if deadline is not None and time.monotonic() > deadline:
                 return
             time.sleep(max(_POLL_S, self.backoff.retry_at - time.monotonic()))
@@ -272,8 +288,10 @@ def run_worker(folder: Path) -> int:
         progressed = uploader.step()
         if not alive:
             uploader.drain_all()
-            if not pending_spools(folder) or all(
-                u.problem is not None for u in uploader.uploaders.values()
+            if (
+                not pending_spools(folder)
+                or uploader.access_refused
+                or all(u.problem is not None for u in uploader.uploaders.values())
             ):
                 break
             time.sleep(1.0)
@@ -309,6 +327,22 @@ class _Wake:
                 self.kernel_connected = False
 
 
+class _RedactingStream(io.TextIOBase):
+    """What MLflow (or anything else) prints to this process's stdout/stderr, which is the
+    worker log, with credentials removed: no line of the log may hold one."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+
+    def write(self, text: str) -> int:
+        self._raw.write(redact_text(text))
+        self._raw.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+
 class _RedactingFormatter(logging.Formatter):
     """No log line carries a credential (a store URI with a password, a token in an error)."""
 
@@ -317,6 +351,8 @@ class _RedactingFormatter(logging.Formatter):
 
 
 def _configure_logging() -> None:
+    sys.stdout = _RedactingStream(sys.stdout)
+    sys.stderr = _RedactingStream(sys.stderr)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -347,4 +383,6 @@ if __name__ == "__main__":
     # minutes long) would hide an outage from it and stall every other run behind one request.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    # Nobody reads MLflow's "View run at <url>" here; the log is no place for store addresses.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     sys.exit(main())

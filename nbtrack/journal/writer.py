@@ -26,7 +26,9 @@ from typing import Any
 from nbtrack import _platform
 from nbtrack._files import make_private_dir, open_private, read_json
 from nbtrack._model import Batch, Run
+from nbtrack._redact import strip_uri_credentials
 from nbtrack._settings import settings
+from nbtrack.journal.access import fingerprint, worker_environment
 from nbtrack.journal.folders import (
     FILES_SUFFIX,
     HURRY_FILE,
@@ -220,9 +222,11 @@ class SyncSession:
             folder=self.folder,
             kernel_pid=os.getpid(),
             kernel_start_ticks=_platform.process_start_ticks(os.getpid()),
-            tracking_uri=tracking_uri,
+            # Never the credentials: the sync process gets them in its environment.
+            tracking_uri=strip_uri_credentials(tracking_uri),
         ).save()
         self._worker: subprocess.Popen[bytes] | None = None
+        self._credentials = ""
         self._started_at = 0.0
         self._restart_at = 0.0
         self._restart_pause = 0.0
@@ -231,9 +235,18 @@ class SyncSession:
         self.ensure_worker()
 
     def ensure_worker(self) -> None:
-        """Start the sync process, or start it again if it died."""
+        """Start the sync process, or start it again if it died or if this kernel's
+        credentials for the store changed (the old process may be stuck on refused ones)."""
         with self._lock:
-            if self._worker is not None and self._worker.poll() is None:
+            running = self._worker is not None and self._worker.poll() is None
+            credentials = fingerprint(self.tracking_uri)
+            if running and credentials != self._credentials and self._worker is not None:
+                self._worker.terminate()  # acknowledged work is kept; the rest is redone
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._worker.wait(timeout=10)
+                self._worker = None
+                running = False
+            if running:
                 return
             now = time.monotonic()
             if self._worker is not None:
@@ -245,7 +258,8 @@ class SyncSession:
                 )
                 self._restart_at = now + self._restart_pause
             self._started_at = now
-            self._worker = _start_worker(self.folder)
+            self._credentials = credentials
+            self._worker = _start_worker(self.folder, worker_environment(self.tracking_uri))
 
     def wake(self) -> None:
         """Tell the sync process there is news (a new run, an ended one): it looks at once
@@ -279,8 +293,10 @@ class SyncSession:
         until: Callable[[], bool] | None = None,
     ) -> bool:
         """Block until every run of the session is stored (or ``until()`` is true); False on
-        timeout. ``upto`` maps the journal of a run still being logged to the size that is
-        enough. Interruptible: a KeyboardInterrupt stops the waiting, not the upload.
+        timeout, or as soon as the only runs left are ones the store refused (they wait for
+        the user, not for time). ``upto`` maps the journal of a run still being logged to the
+        size that is enough. Interruptible: a KeyboardInterrupt stops the waiting, not the
+        upload.
         """
         upto = upto or {}
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -294,10 +310,16 @@ class SyncSession:
                 if until is not None:
                     if until():
                         return True
-                elif all(
-                    _acknowledged(path, upto.get(path)) for path in pending_spools(self.folder)
-                ):
-                    return True
+                else:
+                    left = [
+                        path
+                        for path in pending_spools(self.folder)
+                        if not _acknowledged(path, upto.get(path))
+                    ]
+                    if not left:
+                        return True
+                    if all(_refused(path) for path in left):
+                        return False
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
                 self.ensure_worker()
@@ -306,8 +328,8 @@ class SyncSession:
             hurry.unlink(missing_ok=True)
 
 
-def _start_worker(folder: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
+def _start_worker(folder: Path, credentials: dict[str, str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **credentials}
     # The sync process must import this very nbtrack, also from a source checkout.
     package_parent = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
@@ -323,6 +345,11 @@ def _start_worker(folder: Path) -> subprocess.Popen[bytes]:
             start_new_session=True,
             close_fds=True,
         )
+
+
+def _refused(spool: Path) -> bool:
+    """Whether the store refused ``spool``'s run for good (the sync process says why)."""
+    return bool((read_json(spool.with_suffix(STATE_SUFFIX)) or {}).get("problem"))
 
 
 def _acknowledged(spool: Path, size: int | None) -> bool:
@@ -343,15 +370,18 @@ def session_for(tracking_uri: str) -> SyncSession:
         session = _sessions.get(tracking_uri)
         if session is None:
             session = _sessions[tracking_uri] = SyncSession(tracking_uri)
+        else:
+            session.ensure_worker()  # restarted if it died, or if the credentials changed
         return session
 
 
 def adopt_orphans(tracking_uri: str) -> bool:
     """If dead kernels left journals for this store, start this kernel's sync process now: it
     replays them (ending those runs FAILED) before this kernel tracks anything. True if any."""
+    stored_as = strip_uri_credentials(tracking_uri)
     for folder in session_folders(spool_root()):
         info = SessionInfo.load(folder)
-        if info is not None and info.tracking_uri == tracking_uri and is_orphan(folder):
+        if info is not None and info.tracking_uri == stored_as and is_orphan(folder):
             session_for(tracking_uri)
             return True
     return False

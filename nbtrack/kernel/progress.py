@@ -15,6 +15,7 @@ from nbtrack import tracking
 from nbtrack._model import Batch, Run
 from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack._registry import TrackedRun
+from nbtrack.journal.access import ACCESS_REFUSED
 from nbtrack.view.live import LiveView, show_notice
 
 __all__ = ["follow_mlflow", "learn_identity", "poll", "tell_store_problem", "wait_synced"]
@@ -82,6 +83,13 @@ def poll(tracked: TrackedRun, final: bool = False) -> bool:
     before = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
     if progress.run_id is not None:
         learn_identity(run, progress.run_id, progress.experiment_id)
+    if progress.problem is not None and progress.problem != run.store_problem:
+        # This run, not the store, was refused (a deleted experiment, a permission): said once.
+        show_notice(
+            f"nbtrack: the tracking store did not accept run {run.run_name!r}: "
+            f"{redact_text(progress.problem)}. It stays in the local journal; `nbtrack sync` "
+            "uploads it once that is fixed."
+        )
     run.store_problem = progress.problem
     total = sum(curve.count for curve in run.curves.values())
     if progress.synced:
@@ -117,10 +125,14 @@ def tell_store_problem(problem: str | None, uri: str) -> None:
     if _told.get(uri):
         return
     _told[uri] = True
+    where = strip_uri_credentials(uri)
+    if problem.startswith(ACCESS_REFUSED):  # the store answers, and says no
+        show_notice(f"nbtrack: the tracking store {where} {redact_text(problem)}.")
+        return
     show_notice(
-        f"nbtrack: the tracking store {strip_uri_credentials(uri)} is not reachable "
-        f"({redact_text(problem)}). Tracking goes on offline: everything is kept in the local "
-        "journal and uploaded when the store answers (or with `nbtrack sync`)."
+        f"nbtrack: the tracking store {where} is not reachable ({redact_text(problem)}). "
+        "Tracking goes on offline: everything is kept in the local journal and uploaded when "
+        "the store answers (or with `nbtrack sync`)."
     )
 
 
