@@ -43,9 +43,11 @@ __all__ = [
     "STATUS_FILE",
     "SessionInfo",
     "SessionLock",
+    "acknowledged",
     "child_journals",
     "is_orphan",
     "pending_spools",
+    "refused",
     "session_folders",
     "spool_root",
     "staged_file",
@@ -153,6 +155,19 @@ def child_journals(spool: Path) -> list[Path]:
         spool.parent.glob(f"{spool.stem}.*{CHILD_SUFFIX}"),
         key=lambda path: int(path.suffixes[-2][1:]) if path.suffixes[-2][1:].isdigit() else 0,
     )
+
+
+def refused(spool: Path) -> bool:
+    """Whether the store refused ``spool``'s run for good (the sync process says why)."""
+    return bool((read_json(spool.with_suffix(STATE_SUFFIX)) or {}).get("problem"))
+
+
+def acknowledged(spool: Path, size: int | None) -> bool:
+    """Whether the sync process confirmed the first ``size`` bytes of ``spool`` as stored."""
+    if size is None:
+        return False
+    state = read_json(spool.with_suffix(STATE_SUFFIX)) or {}
+    return int(state.get("offset", 0)) >= size
 
 
 def session_folders(root: Path) -> Iterator[Path]:

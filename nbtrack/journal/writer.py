@@ -14,7 +14,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -35,12 +34,15 @@ from nbtrack.journal.folders import (
     STATE_SUFFIX,
     STATUS_FILE,
     SessionInfo,
+    acknowledged,
     is_orphan,
     pending_spools,
+    refused,
     session_folders,
     spool_root,
 )
 from nbtrack.journal.format import encode, metrics_line
+from nbtrack.journal.launch import start_worker
 
 __all__ = ["Journal", "JournalError", "Progress", "SyncSession", "session_for", "wait_all"]
 
@@ -259,7 +261,7 @@ class SyncSession:
                 self._restart_at = now + self._restart_pause
             self._started_at = now
             self._credentials = credentials
-            self._worker = _start_worker(self.folder, worker_environment(self.tracking_uri))
+            self._worker = start_worker(self.folder, worker_environment(self.tracking_uri))
 
     def wake(self) -> None:
         """Tell the sync process there is news (a new run, an ended one): it looks at once
@@ -314,11 +316,11 @@ class SyncSession:
                     left = [
                         path
                         for path in pending_spools(self.folder)
-                        if not _acknowledged(path, upto.get(path))
+                        if not acknowledged(path, upto.get(path))
                     ]
                     if not left:
                         return True
-                    if all(_refused(path) for path in left):
+                    if all(refused(path) for path in left):
                         return False
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
@@ -326,38 +328,6 @@ class SyncSession:
                 time.sleep(_POLL_S)
         finally:
             hurry.unlink(missing_ok=True)
-
-
-def _start_worker(folder: Path, credentials: dict[str, str]) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **credentials}
-    # The sync process must import this very nbtrack, also from a source checkout.
-    package_parent = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
-    with open_private(folder / "worker.log") as log:
-        return subprocess.Popen(  # noqa: S603 - our own module, no shell
-            [sys.executable, "-m", "nbtrack.journal.worker", str(folder)],
-            stdin=subprocess.PIPE,
-            stdout=log,
-            stderr=log,
-            env=env,
-            # Its own session: a kernel interrupt (SIGINT to the group) or restart must not
-            # take the upload down with it.
-            start_new_session=True,
-            close_fds=True,
-        )
-
-
-def _refused(spool: Path) -> bool:
-    """Whether the store refused ``spool``'s run for good (the sync process says why)."""
-    return bool((read_json(spool.with_suffix(STATE_SUFFIX)) or {}).get("problem"))
-
-
-def _acknowledged(spool: Path, size: int | None) -> bool:
-    """Whether the sync process confirmed the first ``size`` bytes of ``spool`` as stored."""
-    if size is None:
-        return False
-    state = read_json(spool.with_suffix(STATE_SUFFIX)) or {}
-    return int(state.get("offset", 0)) >= size
 
 
 _sessions: dict[str, SyncSession] = {}
