@@ -145,7 +145,10 @@ class Postgres:
         )
 
     def restart(self) -> None:
-        self._run("pg_ctl", "-D", self.data, "-w", "-m", "fast", "restart")
+        # With its log file named, as at start: otherwise the new server's output would hold
+        # pg_ctl's pipe open, and this call would never return.
+        log = self.data.parent / "postgres.log"
+        self._run("pg_ctl", "-D", self.data, "-w", "-l", log, "-m", "fast", "restart")
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):

@@ -109,6 +109,8 @@ class SessionUploader:
         spools = pending_spools(self.info.folder)
         for spool in spools:  # runs first: a person may be waiting for a new run's link
             uploader = self._uploader(spool)
+            if self._problem is not None:  # the store is back: this run waited for it
+                uploader.mark_created_late()
             progressed |= not uploader.created and uploader.create()
         for spool in spools:
             uploader = self._uploader(spool)

@@ -1,0 +1,104 @@
+"""The team server under load and through faults, with real kernels: eight kernels at once,
+the server killed and restarted mid-run, PostgreSQL restarted under load. Every point is
+counted: each arrives exactly once."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.load import (
+    assert_every_point_once,
+    kernels,
+    plain,
+    track_at_once,
+    wait_stored,
+    worker_logs,
+)
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def team(team_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The session's team server, straight (no proxy), for kernels started by the test."""
+    from helpers.servers import forget_experiments
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_server.url)
+    monkeypatch.setenv("NBTRACK_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("NBTRACK_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("NBTRACK_RETRY_MAX_S", "2")
+    monkeypatch.chdir(tmp_path)
+    client = MlflowClient(tracking_uri=team_server.url)
+    yield team_server, client
+    forget_experiments(client)
+
+
+def test_eight_kernels_at_once_every_point_once(team: Any, tmp_path: Path) -> None:
+    _, client = team
+    with kernels(tmp_path, 8) as started:
+        track_at_once(started, tmp_path, "eight", 20_000)
+        wait_stored(started, timeout=900)
+    assert_every_point_once(client, "eight", 8, 20_000)
+
+
+def test_server_killed_mid_run_and_restarted_every_point_once(team: Any, tmp_path: Path) -> None:
+    stack, client = team
+    with kernels(tmp_path, 2) as started:
+        # ~10 s of logging per kernel; the server dies after 3 s and is back 5 s later.
+        with ThreadPoolExecutor(1) as pool:
+            logging = pool.submit(track_at_once, started, tmp_path, "killed-server", 10_000, 1.0)
+            time.sleep(3)
+            stack.server.kill()
+            time.sleep(5)
+            stack.server.start()
+            logging.result()
+        wait_stored(started)
+        assert "store unavailable" in worker_logs(tmp_path)  # the outage did reach the uploads
+    assert_every_point_once(client, "killed-server", 2, 10_000)
+
+
+def test_postgresql_restarted_under_load_every_point_once(team: Any, tmp_path: Path) -> None:
+    stack, client = team
+    with kernels(tmp_path, 2) as started:
+        with ThreadPoolExecutor(1) as pool:
+            logging = pool.submit(track_at_once, started, tmp_path, "pg-restart", 10_000, 1.0)
+            time.sleep(3)
+            stack.postgres.restart()
+            logging.result()
+        wait_stored(started)
+    assert_every_point_once(client, "pg-restart", 2, 10_000)
+
+
+def test_server_down_when_the_cell_starts_told_once_then_synced(
+    server_store: Any, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    proxy = server_store
+    proxy.down()
+    with kernels(tmp_path, 1) as (kernel,):
+        shown = []
+        for name in ("first", "second"):
+            _, outputs = kernel.run(
+                f"%%track -e down-at-start -n {name}\nfor i in range(500):\n"
+                "    nbtrack.log(loss=float(i))"
+            )
+            shown.append(plain(outputs))
+        # The cells ran; the user was told once, in the first, that the store is away.
+        assert [text.count("is not reachable") for text in shown] == [1, 0], shown
+        proxy.up()
+        wait_stored([kernel])
+    client = MlflowClient(proxy.url)
+    exp = client.get_experiment_by_name("down-at-start")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["first", "second"]
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["nbtrack.offline"] == "true"
+        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
+        assert steps == list(range(500))
