@@ -41,6 +41,8 @@ def test_tracked_cell_becomes_finished_run_with_params_metrics_code_and_env(stor
         "for epoch in range(epochs):\n"
         "    nbtrack.log(loss=1.0 / (epoch + 1), acc=epoch / 10)\n"
         "nbtrack.log(val_acc=0.9, step=10)\n"
+        "open('weights.bin', 'wb').write(bytes(range(256)) * 40)\n"
+        "nbtrack.log_artifact('weights.bin', 'checkpoints')\n"
         "print('training done')\n"
         "import asyncio\nawait asyncio.sleep(0)\n"
         "epochs * 100",
@@ -91,6 +93,9 @@ def test_tracked_cell_becomes_finished_run_with_params_metrics_code_and_env(stor
     assert "mlflow" in env["packages"]
     requirements = _artifact_text(client, run.info.run_id, "environment/requirements.txt")
     assert "mlflow==" in requirements
+    # A plain artifact comes back byte for byte (through the server's proxied storage too).
+    weights = Path(client.download_artifacts(run.info.run_id, "checkpoints/weights.bin"))
+    assert weights.read_bytes() == bytes(range(256)) * 40
 
 
 def test_failed_cell_keeps_metrics_and_stops_run_all(store, client):
