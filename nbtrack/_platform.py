@@ -7,6 +7,8 @@ The rest of the package calls these and has no platform branches of its own.
 - Waiting for a pipe to have data: ``select``; elsewhere a plain sleep.
 - Whether a process is alive, told apart from a later process that got the same pid: the
   start time from ``/proc`` on Linux; elsewhere a pid that answers signal 0 counts as alive.
+- How much CPU the machine leaves idle: ``/proc/stat`` on Linux; elsewhere the load average;
+  where neither exists, nothing is known.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "IdleCpu",
     "lower_priority",
     "process_alive",
     "process_start_ticks",
@@ -116,3 +120,33 @@ def lower_priority(niceness: int) -> None:
     nice = getattr(os, "nice", None)
     if nice is not None:
         nice(niceness)
+
+
+class IdleCpu:
+    """How many cores the machine left idle between two readings (Linux: ``/proc/stat``);
+    elsewhere the cores the load average leaves free; None where neither is known."""
+
+    def __init__(self) -> None:
+        self._last = self._idle_seconds()
+
+    @staticmethod
+    def _idle_seconds() -> tuple[float, float] | None:
+        try:
+            with open("/proc/stat", "rb") as stat:
+                fields = stat.readline().split()  # cpu user nice system idle iowait ...
+            idle = (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError, AttributeError):
+            return None
+        return time.monotonic(), idle
+
+    def cores(self) -> float | None:
+        now = self._idle_seconds()
+        if now is not None and self._last is not None and now[0] > self._last[0]:
+            idle = (now[1] - self._last[1]) / (now[0] - self._last[0])
+            self._last = now
+            return max(0.0, idle)
+        self._last = now
+        getloadavg = getattr(os, "getloadavg", None)
+        if now is None and getloadavg is not None:
+            return max(0.0, float(os.cpu_count() or 1) - float(getloadavg()[0]))
+        return None

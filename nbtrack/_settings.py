@@ -57,7 +57,9 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _share(text: str) -> float:
+def _share(text: str) -> float | None:
+    if text.strip().lower() in ("", "auto"):
+        return None
     value = float(text)
     if not 0 < value <= 1:
         raise ValueError(text)
@@ -114,10 +116,13 @@ VARIABLES: tuple[Variable, ...] = (
         "a number of seconds >= 0",
     ),
     Variable(
-        "NBTRACK_SYNC_CPU_SHARE", "sync_cpu_share", _share, 0.05, "0.05",
-        "share of one CPU core the upload of a run may use while its cell still executes; "
-        "the rest uploads at full speed when the cell ends (1: no pacing)",
-        "a number in (0, 1]",
+        "NBTRACK_SYNC_CPU_SHARE", "sync_cpu_share", _share, None, "auto",
+        "share of one CPU core the upload of a run may use while its cell still executes. "
+        "auto: what the machine leaves idle, measured every second, from a whole core (a free "
+        "core: MLflow lags the loop by about a second) down to 5 % (every core busy: the loop "
+        "comes first, the rest uploads at full speed when the cell ends). A number fixes the "
+        "share (1: no pacing)",
+        "auto or a number in (0, 1]",
     ),
     Variable(
         "NBTRACK_FLUSH_INTERVAL", "flush_interval", _positive_seconds, 0.5, "0.5",
@@ -197,7 +202,7 @@ class Settings:
     """The values in effect; ``None`` means automatic (see each variable's meaning)."""
 
     end_wait: float | None
-    sync_cpu_share: float
+    sync_cpu_share: float | None
     flush_interval: float
     plot_interval: float
     live_view: bool | None
