@@ -12,7 +12,6 @@ store are replayed too.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import shutil
@@ -40,6 +39,7 @@ from nbtrack.journal.folders import (
 from nbtrack.journal.format import run_ended
 from nbtrack.journal.pacer import Pacer
 from nbtrack.journal.upload import MAX_METRICS_PER_BATCH, RunUploader
+from nbtrack.journal.worker_log import configure_logging
 from nbtrack.tracking import make_client
 
 __all__ = ["main", "recover_orphans", "run_worker"]
@@ -48,6 +48,9 @@ log = logging.getLogger("nbtrack.sync")
 
 _POLL_S = 0.05
 _IDLE_POLL_S = 0.25
+# A SQLite file locked by other writers (MLflow waits 20 s per statement already) is told to the
+# user only if it stays locked this long.
+_LOCKED_QUIETLY_S = 120.0
 
 
 class Backoff:
@@ -89,6 +92,8 @@ class SessionUploader:
         # The server refused our credentials (401): retried rarely, and given up once the
         # kernel is gone (the journal waits for `nbtrack sync` with credentials that work).
         self.access_refused = False
+        # Since when a SQLite store has been locked by another process (0: it is not).
+        self._locked_since = 0.0
 
     def step(self) -> bool:
         """One pass over the session's journals; True if anything was uploaded."""
@@ -160,6 +165,15 @@ class SessionUploader:
         return pacer
 
     def _unreachable(self, error: StoreUnavailable) -> None:
+        now = time.monotonic()
+        if "database is locked" in str(error):
+            # Another kernel's sync process is writing the same SQLite file: wait our turn,
+            # quietly, unless the lock is held for so long that something is wrong.
+            self._locked_since = self._locked_since or now
+            if now - self._locked_since < _LOCKED_QUIETLY_S:
+                self.backoff.retry_at = now + _POLL_S * 5
+                log.info("store busy (locked by another process), retrying: %s", error)
+                return
         for spool in pending_spools(self.info.folder):
             self._uploader(spool).mark_created_late()
         self.access_refused = error.access
@@ -168,12 +182,13 @@ class SessionUploader:
             # Wrong credentials do not fix themselves; hammering a server with them can lock
             # the account. The kernel restarts us when its credentials change.
             pause = self.backoff.pause = self.backoff.longest or settings().retry_max_s
-            self.backoff.retry_at = time.monotonic() + pause
+            self.backoff.retry_at = now + pause
         log.warning("store unavailable, retrying in %.1fs: %s", pause, error)
         self._report(str(error))
 
     def _reachable(self) -> None:
         self.access_refused = False
+        self._locked_since = 0.0
         self.backoff.succeeded()
         self._report(None)
 
@@ -329,48 +344,9 @@ class _Wake:
                 self.kernel_connected = False
 
 
-class _RedactingStream(io.TextIOBase):
-    """What MLflow (or anything else) prints to this process's stdout/stderr, which is the
-    worker log, with credentials removed: no line of the log may hold one."""
-
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-
-    def write(self, text: str) -> int:
-        self._raw.write(redact_text(text))
-        self._raw.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        self._raw.flush()
-
-
-class _RedactingFormatter(logging.Formatter):
-    """No log line carries a credential (a store URI with a password, a token in an error)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact_text(super().format(record))
-
-
-def _configure_logging() -> None:
-    sys.stdout = _RedactingStream(sys.stdout)
-    sys.stderr = _RedactingStream(sys.stderr)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    logging.captureWarnings(True)
-
-    def excepthook(kind: type[BaseException], error: BaseException, tb: Any) -> None:
-        log.critical("sync process crashed", exc_info=(kind, error, tb))
-
-    sys.excepthook = excepthook
-
-
 def main() -> int:
     folder = Path(sys.argv[1])
-    _configure_logging()
+    configure_logging()
     # MLflow's client costs ~110 µs of CPU per point; on a busy machine that CPU should go to
     # the training loop first. The upload catches up when the loop leaves room (or at its end).
     try:
