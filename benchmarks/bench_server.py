@@ -50,7 +50,9 @@ from _common import table  # noqa: E402
 CELL = """
 import time as _t, json as _json, sys as _sys
 _start = _t.time()
-_run_id = nbtrack.active_run().run_id   # the run exists in MLflow from here
+_run_id = None
+while _run_id is None:  # waits for the sync process to create the run (a cold one: seconds)
+    _run_id = nbtrack.active_run().run_id
 _visible = _t.time()
 _line = _json.dumps({{"run_id": _run_id, "start": _start, "visible": _visible}})
 _sys.__stdout__.write(_line + "\\n")  # past the shell's output capture, to the benchmark

@@ -19,7 +19,7 @@ import hashlib
 import os
 from urllib.parse import unquote, urlsplit
 
-from nbtrack._redact import strip_uri_credentials
+from nbtrack._redact import redact_text, strip_uri_credentials
 
 __all__ = [
     "ACCESS_REFUSED",
@@ -27,6 +27,7 @@ __all__ = [
     "StoreUnavailable",
     "access_problem",
     "adopt_credentials",
+    "describe_error",
     "fingerprint",
     "identity",
     "raise_refusal",
@@ -158,3 +159,11 @@ def raise_refusal(method: str, error: BaseException, experiment: str) -> None:
     if status == 403:
         raise RunRefused(problem) from error
     raise StoreUnavailable(problem, access=True) from error
+
+
+def describe_error(error: BaseException) -> str:
+    """An error as one line for a log or a message: no credentials, no multi-line dumps."""
+    text = (
+        f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
+    )
+    return redact_text(text)[:500]

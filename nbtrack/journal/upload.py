@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack._files import make_private_dir, open_private, read_json, write_json_atomic
-from nbtrack._redact import redact_text
-from nbtrack.journal.access import RunRefused, StoreUnavailable, raise_refusal
+from nbtrack.journal.access import RunRefused, StoreUnavailable, describe_error, raise_refusal
 from nbtrack.journal.children import ChildUploads
 from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, staged_file
 from nbtrack.journal.format import read_lines, unpack
+from nbtrack.journal.inflight import InFlight
 from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
 
 __all__ = ["RunUploader"]
@@ -55,9 +55,17 @@ def _permanent(error: Exception) -> bool:
 class RunUploader:
     """Uploads one journal (``<run>.spool``), resuming from its acknowledged offset."""
 
-    def __init__(self, spool: Path, client: Any, experiments: dict[str, str]) -> None:
+    def __init__(
+        self,
+        spool: Path,
+        client: Any,
+        experiments: dict[str, str],
+        inflight: InFlight | None = None,
+    ) -> None:
         self.spool = spool
         self.client = client
+        # How many log_batch requests to keep in flight, learnt per store (shared by its runs).
+        self.inflight = inflight or InFlight()
         # name -> id, shared by the uploaders of one store
         self.experiments = experiments
         self.state_path = spool.with_suffix(STATE_SUFFIX)
@@ -110,7 +118,7 @@ class RunUploader:
                 log.warning("journal %s: skipped a line that is not JSON", self.key)
             elif record["t"] == "b":
                 metrics.extend(self.points(record))
-                if len(metrics) >= MAX_METRICS_PER_BATCH:
+                if len(metrics) >= MAX_METRICS_PER_BATCH * self.inflight.width:
                     self.send_metrics(metrics)
                     sent += len(metrics)
                     metrics = []
@@ -179,10 +187,17 @@ class RunUploader:
         return out
 
     def send_metrics(self, metrics: list[Any]) -> None:
-        for first in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-            chunk = metrics[first : first + MAX_METRICS_PER_BATCH]
-            self._call("log_batch", self._run_id(), metrics=chunk)
-            self.points_sent += len(chunk)
+        """Metrics in ``log_batch`` calls of up to 1000, several in flight where the store's
+        speed asks for it (``inflight.py``)."""
+        if not metrics:
+            return
+        run_id = self._run_id()
+        chunks = [
+            metrics[first : first + MAX_METRICS_PER_BATCH]
+            for first in range(0, len(metrics), MAX_METRICS_PER_BATCH)
+        ]
+        self.inflight.send(lambda chunk: self._call("log_batch", run_id, metrics=chunk), chunks)
+        self.points_sent += len(metrics)
 
     def _apply(self, record: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -317,7 +332,7 @@ class RunUploader:
             raise
         except Exception as error:
             self._raise_refusal(name, error)
-            raise StoreUnavailable(f"{name}: {_why(error)}") from error
+            raise StoreUnavailable(f"{name}: {describe_error(error)}") from error
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -327,7 +342,7 @@ class RunUploader:
             if _permanent(error):
                 self._reject(method, args, kwargs, error)
                 return None
-            raise StoreUnavailable(f"{method}: {_why(error)}") from error
+            raise StoreUnavailable(f"{method}: {describe_error(error)}") from error
 
     def _raise_refusal(self, method: str, error: Exception) -> None:
         raise_refusal(method, error, str((self.start or {}).get("experiment_name") or "Default"))
@@ -336,10 +351,14 @@ class RunUploader:
         """Keep what the store refused for good, with the reason, instead of dropping it."""
         rejected = make_private_dir(self.spool.parent.parent / "rejected")
         with open_private(rejected / f"{self.spool.parent.name}-{self.key}.rejected", "a") as out:
-            out.write(f"{time.time():.3f} {method} refused: {_why(error)}\n")
+            out.write(f"{time.time():.3f} {method} refused: {describe_error(error)}\n")
             out.write(f"  args={args!r:.2000}\n  kwargs={kwargs!r:.100000}\n")
         log.error(
-            "store refused %s for %s: %s (kept in %s)", method, self.key, _why(error), rejected
+            "store refused %s for %s: %s (kept in %s)",
+            method,
+            self.key,
+            describe_error(error),
+            rejected,
         )
 
     def _ack(self, offset: int) -> None:
@@ -376,11 +395,3 @@ class RunUploader:
             shutil.rmtree(files, ignore_errors=True)
         self.state_path.unlink(missing_ok=True)
         self.spool.unlink(missing_ok=True)
-
-
-def _why(error: BaseException) -> str:
-    """An error as one line for a log or a message: no credentials, no multi-line dumps."""
-    text = (
-        f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
-    )
-    return redact_text(text)[:500]

@@ -37,10 +37,11 @@ from nbtrack.journal.folders import (
     spool_root,
 )
 from nbtrack.journal.format import run_ended
+from nbtrack.journal.inflight import InFlight
 from nbtrack.journal.pacer import Pacer
 from nbtrack.journal.upload import MAX_METRICS_PER_BATCH, RunUploader
 from nbtrack.journal.worker_log import configure_logging
-from nbtrack.tracking import make_client
+from nbtrack.tracking import is_local, make_client
 
 __all__ = ["main", "recover_orphans", "run_worker"]
 
@@ -87,6 +88,7 @@ class SessionUploader:
         self.client: Any = None
         self.uploaders: dict[Path, RunUploader] = {}
         self.experiments: dict[str, str] = {}
+        self.inflight = InFlight(single=is_local(info.tracking_uri))
         self.backoff = Backoff(longest_pause)
         self._problem: str | None = None
         # The server refused our credentials (401): retried rarely, and given up once the
@@ -125,9 +127,9 @@ class SessionUploader:
             if pacer is not None:
                 if not pacer.ready():
                     continue
-                cpu = time.thread_time()
+                cpu = time.process_time()  # the requests in flight run in threads of their own
                 progressed |= uploader.step(max_points=MAX_METRICS_PER_BATCH)
-                pacer.spent(time.thread_time() - cpu)
+                pacer.spent(time.process_time() - cpu)
             else:
                 progressed |= uploader.step()
             if uploader.ended:
@@ -146,7 +148,9 @@ class SessionUploader:
     def _uploader(self, spool: Path) -> RunUploader:
         uploader = self.uploaders.get(spool)
         if uploader is None:
-            uploader = self.uploaders[spool] = RunUploader(spool, self.client, self.experiments)
+            uploader = self.uploaders[spool] = RunUploader(
+                spool, self.client, self.experiments, self.inflight
+            )
             if self.pacer is not None and not run_ended(spool):
                 self.pacer.hold()
         return uploader
