@@ -204,9 +204,12 @@ def _flush_at_exit(tracked: TrackedRun) -> None:
     (which leaves with ``os._exit``, skipping ``atexit``)."""
 
     done: list[bool] = []
+    owner = os.getpid()
 
     def flush() -> None:
-        if done:  # both hooks may run (a spawned multiprocessing worker)
+        # Both hooks may run (a spawned multiprocessing worker); and a process this one forks
+        # inherits them, but not this journal, which is this process's alone.
+        if done or os.getpid() != owner:
             return
         done.append(True)
         with contextlib.suppress(Exception):
