@@ -117,11 +117,12 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "NBTRACK_SYNC_CPU_SHARE", "sync_cpu_share", _share, None, "auto",
-        "share of one CPU core the upload of a run may use while its cell still executes. "
-        "auto: what the machine leaves idle, measured every second, from a whole core (a free "
-        "core: MLflow lags the loop by about a second) down to 5 % (every core busy: the loop "
-        "comes first, the rest uploads at full speed when the cell ends). A number fixes the "
-        "share (1: no pacing)",
+        "share of one CPU core the upload of a run may use while its cell still executes (the "
+        "newest point of each metric goes ahead every second whatever the share, so the MLflow "
+        "UI is a second or two behind). auto: the CPU the machine leaves idle beyond one core, "
+        "measured every second, from a whole core down to 5 % (a 2-core machine, or every core "
+        "busy: the loop comes first, the rest uploads at full speed when the cell ends). A "
+        "number fixes the share (1: no pacing)",
         "auto or a number in (0, 1]",
     ),
     Variable(

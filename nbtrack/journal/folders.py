@@ -24,13 +24,20 @@ is never read back.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from nbtrack import _platform
-from nbtrack._files import is_private, open_private, read_json, write_json_atomic
+from nbtrack._files import (
+    is_private,
+    make_private_dir,
+    open_private,
+    read_json,
+    write_json_atomic,
+)
 from nbtrack._settings import cache_dir, settings
 from nbtrack.journal.format import FORMAT_VERSION
 
@@ -46,6 +53,7 @@ __all__ = [
     "acknowledged",
     "child_journals",
     "is_orphan",
+    "keep_rejected",
     "pending_spools",
     "refused",
     "session_folders",
@@ -168,6 +176,16 @@ def acknowledged(spool: Path, size: int | None) -> bool:
         return False
     state = read_json(spool.with_suffix(STATE_SUFFIX)) or {}
     return int(state.get("offset", 0)) >= size
+
+
+def keep_rejected(spool: Path, why: str, args: Any, kwargs: Any) -> Path:
+    """Keep a call the store refused for good, with the reason, beside the spool root (the
+    session folder is removed once its runs are done); returns the folder it went to."""
+    rejected = make_private_dir(spool.parent.parent / "rejected")
+    with open_private(rejected / f"{spool.parent.name}-{spool.stem}.rejected", "a") as out:
+        out.write(f"{time.time():.3f} {why}\n")
+        out.write(f"  args={args!r:.2000}\n  kwargs={kwargs!r:.100000}\n")
+    return rejected
 
 
 def session_folders(root: Path) -> Iterator[Path]:

@@ -30,6 +30,7 @@ from nbtrack._model import MetricPoints
 
 __all__ = [
     "FORMAT_VERSION",
+    "decode_line",
     "encode",
     "metrics_line",
     "read_lines",
@@ -99,16 +100,17 @@ def read_lines(
                 handle.seek(offset)
                 line = handle.readline()
                 if line.endswith(b"\n"):
-                    yield _decode(line), offset + len(line)
+                    yield decode_line(line), offset + len(line)
             return
     position = offset
     for line in data[: end + 1].splitlines(keepends=True):
         position += len(line)
         if line.strip():
-            yield _decode(line), position
+            yield decode_line(line), position
 
 
-def _decode(line: bytes) -> dict[str, Any] | None:
+def decode_line(line: bytes) -> dict[str, Any] | None:
+    """One journal line as its JSON document, or None if it is not one (a torn line)."""
     try:
         record = json.loads(line)
     except ValueError:

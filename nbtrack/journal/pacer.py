@@ -1,24 +1,27 @@
 """Pacing the upload of a run whose cell still executes, to what the machine can spare.
 
-While a cell runs, its points are safe in the journal already; the upload only keeps MLflow's
-view fresh, so that a teammate watching the MLflow UI sees the run move. MLflow's client costs
-~100 µs of CPU per point into SQLite (less against a server, whose round trips are waiting,
-not computing), so a loop logging thousands of points a second keeps the sync process busy on
-a good part of a core. Whether that core is free depends on the machine:
+While a cell runs, its points are safe in the journal already, and the newest point of each
+metric goes to MLflow ahead of the rest every second (``preview.py``): a teammate watching the
+MLflow UI sees the run move with a second or two of lag, whatever the pacing. The rest of the
+upload only has to be done by the cell's end. MLflow's client costs ~50-100 µs of CPU per point
+into SQLite (less against a server, whose round trips are waiting, not computing), so a loop
+logging thousands of points a second would keep the sync process busy on a good part of a
+core, and even a core the loop does not use is not free: they share caches and memory
+(bench_loop.py measured a busy MLflow process slowing a 2-core machine's loop by 1-13 %).
 
-- **auto** (the default): the upload may use what the machine leaves idle, measured about once
-  a second (``/proc/stat``; the sync process's own use counts as idle, it is its to keep),
-  from one whole core down to a floor of 5 %. Where a core is free (a single-threaded loop on
-  a machine with two or more cores) the upload keeps up with the loop and MLflow lags it by
-  about a second (``benchmarks/bench_server.py``: the lag target, ``LAG_TARGET_S``, holds
-  there). Where the loop (or anything else) keeps every core busy, the upload takes 5 % of a
-  core and the loop comes first; MLflow catches up when the cell ends.
+- **auto** (the default): the upload may use the CPU the machine leaves idle beyond one core
+  kept in reserve, measured about once a second (``/proc/stat``; the sync process's own use
+  counts as idle, it is its to keep), from a whole core down to a floor of 5 %. A machine with
+  several idle cores (a single-threaded loop on 4 or more) uploads as fast as the loop logs, and
+  the cell's end finds nothing left to do; a small or busy one (a 2-core laptop, a loop that
+  uses every core) gives the upload 5 % of a core, the loop comes first, and the rest uploads at
+  full speed when the cell ends.
 - ``NBTRACK_SYNC_CPU_SHARE``: a fixed share of a core instead (1: no pacing).
 
 Only CPU time counts: a piece that waits on a slow remote store costs the machine nothing, so
-a slow store is not paced any further. After a piece of work costing c CPU seconds the upload
-rests c * (1/share - 1). A run whose cell ended, a dead kernel and ``nbtrack.wait()`` get the
-upload at full speed.
+a slow store is not paced any further (and gets several requests in flight: ``inflight.py``).
+After a piece of work costing c CPU seconds the upload rests c * (1/share - 1). A run whose
+cell ended, a dead kernel and ``nbtrack.wait()`` get the upload at full speed.
 """
 
 from __future__ import annotations
@@ -27,13 +30,16 @@ import time
 
 from nbtrack._platform import IdleCpu
 
-__all__ = ["FLOOR_SHARE", "LAG_TARGET_S", "Pacer"]
+__all__ = ["FLOOR_SHARE", "LAG_TARGET_S", "RESERVE_CORES", "Pacer"]
 
-# A teammate watching the MLflow UI sees a running run's metrics within this many seconds of
-# `log`, where a core is free (bench_server.py measures it: ~1 s into SQLite or a server).
+# A teammate watching the MLflow UI sees a running run's newest metrics within this many
+# seconds of `log` (bench_server.py measures it: 1-2 s into SQLite or a server, one kernel).
 LAG_TARGET_S = 5.0
 # The least the upload gets while its cell runs, however busy the machine.
 FLOOR_SHARE = 0.05
+# Idle CPU left to the loop's neighbours (the kernel's sender thread, the notebook server,
+# caches and memory shared with the loop's core) before the upload takes any beyond the floor.
+RESERVE_CORES = 1.0
 # What a cell's first paced piece is assumed to cost (~1000 points into SQLite): a cell's
 # upload starts after the rest this earns (0.95 s at a 5 % share, none at a whole core).
 _FIRST_PIECE_CPU_S = 0.05
@@ -71,7 +77,7 @@ class Pacer:
         if idle is None:  # nothing known about the machine: the cautious floor
             self._share = FLOOR_SHARE
             return
-        spare = min(1.0, max(FLOOR_SHARE, idle + own_cores))
+        spare = min(1.0, max(FLOOR_SHARE, idle + own_cores - RESERVE_CORES))
         self._share += _SMOOTHING * (spare - self._share)
 
     def ready(self) -> bool:

@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nbtrack._files import make_private_dir, open_private, read_json, write_json_atomic
+from nbtrack._files import read_json, write_json_atomic
 from nbtrack.journal.access import RunRefused, StoreUnavailable, describe_error, raise_refusal
 from nbtrack.journal.children import ChildUploads
-from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, staged_file
+from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, keep_rejected, staged_file
 from nbtrack.journal.format import read_lines, unpack
 from nbtrack.journal.inflight import InFlight
+from nbtrack.journal.preview import Preview
 from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
 
 __all__ = ["RunUploader"]
@@ -85,6 +86,8 @@ class RunUploader:
         self.skipped_lines = 0
         # The journals of the run's other processes (workers, torch.distributed ranks).
         self.children = ChildUploads(spool)
+        # The newest points, sent ahead while the upload is paced (what MLflow's UI shows).
+        self.preview = Preview()
 
     @property
     def key(self) -> str:
@@ -184,7 +187,13 @@ class RunUploader:
             )
             if values:
                 self.last_timestamp_ms = max(self.last_timestamp_ms or 0, int(seconds[-1] * 1000))
-        return out
+        return self.preview.skip_sent(out)
+
+    def send_preview(self) -> None:
+        """The newest point of each metric, ahead of the paced rest (``preview.py``)."""
+        metrics = self.preview.newest(self.spool)
+        if metrics:
+            self._call("log_batch", self._run_id(), metrics=metrics[:MAX_METRICS_PER_BATCH])
 
     def send_metrics(self, metrics: list[Any]) -> None:
         """Metrics in ``log_batch`` calls of up to 1000, several in flight where the store's
@@ -349,17 +358,8 @@ class RunUploader:
 
     def _reject(self, method: str, args: Any, kwargs: Any, error: Exception) -> None:
         """Keep what the store refused for good, with the reason, instead of dropping it."""
-        rejected = make_private_dir(self.spool.parent.parent / "rejected")
-        with open_private(rejected / f"{self.spool.parent.name}-{self.key}.rejected", "a") as out:
-            out.write(f"{time.time():.3f} {method} refused: {describe_error(error)}\n")
-            out.write(f"  args={args!r:.2000}\n  kwargs={kwargs!r:.100000}\n")
-        log.error(
-            "store refused %s for %s: %s (kept in %s)",
-            method,
-            self.key,
-            describe_error(error),
-            rejected,
-        )
+        kept = keep_rejected(self.spool, f"{method} refused: {describe_error(error)}", args, kwargs)
+        log.error("store refused %s for %s: %s (kept in %s)", method, self.key, error, kept)
 
     def _ack(self, offset: int) -> None:
         self.offset = offset

@@ -125,6 +125,8 @@ class SessionUploader:
                 continue
             pacer = self._pacer_for(spool)
             if pacer is not None:
+                if uploader.preview.due():  # the newest points ahead of the paced rest
+                    uploader.send_preview()
                 if not pacer.ready():
                     continue
                 cpu = time.process_time()  # the requests in flight run in threads of their own

@@ -1,0 +1,104 @@
+"""A running run's newest points, sent ahead of the rest: what a teammate watching MLflow sees.
+
+While a cell runs, its upload is paced (``pacer.py``) and may be far behind a loop that logs
+thousands of points a second. Once a second, the newest point of each metric (in the run's own
+journal and in those of its other processes) is sent ahead: the run's chart and latest values
+in the MLflow UI are then a second or two old, whatever the pacing, for the cost of a few
+points. The paced upload later skips exactly those points, so that each point is stored once
+(after a restart of the sync process the store itself ignores a point it already has: same
+key, step, time and value).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from nbtrack.journal.folders import child_journals
+from nbtrack.journal.format import decode_line, unpack
+
+__all__ = ["PREVIEW_EVERY_S", "Preview"]
+
+PREVIEW_EVERY_S = 1.0
+# How far from its end a journal is read for its last batch line (a 0.5 s batch of a fast loop
+# with a few metrics is ~100 KB); a longer line is not previewed.
+_TAIL_BYTES = 1024 * 1024
+
+
+class Preview:
+    """The points of one run sent ahead, and when the next preview is due."""
+
+    def __init__(self) -> None:
+        self.sent: set[tuple[str, int, int]] = set()  # (key, step, timestamp ms)
+        self._due = 0.0
+        self._last: dict[str, tuple[int, int]] = {}  # key -> (step, timestamp ms) sent last
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._due
+
+    def newest(self, spool: Path) -> list[Any]:
+        """The newest point of each metric of ``spool``'s run (its journal and those of its
+        other processes) not sent yet, as MLflow metrics; marks them sent."""
+        from mlflow.entities import Metric
+
+        self._due = time.monotonic() + PREVIEW_EVERY_S
+        newest: dict[str, tuple[float, int, int]] = {}
+        for path in [spool, *child_journals(spool)]:
+            record = _last_batch(path)
+            if record is None:
+                continue
+            times = [unpack(column, "d") for column in record["ts"]]
+            for key, (packed_steps, packed_values, index) in record["m"].items():
+                values = unpack(packed_values, "d")
+                if not values:
+                    continue
+                step = (
+                    packed_steps + len(values) - 1
+                    if isinstance(packed_steps, int)
+                    else unpack(packed_steps, "q")[-1]
+                )
+                newest[key] = (values[-1], step, int(times[index][-1] * 1000))
+        metrics = []
+        for key, (value, step, timestamp) in newest.items():
+            if self._last.get(key) != (step, timestamp):
+                self._last[key] = (step, timestamp)
+                self.sent.add((key, step, timestamp))
+                metrics.append(Metric(key, value, timestamp, step))
+        return metrics
+
+    def skip_sent(self, metrics: list[Any]) -> list[Any]:
+        """``metrics`` without the points sent ahead (each is stored once)."""
+        if not self.sent:
+            return metrics
+        sent = self.sent
+        kept = []
+        for metric in metrics:
+            identity = (metric.key, metric.step, metric.timestamp)
+            if identity in sent:
+                sent.discard(identity)
+            else:
+                kept.append(metric)
+        return kept
+
+
+def _last_batch(path: Path) -> dict[str, Any] | None:
+    """The last complete ``b`` line of a journal, or None."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - _TAIL_BYTES))
+            tail = handle.read()
+    except OSError:
+        return None
+    end = tail.rfind(b"\n")
+    while end > 0:
+        start = tail.rfind(b"\n", 0, end) + 1
+        if start == 0 and size > _TAIL_BYTES:
+            return None  # the line began before the tail: too long to preview
+        line = tail[start:end]
+        if line.startswith(b'{"t":"b"'):
+            return decode_line(line)
+        end = start - 1
+    return None
