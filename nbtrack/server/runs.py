@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from nbtrack._redact import is_secret_name, strip_uri_credentials
+from nbtrack._redact import is_secret_name, redact_text, strip_uri_credentials
 from nbtrack._version import VERSION
 from nbtrack.record.metrics import panels_for
 from nbtrack.record.schema import SCHEMA_VERSION, STATUSES
@@ -189,7 +189,9 @@ def _record(
         "notebook": {"path": notebook_path, "cell_id": tags.get("nbtrack.cell_id")},
         # Code outside nbtrack may have logged a credential as a param: never serve it.
         "params": {
-            str(key): str(value) for key, value in data.params.items() if not is_secret_name(key)
+            str(key): redact_text(str(value))
+            for key, value in data.params.items()
+            if not is_secret_name(key)
         },
         "metrics": metrics,
         # Grouped by the function the kernel's records use, so a run looks the same here.
@@ -237,7 +239,7 @@ def _error(tag: str | None) -> dict[str, Any] | None:
     """The kernel stores a failed cell's exception as ``nbtrack.error`` = ``"Type: message"``."""
     if not tag:
         return None
-    kind, sep, message = tag.partition(": ")
+    kind, sep, message = redact_text(tag).partition(": ")
     if not sep:
         return {"type": None, "message": tag, "step": None}
     return {"type": kind, "message": message, "step": None}
