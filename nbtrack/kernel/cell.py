@@ -113,11 +113,11 @@ def begin(shell: Any, options: CellOptions, body: str) -> TrackedRun:
         raise UsageError(msg)
     start_reading_environment()
     run = _new_run(shell, options, body)
-    session = session_for(run.tracking_uri)
     # From the journal's first line to the run's registration an interrupt would leave a run
     # that nobody ends: it is held back until the run is registered, then ends it KILLED.
     with interrupts_deferred():
         try:
+            session = session_for(run.tracking_uri)
             journal = Journal(session, run)
         except JournalError as error:
             from IPython.core.error import UsageError
