@@ -133,12 +133,14 @@ def test_nbtrack_sync_replays_no_planted_session(victim, loot, shared_root):
     result = _sync(shared_root)
     assert "nothing in" in result.stdout
     assert "other users can write to it" in result.stdout
+    assert result.returncode == 1  # the victim's own journals there could not be replayed
     _nothing_leaked(loot, victim)
 
     # The victim makes the folder theirs (chmod 700): the planted session is still not theirs.
     os.chmod(shared_root, 0o700)
     result = _sync(shared_root)
     assert "20260101-000000-planted: not replayed: it belongs to another user" in result.stdout
+    assert result.returncode == 0
     _nothing_leaked(loot, victim)
 
 
