@@ -55,7 +55,10 @@ class CodeRecorder:
         journal.stage_text("code/session_history.py", self.session_history(shell))
 
     def _redact(self, cell: str) -> str:
-        redacted = redact_cell(cell)
+        try:
+            redacted = redact_cell(cell)
+        except Exception:  # noqa: BLE001 - a cell nbtrack cannot read must not stop the run
+            return "# nbtrack could not read this cell to redact it, so it is not kept\n"
         self.secrets |= redacted.secrets
         return redacted.text
 
