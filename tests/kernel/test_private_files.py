@@ -76,3 +76,23 @@ def test_spool_state_logs_and_locks_are_private_and_hold_no_password(
         assert problems == [], "\n".join(problems)
     finally:
         kernel.shutdown()
+
+    # A local store too, under the same umask: its creation lock, an MLflow UI's registry
+    # entry, lock and log.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    os.umask(0o022)
+    try:
+        kernel = Kernel(tmp_path)
+    finally:
+        os.umask(old_umask)
+    try:
+        reply, _ = kernel.run("%load_ext nbtrack\n%track_ui --local\n", timeout=180)
+        assert reply["status"] == "ok", reply
+        reply, _ = kernel.run("%%track -e local\nnbtrack.log(loss=1.0)\nnbtrack.wait(60)")
+        assert reply["status"] == "ok", reply
+        assert list((root / "ui").glob("*.json")), "no UI registry entry"
+        assert list((root / "locks").glob("*.lock")), "no store lock"
+        problems = _problems(root)
+        assert problems == [], "\n".join(problems)
+    finally:
+        kernel.shutdown()
