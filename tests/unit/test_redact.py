@@ -284,6 +284,8 @@ def test_params_and_tags_under_credential_names_are_redacted_whatever_their_valu
         ("see postgresql://bob:SECRET-D@db/x", "@db/x"),
         ("Authorization: Bearer SECRET-D", "Authorization"),
         ("curl --password SECRET-D -X GET", "-X GET"),
+        ("X-Api-Key: SECRET-D", "X-Api-Key:"),
+        ("password: SECRET-D\nuser: bob", "user: bob"),
         ("{'password': 'SECRET-D', 'lr': 0.1}", "'lr': 0.1"),
         ("AccountName=x;AccountKey=SECRET-D;EndpointSuffix=core", "EndpointSuffix=core"),
     ],
