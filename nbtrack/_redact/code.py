@@ -75,8 +75,13 @@ def redact_cell(source: str) -> RedactedCode:
     """
     if source.lstrip("\n").startswith("%%"):
         return _cell_magic(source)
-    python = _to_python(source)
-    tree = _parse(python) if python is not None else None
+    # Plain Python is what IPython's transformers would give back unchanged: parse it as it
+    # is, and transform only what does not parse.
+    tree = _parse(source)
+    python: str | None = source
+    if tree is None:
+        python = _to_python(source)
+        tree = _parse(python) if python is not None else None
     if python is None or tree is None:
         return _line_by_line(source)
     edits = find_edits(tree, python, _command_secrets)
