@@ -36,7 +36,9 @@ def log_params(params: Mapping[str, Any] | None = None, /, **more: Any) -> None:
     ``nbtrack.log_params(batch_size=64)`` or ``nbtrack.log_params({"model/depth": 4})``.
 
     Values become text as MLflow stores them (an over-long value is cut at MLflow's 6000
-    characters, with a visible marker); credentials in them are redacted.
+    characters, with a visible marker); credentials in them are redacted, at any depth of a
+    dict, list or tuple, and a param under a credential's name (``hf_token``) reads
+    ``<redacted>``.
 
     Raises:
         NoActiveRunError: outside a ``%%track`` cell.
@@ -45,7 +47,7 @@ def log_params(params: Mapping[str, Any] | None = None, /, **more: Any) -> None:
     """
     tracked = _tracked("log_params")
     given = {**(params or {}), **more}
-    new = tracked.run.add_params({key: stored_value(v) for key, v in given.items()})
+    new = tracked.run.add_params({key: stored_value(v, key=key) for key, v in given.items()})
     if new:
         tracked.buffer.pending.append(("params", new))
 

@@ -61,10 +61,10 @@ function unique(values: ReadonlyArray<string | null>): string[] {
 }
 
 /**
- * The MLflow UI address to give the user: the direct one when the page itself
- * is served from this machine, otherwise the one through Jupyter's proxy
- * (a localhost link is useless on a remote or JupyterHub server). `proxyUrl`
- * may be relative to the page. Null when neither is an http(s) URL.
+ * The MLflow UI address to give the user: the one through Jupyter's proxy
+ * whenever the server offers it (behind Jupyter's login; a UI on 127.0.0.1 has
+ * none, and every user of the machine can reach it), else the direct one.
+ * `proxyUrl` may be relative to the page. Null when neither is an http(s) URL.
  */
 export function chooseUiAddress(
   url: string | null,
@@ -80,7 +80,5 @@ export function chooseUiAddress(
       proxied = null;
     }
   }
-  const host = new URL(pageUrl).hostname;
-  const local = host === 'localhost' || host === '127.0.0.1' || host === '[::1]';
-  return local ? (direct ?? proxied) : (proxied ?? direct);
+  return proxied ?? direct;
 }

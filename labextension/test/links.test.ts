@@ -42,9 +42,12 @@ test("a run's page is under the experiment", () => {
   assert.equal(runUrl('http://h:5000/', { id: 'r1', experimentId: null }), null);
 });
 
-test('the proxied UI address is preferred away from localhost', () => {
+test('the proxied UI address, behind Jupyter\'s login, is preferred wherever it exists', () => {
   const direct = 'http://127.0.0.1:5123/';
-  assert.equal(chooseUiAddress(direct, '/user/me/mlflow/', 'http://localhost:8888/lab'), direct);
+  assert.equal(
+    chooseUiAddress(direct, '/mlflow/', 'http://localhost:8888/lab'),
+    'http://localhost:8888/mlflow/'
+  );
   assert.equal(
     chooseUiAddress(direct, '/user/me/mlflow/', 'https://hub.example/user/me/lab'),
     'https://hub.example/user/me/mlflow/'

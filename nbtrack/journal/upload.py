@@ -10,6 +10,7 @@ replaying twice duplicates nothing.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -211,11 +212,22 @@ class RunUploader:
             log.warning("journal %s: artifact path %r is outside its staging folder; skipped",
                         self.key, relative)  # fmt: skip
         elif path.is_dir():
+            self._drop_links(path)
             self._call("log_artifacts", self._run_id(), str(path), destination)
         elif path.is_file():
             self._call("log_artifact", self._run_id(), str(path), destination)
         else:
             log.warning("journal %s: artifact %s vanished before upload; skipped", self.key, path)
+
+    def _drop_links(self, folder: Path) -> None:
+        """Staged copies hold no links (links are followed when staging), so a link here was
+        put by someone else and could point at any file of the user's: removed, not followed."""
+        for parent, folders, files in os.walk(folder):
+            for name in [*folders, *files]:
+                entry = Path(parent) / name
+                if entry.is_symlink():
+                    log.warning("journal %s: %s is a link; not uploaded", self.key, name)
+                    entry.unlink()
 
     def _end(self, record: dict[str, Any]) -> None:
         from mlflow.entities import RunTag

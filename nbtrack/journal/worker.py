@@ -23,22 +23,24 @@ from typing import Any
 
 from nbtrack import _platform
 from nbtrack._files import write_json_atomic
-from nbtrack._redact import redact_text, strip_uri_credentials
+from nbtrack._redact import redact_text
 from nbtrack._settings import settings
 from nbtrack.journal.folders import (
     HURRY_FILE,
     STATUS_FILE,
+    STORE_URI_VARIABLE,
     SessionInfo,
     SessionLock,
     is_orphan,
     pending_spools,
     session_folders,
     spool_root,
+    untrusted,
 )
 from nbtrack.journal.format import run_ended
 from nbtrack.journal.pacer import Pacer
 from nbtrack.journal.upload import MAX_METRICS_PER_BATCH, RunUploader, StoreUnavailable
-from nbtrack.tracking import make_client
+from nbtrack.tracking import make_client, resolve_uri
 
 __all__ = ["main", "recover_orphans", "run_worker"]
 
@@ -75,9 +77,14 @@ class SessionUploader:
     """Uploads every journal of one session folder, and tells the kernel how the store is."""
 
     def __init__(
-        self, info: SessionInfo, pacer: Pacer | None = None, longest_pause: float | None = None
+        self,
+        info: SessionInfo,
+        uri: str,
+        pacer: Pacer | None = None,
+        longest_pause: float | None = None,
     ) -> None:
         self.info = info
+        self.uri = uri  # the store's full URI, credentials included: never logged or written
         self.pacer = pacer
         self.client: Any = None
         self.uploaders: dict[Path, RunUploader] = {}
@@ -126,7 +133,7 @@ class SessionUploader:
 
     def _connect(self) -> Any:
         try:
-            return make_client(self.info.tracking_uri)
+            return make_client(self.uri)
         except Exception as error:
             msg = f"opening the store: {type(error).__name__}: {error}"
             raise StoreUnavailable(redact_text(msg.splitlines()[0])[:500]) from error
@@ -214,30 +221,44 @@ def recover_orphans(
     root: Path | None = None,
     longest_pause: float | None = None,
 ) -> list[str]:
-    """Replay every orphaned session of this user under ``root`` (default: the spool root),
-    of ``tracking_uri`` if given. Returns what was done, a line per session. With
+    """Replay every orphaned session of this user under ``root`` (default: the spool root).
+    ``tracking_uri``: the full URI of the one store to replay (a sync process replays its own
+    store's); None: every store this environment can reach with its credentials (``nbtrack
+    sync``). Returns what was done, a line per session, and what was not trusted. With
     ``give_up_after_s``, a session whose store stays unreachable that long is kept for a later
     try; ``longest_pause`` bounds the pauses between retries."""
-    done: list[str] = []
-    for folder in session_folders(root or spool_root()):
+    root = root or spool_root()
+    done = untrusted(root)
+    for line in done:
+        log.warning("%s", line)
+    for folder in session_folders(root):
         if folder == skip or not is_orphan(folder):
             continue
         info = SessionInfo.load(folder)
         if info is None:
             continue
-        if tracking_uri is not None and info.tracking_uri != tracking_uri:
+        if tracking_uri is not None and not info.is_store(tracking_uri):
+            continue
+        uri = tracking_uri or info.connect_uri(
+            [os.environ.get("MLFLOW_TRACKING_URI"), resolve_uri()]
+        )
+        if uri is None:
+            done.append(
+                f"{folder.name}: the credentials of {info.tracking_uri} are not in this "
+                "environment (set MLFLOW_TRACKING_URI to the store's full URI); kept for a "
+                "later `nbtrack sync`"
+            )
             continue
         lock = SessionLock(folder)
         if not lock.acquire():
             continue
         try:
-            uploader = SessionUploader(info, longest_pause=longest_pause)
+            uploader = SessionUploader(info, uri, longest_pause=longest_pause)
             spools = pending_spools(folder)
             deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
             uploader.drain_all(deadline)
-            where = strip_uri_credentials(info.tracking_uri)
             if not pending_spools(folder):
-                done.append(f"{folder.name}: {len(spools)} run(s) uploaded to {where}")
+                done.append(f"{folder.name}: {len(spools)} run(s) uploaded to {info.tracking_uri}")
                 shutil.rmtree(folder, ignore_errors=True)
             else:
                 refused = [u.problem for u in uploader.uploaders.values() if u.problem]
@@ -256,14 +277,18 @@ def run_worker(folder: Path) -> int:
         return 0
     info = SessionInfo.load(folder)
     if info is None:
-        log.error("no readable session.json in %s", folder.name)
+        log.error("no readable session.json in %s, or it is not this user's own", folder.name)
+        return 1
+    uri = os.environ.pop(STORE_URI_VARIABLE, None) or info.tracking_uri
+    if not info.is_store(uri):
+        log.error("the kernel did not hand over the full URI of %s", info.tracking_uri)
         return 1
     # Journals of earlier kernels that died on the same store, picked up off the main loop.
     threading.Thread(
-        target=recover_orphans, args=(info.tracking_uri, folder), name="orphans", daemon=True
+        target=recover_orphans, args=(uri, folder), name="orphans", daemon=True
     ).start()
     pacer = Pacer(settings().sync_cpu_share)
-    uploader = SessionUploader(info, pacer)
+    uploader = SessionUploader(info, uri, pacer)
     wake = _Wake()
     idle_polls = 0
     while True:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack import _platform
-from nbtrack._files import make_private_dir, open_private, read_json
+from nbtrack._files import (
+    make_private_dir,
+    open_private,
+    private_copy,
+    read_json,
+    touch_private,
+    why_not_private,
+)
 from nbtrack._model import Batch, Run
 from nbtrack._settings import settings
 from nbtrack.journal.folders import (
@@ -32,6 +38,7 @@ from nbtrack.journal.folders import (
     HURRY_FILE,
     STATE_SUFFIX,
     STATUS_FILE,
+    STORE_URI_VARIABLE,
     SessionInfo,
     is_orphan,
     pending_spools,
@@ -121,10 +128,7 @@ class Journal:
         self._staged += 1
         relative = f"artifact-{self._staged}/{source.name}"
         target = make_private_dir(self.files / f"artifact-{self._staged}") / source.name
-        if source.is_dir():
-            shutil.copytree(source, target, symlinks=True)
-        else:
-            shutil.copy2(source, target)
+        private_copy(source, target)
         return relative
 
     def stage_text(self, relative: str, text: str) -> None:
@@ -214,13 +218,18 @@ class SyncSession:
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
         root = make_private_dir(spool_root())
+        why = why_not_private(root)
+        if why is not None:
+            # Another user could read, replace or plant journals here.
+            msg = (
+                f"nbtrack will not keep its journals in {root}: {why}; set NBTRACK_SPOOL_DIR "
+                "to a folder of your own that only you can write to"
+            )
+            raise JournalError(msg)
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         self.folder = make_private_dir(root / name)
-        SessionInfo(
-            folder=self.folder,
-            kernel_pid=os.getpid(),
-            kernel_start_ticks=_platform.process_start_ticks(os.getpid()),
-            tracking_uri=tracking_uri,
+        SessionInfo.create(
+            self.folder, os.getpid(), _platform.process_start_ticks(os.getpid()), tracking_uri
         ).save()
         self._worker: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
@@ -245,7 +254,7 @@ class SyncSession:
                 )
                 self._restart_at = now + self._restart_pause
             self._started_at = now
-            self._worker = _start_worker(self.folder)
+            self._worker = _start_worker(self.folder, self.tracking_uri)
 
     def wake(self) -> None:
         """Tell the sync process there is news (a new run, an ended one): it looks at once
@@ -287,7 +296,7 @@ class SyncSession:
         hurry = self.folder / HURRY_FILE
         # Someone waits: the sync process stops pacing the upload of runs still being logged.
         with contextlib.suppress(OSError):
-            hurry.touch()
+            touch_private(hurry)
         self.wake()
         try:
             while True:
@@ -306,8 +315,11 @@ class SyncSession:
             hurry.unlink(missing_ok=True)
 
 
-def _start_worker(folder: Path) -> subprocess.Popen[bytes]:
+def _start_worker(folder: Path, tracking_uri: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
+    # The store's URI may hold a password: it reaches the sync process in its environment
+    # (readable by this user only), never in a file or on its command line.
+    env[STORE_URI_VARIABLE] = tracking_uri
     # The sync process must import this very nbtrack, also from a source checkout.
     package_parent = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
@@ -351,7 +363,7 @@ def adopt_orphans(tracking_uri: str) -> bool:
     replays them (ending those runs FAILED) before this kernel tracks anything. True if any."""
     for folder in session_folders(spool_root()):
         info = SessionInfo.load(folder)
-        if info is not None and info.tracking_uri == tracking_uri and is_orphan(folder):
+        if info is not None and info.is_store(tracking_uri) and is_orphan(folder):
             session_for(tracking_uri)
             return True
     return False

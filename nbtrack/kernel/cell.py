@@ -27,7 +27,7 @@ from typing import Any
 from nbtrack import _registry, _sender, tracking
 from nbtrack._buffer import Buffer
 from nbtrack._model import MAX_TAG_VALUE_LENGTH, Run, RunFailure, Status, value_text
-from nbtrack._redact import redact_code, redact_text, stored_value
+from nbtrack._redact import redact_text, stored_value
 from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
 from nbtrack._version import VERSION
@@ -116,11 +116,11 @@ def begin(shell: Any, options: CellOptions, body: str) -> TrackedRun:
         raise UsageError(msg)
     start_reading_environment()
     run = _new_run(shell, options, body)
-    session = session_for(run.tracking_uri)
     # From the journal's first line to the run's registration an interrupt would leave a run
     # that nobody ends: it is held back until the run is registered, then ends it KILLED.
     with interrupts_deferred():
         try:
+            session = session_for(run.tracking_uri)
             journal = Journal(session, run)
         except JournalError as error:
             from IPython.core.error import UsageError
@@ -171,7 +171,10 @@ def _new_run(shell: Any, options: CellOptions, body: str) -> Run:
         # with MLflow's "Run ... is already active".
         run.tags["mlflow.parentRunId"] = outer
     run.tags.update(
-        {key: stored_value(value, MAX_TAG_VALUE_LENGTH) for key, value in options.tags.items()}
+        {
+            key: stored_value(value, MAX_TAG_VALUE_LENGTH, key=key)
+            for key, value in options.tags.items()
+        }
     )
     params: dict[str, Any] = {}
     if options.capture_params:
@@ -181,7 +184,7 @@ def _new_run(shell: Any, options: CellOptions, body: str) -> Run:
         if captured.from_session:
             run.tags["nbtrack.params_from_session"] = ",".join(captured.from_session)
     params.update(options.params)
-    run.add_params({key: stored_value(value) for key, value in params.items()})
+    run.add_params({key: stored_value(value, key=key) for key, value in params.items()})
     return run
 
 
@@ -221,6 +224,13 @@ def end(result: Any) -> None:
             view.finish(run)
 
 
+def _user_namespace() -> dict[str, Any]:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return {} if shell is None else dict(shell.user_ns)
+
+
 def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
     """Status, final drain and the journal's end line, with interrupts held back so that an
     interrupt cannot leave the run half-ended."""
@@ -233,17 +243,19 @@ def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
         run.status = Status.FAILED
     pending = tracked.buffer.pending
     if error is not None:
+        # The failure goes to a tag, the run's note, an artifact and the record: redacted once
+        # here, by the text rules and by every secret value the kernel is known to hold.
+        known = _code.known_secrets(_user_namespace())
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        message = redact_text(str(error), known)
         run.failure = RunFailure(
-            type(error).__name__, redact_text(str(error)), redact_code(text), run.last_step
+            type(error).__name__, message, redact_text(text, known), run.last_step
         )
         pending.append(
             (
                 "tags",
                 {
-                    "nbtrack.error": value_text(
-                        redact_text(f"{type(error).__name__}: {error}"), 4900
-                    ),
+                    "nbtrack.error": value_text(f"{type(error).__name__}: {message}", 4900),
                     "mlflow.note.content": (
                         f"Cell ended {run.status.value}:\n```\n{run.failure.traceback[-4500:]}```"
                     ),

@@ -80,16 +80,33 @@ class TrackMagics(Magics):
     def track_ui(self, line: str) -> Any:
         """Open the MLflow UI for this kernel's tracking store and show its link.
 
-        Starts ``mlflow ui`` bound to 127.0.0.1 on a free port, or reuses one already running
-        for the same store.
+        Usage: ``%track_ui [--local] [TRACKING_URI]``
+
+        Under a Jupyter server that serves this store's MLflow UI through jupyter-server-proxy,
+        the link is that one (``<base_url>mlflow/``, behind Jupyter's login) and nothing else is
+        started. Otherwise, or with ``--local``, an MLflow UI is started on 127.0.0.1 (or one
+        already running for the store is reused); it stops when this kernel ends. A localhost
+        UI has no login: every user of this machine can read and change its runs.
         """
         from IPython.display import HTML, display
 
         from nbtrack.tracking import resolve_uri
-        from nbtrack.ui.links import ui_link_html
+        from nbtrack.ui.links import proxy_link_html, ui_link_html
         from nbtrack.ui.process import ensure_ui
+        from nbtrack.ui.proxy import kernel_proxy_url
 
-        ui = ensure_ui(resolve_uri(line.strip() or None))
+        words = line.split()
+        local = "--local" in words
+        given = [word for word in words if word != "--local"]
+        if len(given) > 1 or any(word.startswith("-") for word in given):
+            msg = f"%track_ui: cannot read {line!r}; usage: %track_ui [--local] [TRACKING_URI]"
+            raise UsageError(msg)
+        uri = resolve_uri(given[0] if given else None)
+        proxied = None if local else kernel_proxy_url(uri)
+        if proxied is not None:
+            display(HTML(proxy_link_html(proxied)))
+            return None
+        ui = ensure_ui(uri)
         display(HTML(ui_link_html(ui)))
         return None
 

@@ -13,7 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from nbtrack._model import RunFailure
-from nbtrack._redact import is_secret_name, safe_link, strip_uri_credentials
+from nbtrack._redact import is_secret_name, redact_text, safe_link, strip_uri_credentials
 from nbtrack._version import VERSION
 from nbtrack.record.html import render_html
 from nbtrack.record.metrics import metric_goal, panels_for
@@ -55,9 +55,10 @@ _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
 
 
 def _scrub_text(text: str, limit: int) -> str:
-    """Free text (an exception message, a param value) with credentials removed from any URL
-    in it, cut to ``limit`` characters."""
-    cleaned = _URL_IN_TEXT.sub(lambda m: strip_uri_credentials(m.group(0)), text)
+    """Free text (an exception message, a param value) with credentials removed (the text
+    rules, and credentials in any URL in it), cut to ``limit`` characters. Values reach the
+    record redacted already; this holds for a record built from anything else too."""
+    cleaned = redact_text(_URL_IN_TEXT.sub(lambda m: strip_uri_credentials(m.group(0)), text))
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
