@@ -7,7 +7,6 @@ outside one (``wait`` excepted). They queue what they are given in the run's buf
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -20,8 +19,9 @@ from nbtrack.errors import NoActiveRunError
 
 __all__ = ["RunInfo", "active_run", "log_artifact", "log_params", "wait"]
 
-# How long ``RunInfo.run_id`` waits for the sync process to create the run in the store.
-_RUN_ID_WAIT_S = 10.0
+# How long ``RunInfo.run_id`` waits for the sync process to create the run in the store: the
+# first run of a kernel waits for MLflow's import and, in a new folder, the store's creation.
+_RUN_ID_WAIT_S = 60.0
 
 
 def _tracked(what: str) -> TrackedRun:
@@ -74,8 +74,9 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
 class RunInfo:
     """A read-only view of the tracked run: what ``nbtrack.active_run()`` returns.
 
-    ``run_id`` waits (up to 10 s) for the sync process to create the run in the store the
-    first time it is read, and is None while the store is unreachable.
+    ``run_id`` waits (up to 60 s) for the sync process to create the run in the store the
+    first time it is read (a few seconds for a kernel's first run), and is None while the store
+    is unreachable.
     """
 
     __slots__ = ("_tracked",)
@@ -86,19 +87,12 @@ class RunInfo:
     @property
     def run_id(self) -> str | None:
         run = self._tracked.run
-        if run.run_id is None and not run.ended:
-            deadline = time.monotonic() + _RUN_ID_WAIT_S
-            journal = self._tracked.journal
-            while run.run_id is None and time.monotonic() < deadline:
-                progress = journal.progress()
-                if progress.run_id is not None:
-                    run.run_id, run.experiment_id = progress.run_id, progress.experiment_id
-                    break
-                if progress.problem or journal.session.store_problem():
-                    break
-                journal.session.wake()
-                time.sleep(0.01)
-        return run.run_id
+        if run.run_id is not None or run.ended:
+            return run.run_id
+        # The sender brings the run's identity into the run within half a second; asking
+        # before that reads it from the sync process directly.
+        run_id: str | None = self._tracked.journal.wait_for_run_id(_RUN_ID_WAIT_S)
+        return run_id
 
     @property
     def run_name(self) -> str:

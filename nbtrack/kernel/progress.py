@@ -9,7 +9,6 @@ calls it once more; after the cell, a change redraws the run's record in place.
 from __future__ import annotations
 
 import threading
-import time
 
 from nbtrack import tracking
 from nbtrack._model import Batch, Run
@@ -19,8 +18,9 @@ from nbtrack.view.live import LiveView, show_notice
 
 __all__ = ["follow_mlflow", "learn_identity", "poll", "tell_store_problem", "wait_synced"]
 
-# How long a cell that uses MLflow waits for the sync process to create its run.
-_ATTACH_WAIT_S = 10.0
+# How long a cell that uses MLflow waits for the sync process to create its run: a kernel's
+# first run waits for MLflow's import and, in a new folder, the store's creation.
+_ATTACH_WAIT_S = 60.0
 
 
 def follow_mlflow(tracked: TrackedRun) -> None:
@@ -30,31 +30,18 @@ def follow_mlflow(tracked: TrackedRun) -> None:
     def attach(_module: object) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # MLflow's active run is per thread; the cell runs in the main one
-        run_id = _wait_for_run_id(tracked, _ATTACH_WAIT_S)
+        run_id = tracked.journal.wait_for_run_id(_ATTACH_WAIT_S)
         if run_id is None:
             show_notice(
                 "nbtrack: the tracking store did not create this run in time, so mlflow "
                 "calls in this cell do not land in it (nbtrack.log still does)."
             )
             return
+        learn_identity(tracked.run, run_id, tracked.journal.progress().experiment_id)
         tracking.attach(run_id, tracked.run.tracking_uri)
         tracked.mlflow_attached = True
 
     tracked.import_watch = tracking.when_mlflow_imported(attach)
-
-
-def _wait_for_run_id(tracked: TrackedRun, timeout: float) -> str | None:
-    deadline = time.monotonic() + timeout
-    session = tracked.journal.session
-    while True:
-        progress = tracked.journal.progress()
-        if progress.run_id is not None:
-            learn_identity(tracked.run, progress.run_id, progress.experiment_id)
-            return str(progress.run_id)
-        if progress.problem is not None or time.monotonic() >= deadline:
-            return None
-        session.wake()
-        time.sleep(0.01)
 
 
 def wait_synced(tracked: TrackedRun, timeout: float) -> None:
