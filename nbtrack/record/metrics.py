@@ -6,6 +6,7 @@ and the record draw the same picture.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,8 @@ def _words(name: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(name)]
 
 
+# Names repeat at every redraw of a live view, which may list thousands of metrics.
+@functools.lru_cache(maxsize=16384)
 def metric_goal(name: str) -> Goal | None:
     """Whether smaller or larger is better for a metric, guessed from its name.
 
@@ -58,6 +61,7 @@ def metric_goal(name: str) -> Goal | None:
     return "min" if wants_min else "max"
 
 
+@functools.lru_cache(maxsize=16384)
 def _group_key(name: str) -> str:
     words = [w for w in _words(name) if w not in _ROLE_WORDS]
     return "/".join(words) if words else name.lower()
