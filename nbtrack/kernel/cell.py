@@ -37,6 +37,7 @@ from nbtrack.kernel.context import notebook_path
 from nbtrack.kernel.interrupts import interrupts_deferred
 from nbtrack.kernel.params import SessionLiterals
 from nbtrack.kernel.progress import follow_mlflow, poll, tell_store_problem, wait_synced
+from nbtrack.record.metrics import BEST_TAG, best_values_tag
 from nbtrack.view.live import LiveView
 
 __all__ = ["CellOptions", "begin", "end", "warm_up", "watching"]
@@ -250,6 +251,9 @@ def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
         with contextlib.suppress(OSError):
             tracked.journal.stage_text("error/traceback.txt", run.failure.traceback)
             pending.append(("artifact", ("error", "error")))
+    best = best_values_tag(run.curves)
+    if best is not None:  # for nbtrack.runs(): MLflow itself keeps only each metric's last value
+        pending.append(("tags", {BEST_TAG: best}))
     files = environment_files()
     if files is not None:
         with contextlib.suppress(OSError):
