@@ -145,7 +145,7 @@ def compare(
 
 
 def _rows_from_notebook(path: Path) -> list[RunRow]:
-    from nbtrack.cli.show import records_in_notebook
+    from nbtrack.record.notebook import records_in_notebook
 
     return rows_from_records(records_in_notebook(path), path.absolute())
 
