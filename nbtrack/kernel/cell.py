@@ -251,9 +251,6 @@ def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
         with contextlib.suppress(OSError):
             tracked.journal.stage_text("error/traceback.txt", run.failure.traceback)
             pending.append(("artifact", ("error", "error")))
-    best = best_values_tag(run.curves)
-    if best is not None:  # for nbtrack.runs(): MLflow itself keeps only each metric's last value
-        pending.append(("tags", {BEST_TAG: best}))
     files = environment_files()
     if files is not None:
         with contextlib.suppress(OSError):
@@ -262,4 +259,9 @@ def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
             pending.append(("artifact", ("environment", "environment")))
     run.end_time_ms = int(time.time() * 1000)
     _sender.drain(tracked)
+    # Once every point is in the curves: for nbtrack.runs(), as MLflow keeps only last values.
+    best = best_values_tag(run.curves)
+    if best is not None:
+        pending.append(("tags", {BEST_TAG: best}))
+        _sender.drain(tracked)
     tracked.journal.end(run)

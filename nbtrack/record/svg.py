@@ -311,9 +311,8 @@ class _XScale:
         low, high = (min(xs), max(xs)) if xs else (0.0, 1.0)
         if axis == "step":
             unit, title = 1.0, AXIS_TITLES["step"]
-        else:
-            low = min(low, 0.0)  # time axes start when the run did
-            unit, unit_name = time_unit(high - low)
+        else:  # the ticks count from the run's start; the range spans the points drawn
+            unit, unit_name = time_unit(high)
             title = f"{AXIS_TITLES[axis]} ({unit_name})"
         if high == low:
             low, high = low - unit, high + unit
