@@ -187,11 +187,12 @@ def _experiment_id(client: Any, experiment: str) -> str:
 def _run_links(uri: str) -> Any:
     """``link(experiment_id, run_id)``: the run's page in this store's MLflow UI, or None."""
     base = _ui_base(uri)
+    from nbtrack.ui.registry import TRAINING_VIEW
 
     def link(experiment_id: str, run_id: str) -> str | None:
         if base is None:
             return None
-        return f"{base}#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}"
+        return f"{base}#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}?{TRAINING_VIEW}"
 
     return link
 
@@ -306,10 +307,15 @@ def _compare_url(rows: Sequence[RunRow]) -> str | None:
     """MLflow's comparison page of these runs, where a UI address is known."""
     from urllib.parse import urlsplit, urlunsplit
 
+    from nbtrack.ui.registry import TRAINING_VIEW
+
     bases = [urlunsplit((*urlsplit(r.url)[:3], "", "")) for r in rows if r.url]
     ids = list(dict.fromkeys(r.run_id for r in rows if r.run_id))
     if not bases or len(ids) < 2:
         return None
     experiments = list(dict.fromkeys(r.experiment_id for r in rows if r.experiment_id))
-    query = f"runs={quote(json.dumps(ids))}&experiments={quote(json.dumps(experiments))}"
+    query = (
+        f"runs={quote(json.dumps(ids))}&experiments={quote(json.dumps(experiments))}"
+        f"&{TRAINING_VIEW}"
+    )
     return f"{bases[0]}#/compare-runs?{query}"
