@@ -1,102 +1,101 @@
-"""Live plot: what one redraw costs and sends as a run grows, and what a skipped update costs.
+"""The live view and the record: what one redraw costs and sends as a run grows, and what the
+final record (with its PNG) costs and adds to the notebook.
 
     python benchmarks/bench_redraw.py
 
-Runs in-process with real ipywidgets/plotly objects; a comm that keeps the bytes ipywidgets
-would put on the wire stands in for the frontend. Prints per-redraw time and payload for curves
-of 1k to 200k points, and the ratios that should stay near 1 (payload) or small (time).
+The live view is the run's record bundle redrawn in place (``nbtrack.view.live``): each redraw
+builds the record from the run's curves. This times that build for 8 metrics of 1k to 200k
+points each, and for 1,000 and 10,000 metrics, as live redraws (no PNG) and as the final record
+(PNG included), and prints the bytes each adds to a saved notebook. Import and draw time of the
+PNG rasteriser (resvg) are printed too.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
-from typing import Any
 
-import comm
+import nbformat
 import numpy as np
-from comm.base_comm import BaseComm
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from _common import fmt, median, table
+
 from nbtrack._curves import Curve
-from nbtrack.run import Run
-from nbtrack.sinks import plot
+from nbtrack.record import RecordSource, build_bundle
 
-N_METRICS = 8
-SIZES = (1_000, 10_000, 100_000, 200_000)
+START_S = 1_763_779_200.0
 
 
-class _Wire(BaseComm):
-    sent = 0
-
-    def publish_msg(
-        self,
-        msg_type: str,
-        data: Any = None,
-        metadata: Any = None,  # noqa: ARG002 - part of the comm interface
-        buffers: Any = None,
-        **keys: Any,  # noqa: ARG002
-    ) -> None:
-        if msg_type == "comm_msg":
-            _Wire.sent += len(repr(data)) + sum(len(memoryview(b).cast("B")) for b in buffers or [])
-
-
-def _run_with(points: int) -> Run:
-    run = Run(run_name="bench", experiment_name="bench", tracking_uri="sqlite:///unused.db")
+def _curves(n_metrics: int, points: int) -> dict[str, Curve]:
     rng = np.random.default_rng(0)
-    for i in range(N_METRICS):
-        curve = run.curves[f"metric_{i}/loss"] = Curve()
-        curve.extend(np.arange(points), rng.random(points))
-    return run
+    steps = np.arange(points, dtype=float)
+    curves = {}
+    for i in range(n_metrics):
+        curve = Curve()
+        values = rng.standard_normal(points).cumsum()  # the worst case for decimation
+        for first in range(0, points, 4096):
+            part = slice(first, first + 4096)
+            curve.extend(steps[part], values[part], START_S + steps[part] * 0.01)
+        curves[f"layer{i}/loss" if n_metrics > 8 else f"metric{i}/loss"] = curve
+    return curves
 
 
-def _touch(run: Run, step: int) -> None:
-    for curve in run.curves.values():
-        curve.extend([step], [0.5])
+def _source(curves: dict[str, Curve]) -> RecordSource:
+    return RecordSource(
+        run_id="5f3c1a2b9d8e4f70a1b2c3d4e5f60718", run_name="bench", experiment_id="1",
+        experiment_name="bench", status="RUNNING", start_time_ms=int(START_S * 1000),
+        end_time_ms=None, tracking_uri=None, ui_url=None, notebook_path="b.ipynb", cell_id=None,
+        params={"lr": "0.003"}, curves=curves,
+    )  # fmt: skip
 
 
-def main() -> None:
-    comm.create_comm = _Wire  # type: ignore[assignment]
-    plot._start_plotly_import()
-    plot._plotly_imported.wait()
-    print(f"{N_METRICS} metrics; per redraw: time and bytes sent (all curves changed)")
-    results = {}
-    for points in SIZES:
-        run = _run_with(points)
-        live = plot.LivePlot(run)
-        live.update(run)  # builds the chart
-        times, sizes = [], []
-        for repeat in range(10):
-            _touch(run, points + repeat)
-            live._next_draw = 0.0
-            _Wire.sent = 0
-            started = time.perf_counter()
-            live.update(run)
-            times.append(time.perf_counter() - started)
-            sizes.append(_Wire.sent)
-        live.close()
-        results[points] = (float(np.median(times)), int(np.median(sizes)))
-        print(f"  {points:>7,} points/curve: {results[points][0] * 1e3:7.1f} ms  "
-              f"{results[points][1] / 1e3:7.1f} KB")  # fmt: skip
+def _saved_bytes(bundle: dict[str, object]) -> int:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    empty = len(nbformat.writes(notebook).encode())
+    notebook.cells[0].outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+    return len(nbformat.writes(notebook).encode()) - empty
 
-    run = _run_with(200_000)
-    live = plot.LivePlot(run)
-    live.update(run)
-    _touch(run, 10**6)  # a change arrives inside the throttle interval: not due yet
-    calls = 100_000
-    started = time.perf_counter()
-    for _ in range(calls):
-        live.update(run)
-    skipped = (time.perf_counter() - started) / calls
-    live.close()
 
-    small, large = results[SIZES[0]], results[SIZES[-1]]
-    print(f"update() when no redraw is due: {skipped * 1e6:.1f} µs")
+def _time(source: RecordSource, *, png: bool, repeat: int = 5) -> tuple[float, dict[str, object]]:
+    times = []
+    bundle: dict[str, object] = {}
+    for _ in range(repeat):
+        start = time.perf_counter()
+        bundle = build_bundle(source, png=png)
+        times.append(time.perf_counter() - start)
+    return median(times) * 1000, bundle
+
+
+def main() -> int:
+    start = time.perf_counter()
+    import resvg_py  # noqa: F401 - its import time is the figure
+
+    import_ms = (time.perf_counter() - start) * 1000
+    rows = []
+    cases = [(8, n) for n in (1_000, 10_000, 100_000, 200_000)] + [(1_000, 50), (10_000, 50)]
+    for n_metrics, points in cases:
+        source = _source(_curves(n_metrics, points))
+        live_ms, live = _time(source, png=False)
+        final_ms, final = _time(source, png=True, repeat=3)
+        rows.append(
+            [
+                f"{n_metrics:,} metrics x {points:,} points",
+                fmt(live_ms),
+                f"{_saved_bytes(live) / 1024:.0f}",
+                fmt(final_ms),
+                f"{_saved_bytes(final) / 1024:.0f}",
+                f"{len(str(final.get('image/png', ''))) * 3 / 4 / 1024:.1f}",
+            ]
+        )
+    print(f"resvg-py import: {import_ms:.1f} ms (PNG draw time is final - live)\n")
     print(
-        f"ratio 200k/1k points: payload {large[1] / small[1]:.2f}x, time {large[0] / small[0]:.1f}x"
+        table(["run", "live redraw ms", "live KB", "final record ms", "final KB", "PNG KB"], rows)
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,9 +6,9 @@ It is the SVG itself rasterised by resvg (a Rust SVG renderer, through ``resvg-p
 wheel with no system dependency, no browser and no network), so the two images are one
 picture: same panels, colours, axes and legends.
 
-Measured on the project's 2-core machine: import ~3 ms, a 640 px chart ~15 ms, and ~15 ms more
-to reduce it to a 32-colour palette (Pillow), which makes it a third of the size (~5 KB for
-two panels). The record carries it in the final bundle; live redraws leave it out.
+Measured on the project's 2-core machine (benchmarks/bench_redraw.py): import under 5 ms, a
+640 px chart of six panels 15-60 ms with its reduction to a 32-colour palette (Pillow), 4-10 KB.
+The record carries it in the final bundle; live redraws leave it out.
 
 Text is drawn with DejaVu Sans, the font matplotlib ships (an MLflow dependency), read from its
 file without importing matplotlib: the same glyphs on every machine, and no scan of the
@@ -33,16 +33,17 @@ def render_png(svg: str) -> bytes | None:
         import resvg_py
     except ImportError:  # a dependency, but a record without its PNG is still a record
         return None
+    # Lines without anti-aliasing keep exactly their colours: a 32-colour palette then holds
+    # the picture unchanged, and it compresses to about half (noisy curves: 9 KB, not 16).
     font = _bundled_font()
-    if font is None:
-        png = resvg_py.svg_to_bytes(svg_string=svg)
-    else:
-        png = resvg_py.svg_to_bytes(
-            svg_string=svg,
-            skip_system_fonts=True,
-            font_files=[font],
-            sans_serif_family="DejaVu Sans",
-        )
+    png = resvg_py.svg_to_bytes(
+        svg_string=svg,
+        skip_system_fonts=font is not None,
+        font_files=[font] if font is not None else None,
+        sans_serif_family="DejaVu Sans" if font is not None else None,
+        shape_rendering="crisp_edges",
+        text_rendering="optimize_speed",
+    )
     return _palette(bytes(png))
 
 
