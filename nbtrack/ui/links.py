@@ -33,8 +33,7 @@ def ui_link_html(ui: UiServer, proxy_url: str | None = None) -> str:
     an absolute path.
     """
     local = html.escape(ui.url, quote=True)
-    home = html.escape(f"{ui.url}#/experiments?{TRAINING_VIEW}", quote=True)
-    parts = [f'MLflow UI: <a href="{home}" target="_blank" rel="noopener noreferrer">{local}</a>']
+    parts = [f'MLflow UI: <a href="{local}" target="_blank" rel="noopener noreferrer">{local}</a>']
     if proxy_url and _is_link_safe(proxy_url):
         proxied = html.escape(proxy_url, quote=True)
         parts.append(
