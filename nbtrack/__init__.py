@@ -9,7 +9,9 @@ In a notebook::
     for epoch in range(5):
         nbtrack.log({"train/loss": train(), "val/acc": evaluate()}, step=epoch)
 
-Importing this package is cheap: MLflow, plotly and torch are imported when first needed.
+Compare runs with ``nbtrack.runs()`` (a pandas DataFrame) and ``nbtrack.compare(...)`` (a plotly
+Figure). Importing this package is cheap: MLflow, pandas, plotly and torch are imported when
+first needed.
 """
 
 from __future__ import annotations
@@ -24,11 +26,25 @@ __all__ = [
     "RunInfo",
     "__version__",
     "active_run",
+    "compare",
     "log",
     "log_artifact",
     "log_params",
+    "runs",
     "wait",
 ]
+
+# Imported on first use (they need pandas and plotly): see __getattr__.
+_LAZY = {"compare": "nbtrack.comparison", "runs": "nbtrack.comparison"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    msg = f"module 'nbtrack' has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 def load_ipython_extension(ipython: Any) -> None:

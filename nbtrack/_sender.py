@@ -67,7 +67,7 @@ def _extend_curves(run: Run, batch: Batch) -> None:
         if curve is None:
             curve = run.curves[key] = Curve()
         had_nonfinite = curve.nonfinite
-        curve.extend(points.steps, points.values)
+        curve.extend(points.steps, points.values, points.seconds)
         if curve.nonfinite and not had_nonfinite:
             # A NaN/inf loss is the classic sign of divergence: make it searchable in MLflow.
             batch.tags[f"nbtrack.nonfinite.{key}"] = f"first at step {_first_nonfinite(points)}"

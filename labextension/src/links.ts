@@ -7,6 +7,12 @@
  */
 import { safeHttpUrl } from './record';
 
+/**
+ * MLflow 3's UI opens experiments in its GenAI view unless the address says
+ * otherwise (nbtrack.ui.registry.TRAINING_VIEW); it keeps it while navigating.
+ */
+export const TRAINING_VIEW = 'workflowType=machine_learning';
+
 /** The UI's base address (no fragment, no query) from any http(s) UI URL, else null. */
 export function uiBase(url: string | null | undefined): string | null {
   const safe = safeHttpUrl(url);
@@ -40,7 +46,8 @@ export function compareRunsUrl(base: string | null, runs: readonly IRunRef[]): s
   const experiments = unique(runs.map(r => r.experimentId));
   const query =
     `runs=${encodeURIComponent(JSON.stringify(ids))}` +
-    `&experiments=${encodeURIComponent(JSON.stringify(experiments))}`;
+    `&experiments=${encodeURIComponent(JSON.stringify(experiments))}` +
+    `&${TRAINING_VIEW}`;
   return `${root}#/compare-runs?${query}`;
 }
 
@@ -52,7 +59,7 @@ export function runUrl(base: string | null, run: IRunRef): string | null {
   }
   return (
     `${root}#/experiments/${encodeURIComponent(run.experimentId)}` +
-    `/runs/${encodeURIComponent(run.id)}`
+    `/runs/${encodeURIComponent(run.id)}?${TRAINING_VIEW}`
   );
 }
 

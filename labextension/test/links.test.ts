@@ -22,6 +22,8 @@ test("MLflow's compare view gets JSON lists of run and experiment ids", () => {
   assert.ok(route.startsWith('/compare-runs?'));
   assert.deepEqual(JSON.parse(query.get('runs') ?? ''), ['a', 'b', 'c']);
   assert.deepEqual(JSON.parse(query.get('experiments') ?? ''), ['1', '2']);
+  // MLflow 3 opens its model-training view only when the address asks for it.
+  assert.equal(query.get('workflowType'), 'machine_learning');
 });
 
 test('no compare link without two run ids or a safe base', () => {
@@ -37,7 +39,7 @@ test('no compare link without two run ids or a safe base', () => {
 test("a run's page is under the experiment", () => {
   assert.equal(
     runUrl('http://h:5000/', { id: 'r1', experimentId: '3' }),
-    'http://h:5000/#/experiments/3/runs/r1'
+    'http://h:5000/#/experiments/3/runs/r1?workflowType=machine_learning'
   );
   assert.equal(runUrl('http://h:5000/', { id: 'r1', experimentId: null }), null);
 });

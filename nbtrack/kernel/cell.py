@@ -37,6 +37,7 @@ from nbtrack.kernel.context import notebook_path
 from nbtrack.kernel.interrupts import interrupts_deferred
 from nbtrack.kernel.params import SessionLiterals
 from nbtrack.kernel.progress import follow_mlflow, poll, tell_store_problem, wait_synced
+from nbtrack.record.metrics import BEST_TAG, best_values_tag
 from nbtrack.view.live import LiveView
 
 __all__ = ["CellOptions", "begin", "end", "warm_up", "watching"]
@@ -273,4 +274,9 @@ def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
             pending.append(("artifact", ("environment", "environment")))
     run.end_time_ms = int(time.time() * 1000)
     _sender.drain(tracked)
+    # Once every point is in the curves: for nbtrack.runs(), as MLflow keeps only last values.
+    best = best_values_tag(run.curves)
+    if best is not None:
+        pending.append(("tags", {BEST_TAG: best}))
+        _sender.drain(tracked)
     tracked.journal.end(run)

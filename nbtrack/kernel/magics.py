@@ -1,4 +1,5 @@
-"""``%%track`` and ``%track_ui``: parse options, hand off to ``nbtrack.kernel.cell``."""
+"""``%%track``, ``%track_ui`` and ``%track_compare``: parse options, hand off to
+``nbtrack.kernel.cell`` and ``nbtrack.comparison``."""
 
 from __future__ import annotations
 
@@ -110,14 +111,86 @@ class TrackMagics(Magics):
         display(HTML(ui_link_html(ui)))
         return None
 
+    @magic_arguments()
+    @argument(
+        "runs",
+        nargs="*",
+        metavar="RUN",
+        help="run names or ids to compare. Default: this notebook's newest runs (up to 10).",
+    )
+    @argument(
+        "-m",
+        "--metric",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a metric to draw; repeat for several. Default: every metric.",
+    )
+    @argument(
+        "-x",
+        "--x",
+        default="auto",
+        help="x axis: auto (step, or time where steps don't line up), step, relative or wall.",
+    )
+    @argument("--notebook", help="compare the runs recorded in this notebook (no store needed).")
+    @argument("--store", help="tracking URI to read. Default: this kernel's store.")
+    @line_magic
+    def track_compare(self, line: str) -> Any:
+        """Compare runs: overlaid curves per metric panel, the params that differ, and a link
+        to MLflow's comparison view; the same as ``nbtrack.compare(...)``, whose plotly Figure
+        it returns (shown below the cell).
+
+        ``%track_compare baseline wide-fast`` compares two runs by name (the newest of each
+        name); ``%track_compare`` alone compares this notebook's newest runs.
+        """
+        from nbtrack import comparison
+
+        try:
+            args = TrackMagics.track_compare.parser.parse_args(_tokens(line, "%track_compare"))
+        except UsageError as error:
+            msg = f"%track_compare: {error}. See `%track_compare?` for the options."
+            raise UsageError(msg) from error
+        runs: Any = args.runs
+        try:
+            if not runs:
+                runs = _this_notebooks_runs(self.shell, args.notebook, args.store)
+            return comparison.compare(
+                runs, args.metric, args.x, store=args.store, notebook=args.notebook
+            )
+        except ValueError as error:
+            raise UsageError(f"%track_compare: {error}") from error
+
+
+def _this_notebooks_runs(shell: Any, notebook: str | None, store: str | None) -> Any:
+    from nbtrack import comparison
+    from nbtrack.kernel.context import notebook_path
+    from nbtrack.tracking import resolve_uri
+
+    if notebook is not None:  # its records (or, with --store, its runs in that store)
+        found = comparison.runs(notebook=notebook, store=store)
+    else:
+        path = notebook_path(shell.user_ns if shell is not None else {})
+        if path is None:
+            msg = "name the runs to compare: this kernel does not know its notebook's path"
+            raise ValueError(msg)
+        found = comparison.runs(notebook=path, store=store or resolve_uri())
+    if len(found) == 0:
+        msg = "no runs of this notebook found to compare"
+        raise ValueError(msg)
+    return found.head(10)
+
+
+def _tokens(line: str, magic: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as error:
+        msg = f"{magic}: cannot read the options {line!r}: {error}"
+        raise UsageError(msg) from error
+
 
 def parse_options(line: str) -> _cell.CellOptions:
     """Options of ``%%track``; UsageError naming the bad token and the fix."""
-    try:
-        tokens = shlex.split(line)
-    except ValueError as error:
-        msg = f"%%track: cannot read the options {line!r}: {error}"
-        raise UsageError(msg) from error
+    tokens = _tokens(line, "%%track")
     try:
         # The parser magic_arguments built (its errors are UsageErrors), fed shell-like tokens
         # so that quoting works as users expect: -p "note=two words".

@@ -29,7 +29,7 @@ __all__ = [
 
 MISSING = "\N{EN DASH}"
 # Metrics and params listed in the text and HTML summaries; the rest are counted.
-MAX_TABLE_ROWS = 40
+MAX_TABLE_ROWS = 20
 
 # Control characters (other than tab and newlines) are invalid in XML and meaningless in HTML.
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")

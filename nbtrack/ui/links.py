@@ -7,6 +7,7 @@ from urllib.parse import quote, urlsplit
 
 from nbtrack._redact import strip_uri_credentials
 from nbtrack.ui.process import UiServer, find_ui
+from nbtrack.ui.registry import TRAINING_VIEW
 
 __all__ = ["proxy_link_html", "run_url", "ui_link_html"]
 
@@ -20,7 +21,7 @@ def run_url(uri: str, experiment_id: str | None, run_id: str | None) -> str | No
         ui = find_ui(uri)
         return None if ui is None else ui.run_url(experiment_id, run_id)
     base = strip_uri_credentials(uri).split("?", 1)[0].rstrip("/")
-    return f"{base}/#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}"
+    return f"{base}/#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}?{TRAINING_VIEW}"
 
 
 def ui_link_html(ui: UiServer, proxy_url: str | None = None) -> str:

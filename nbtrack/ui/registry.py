@@ -35,6 +35,13 @@ __all__ = [
 _LOG_TAIL_CHARS = 3000
 
 
+# MLflow 3's UI opens every experiment in its GenAI view ("Traces 0, Token usage") unless its
+# address says `workflowType=machine_learning`, which it keeps while one navigates; the
+# experiment's mlflow.experimentKind tag (set by nbtrack.tracking) decides only where the UI's
+# view switch is turned off. So nbtrack's links to the UI carry it.
+TRAINING_VIEW = "workflowType=machine_learning"
+
+
 @dataclass(frozen=True)
 class UiServer:
     """A running MLflow UI.
@@ -51,8 +58,8 @@ class UiServer:
     store_key: str = ""
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        """Address of one run's page in this UI."""
-        return f"{self.url}#/experiments/{experiment_id}/runs/{run_id}"
+        """Address of one run's page in this UI, in its model-training view."""
+        return f"{self.url}#/experiments/{experiment_id}/runs/{run_id}?{TRAINING_VIEW}"
 
 
 def state_dir() -> Path:

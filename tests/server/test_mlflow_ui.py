@@ -71,7 +71,9 @@ def test_ensure_ui_serves_the_store(ui: process.UiServer, logged: tuple[str, str
     assert run["info"]["run_name"] == "shown-in-ui"
     assert run["info"]["experiment_id"] == exp
     assert {"key": "lr", "value": "0.003"} in run["data"]["params"]
-    assert ui.run_url(exp, run_id) == f"{ui.url}#/experiments/{exp}/runs/{run_id}"
+    assert ui.run_url(exp, run_id) == (
+        f"{ui.url}#/experiments/{exp}/runs/{run_id}?workflowType=machine_learning"
+    )
 
 
 def test_second_call_reuses_the_running_ui(

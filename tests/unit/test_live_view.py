@@ -150,6 +150,25 @@ def test_the_end_leaves_the_final_record_where_the_live_view_was(
     assert len(screen.shown) == drawn
 
 
+def test_live_redraws_leave_the_png_out_and_the_final_record_has_it(
+    screen: Screen, live: tuple[LiveView, Run]
+) -> None:
+    view, run = live
+    add_points(run, "loss", [1.0, 0.5, 0.25])
+    redraw_now(view, run)
+    live_bundle = screen.last()
+    # Rasterising at every redraw would cost the kernel CPU twice a second for nothing: while
+    # the cell runs the HTML card embeds the SVG chart.
+    assert "image/png" not in live_bundle
+    assert "data:image/svg+xml," in live_bundle["text/html"]
+    run.status = Status.FINISHED
+    run.end_time_ms = run.start_time_ms + 1000
+    view.finish(run)
+    final = screen.last()
+    assert final["image/png"]
+    assert f"data:image/png;base64,{final['image/png']}" in final["text/html"]
+
+
 def test_headless_the_slot_is_a_notice_until_the_record_replaces_it(screen: Screen) -> None:
     run = make_run(live=False)
     view = LiveView(run, threading.Lock())
