@@ -74,7 +74,8 @@ def log(
         NoActiveRunError: outside a ``%%track`` cell.
         TypeError: a value is not a number, or a step is not an integer from 0 to 2**63 - 1
             (the message names the metric and the fix).
-        ValueError: a metric name MLflow would reject, or a name given twice.
+        ValueError: a metric name MLflow would reject, a name given twice, or a finite number
+            beyond float64's range (``10**400``), which would otherwise be stored as inf.
     """
     buffer = active
     if buffer is None:
@@ -191,14 +192,17 @@ def _tensor_value(key: str, tensor: Any) -> Any:
 def _float_value(key: str, value: Any) -> float:
     """A real number (int, bool, numpy scalar, Fraction, Decimal...) as the float64 MLflow
     stores; anything else is refused with a message naming the metric."""
-    real = isinstance(value, numbers.Real) or (
-        type(value).__module__ == "numpy"
-        and getattr(value, "ndim", 1) == 0
-        and value.dtype.kind in "biuf"
-    )
+    kind = type(value)
+    real = (
+        isinstance(value, numbers.Real)
+        # Decimal is a real number that the numbers module does not register as one.
+        or (kind.__module__ == "decimal" and kind.__name__ == "Decimal")
+        or (kind.__module__ == "numpy" and getattr(value, "ndim", 1) == 0
+            and value.dtype.kind in "biuf")
+    )  # fmt: skip
     if not real:
         msg = (
-            f"metric {key!r} must be a number, got {type(value).__name__} {value!r:.80}. "
+            f"metric {key!r} must be a number, got {kind.__name__} {value!r:.80}. "
             "Pass a float, an int, a numpy scalar or a one-element tensor."
         )
         raise TypeError(msg)
@@ -206,17 +210,26 @@ def _float_value(key: str, value: Any) -> float:
         number = float(value)
     except OverflowError:
         number = math.inf
-    if math.isinf(number) and isinstance(value, numbers.Integral | numbers.Rational):
-        # An exact number beyond float64's range (about 1.8e308) would otherwise be stored as
-        # inf, a value it never had.
+    except ValueError:  # a signalling NaN Decimal
+        number = math.nan
+    if math.isinf(number) and value != number:
+        # A finite number beyond float64's range (about 1.8e308: a huge int, Fraction or
+        # Decimal, a numpy longdouble) would otherwise be stored as inf, a value it never had.
+        raise ValueError(_too_large(key, value))
+    return number
+
+
+def _too_large(key: str, value: Any) -> str:
+    if isinstance(value, numbers.Rational):
         # (str() of a huge int is refused past 4300 digits; its bit length is not.)
         digits = int(int(abs(math.trunc(value))).bit_length() * math.log10(2)) + 1
-        msg = (
-            f"metric {key!r} is too large to store: MLflow keeps metrics as float64, up to "
-            f"about 1.8e308, and this value has about {digits} digits"
-        )
-        raise ValueError(msg)
-    return number
+        size = f"this value has about {digits} digits"
+    else:
+        size = f"got {value!r:.60}"
+    return (
+        f"metric {key!r} is too large to store: MLflow keeps metrics as float64, up to about "
+        f"1.8e308, and {size}"
+    )
 
 
 def _checked_step(step: object) -> int:
