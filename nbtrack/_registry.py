@@ -46,6 +46,9 @@ class TrackedRun:
     # was made MLflow's active run (to be released at the cell's end).
     import_watch: object = None
     mlflow_attached: bool = False
+    # The cell execution (IPython's ExecutionInfo) that started the run: only its end ends the
+    # run, not the end of a cell it ran itself. None outside IPython's cell events.
+    cell: object = None
     # Held by whoever turns the buffer into batches, so that the final drain at cell end and
     # the sender thread never interleave.
     drain_lock: threading.Lock = field(default_factory=threading.Lock)
