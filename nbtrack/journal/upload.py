@@ -21,7 +21,7 @@ from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, staged_file
 from nbtrack.journal.format import read_lines, unpack
 from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
 
-__all__ = ["RunUploader", "StoreUnavailable"]
+__all__ = ["RunUploader", "StoreUnavailable", "error_line"]
 
 log = logging.getLogger("nbtrack.sync")
 
@@ -307,7 +307,9 @@ class RunUploader:
         except ExperimentDeletedError:
             raise
         except Exception as error:
-            raise StoreUnavailable(f"{getattr(func, '__name__', func)}: {_why(error)}") from error
+            raise StoreUnavailable(
+                f"{getattr(func, '__name__', func)}: {error_line(error)}"
+            ) from error
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -316,16 +318,20 @@ class RunUploader:
             if _permanent(error):
                 self._reject(method, args, kwargs, error)
                 return None
-            raise StoreUnavailable(f"{method}: {_why(error)}") from error
+            raise StoreUnavailable(f"{method}: {error_line(error)}") from error
 
     def _reject(self, method: str, args: Any, kwargs: Any, error: Exception) -> None:
         """Keep what the store refused for good, with the reason, instead of dropping it."""
         rejected = make_private_dir(self.spool.parent.parent / "rejected")
         with open_private(rejected / f"{self.spool.parent.name}-{self.key}.rejected", "a") as out:
-            out.write(f"{time.time():.3f} {method} refused: {_why(error)}\n")
+            out.write(f"{time.time():.3f} {method} refused: {error_line(error)}\n")
             out.write(f"  args={args!r:.2000}\n  kwargs={kwargs!r:.100000}\n")
         log.error(
-            "store refused %s for %s: %s (kept in %s)", method, self.key, _why(error), rejected
+            "store refused %s for %s: %s (kept in %s)",
+            method,
+            self.key,
+            error_line(error),
+            rejected,
         )
 
     def _ack(self, offset: int) -> None:
@@ -356,7 +362,7 @@ class RunUploader:
         self.spool.unlink(missing_ok=True)
 
 
-def _why(error: BaseException) -> str:
+def error_line(error: BaseException) -> str:
     """An error as one line for a log or a message: no credentials, no multi-line dumps."""
     text = (
         f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__

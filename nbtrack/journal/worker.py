@@ -37,7 +37,12 @@ from nbtrack.journal.folders import (
 )
 from nbtrack.journal.format import run_ended
 from nbtrack.journal.pacer import Pacer
-from nbtrack.journal.upload import MAX_METRICS_PER_BATCH, RunUploader, StoreUnavailable
+from nbtrack.journal.upload import (
+    MAX_METRICS_PER_BATCH,
+    RunUploader,
+    StoreUnavailable,
+    error_line,
+)
 from nbtrack.tracking import make_client
 
 __all__ = ["main", "recover_orphans", "run_worker"]
@@ -94,6 +99,12 @@ class SessionUploader:
         except StoreUnavailable as error:
             self._unreachable(str(error))
             return False
+        except Exception as error:
+            # Anything else (a full disk under the journals, a bug): the process lives on and
+            # tries again after a pause, rather than dying and being restarted in a loop.
+            log.exception("sync step failed")
+            self._unreachable(f"sync process: {error_line(error)}")
+            return False
         self.backoff.succeeded()
         self._report(None)
         return progressed
@@ -128,8 +139,7 @@ class SessionUploader:
         try:
             return make_client(self.info.tracking_uri)
         except Exception as error:
-            msg = f"opening the store: {type(error).__name__}: {error}"
-            raise StoreUnavailable(redact_text(msg.splitlines()[0])[:500]) from error
+            raise StoreUnavailable(f"opening the store: {error_line(error)}") from error
 
     def _uploader(self, spool: Path) -> RunUploader:
         uploader = self.uploaders.get(spool)
@@ -159,6 +169,11 @@ class SessionUploader:
         pause = self.backoff.failed()
         log.warning("store unavailable, retrying in %.1fs: %s", pause, problem)
         self._report(problem)
+
+    @property
+    def problem(self) -> str | None:
+        """Why the store could not be reached at the last try, or None if it could."""
+        return self._problem
 
     def _report(self, problem: str | None) -> None:
         if problem == self._problem:
@@ -200,6 +215,9 @@ class SessionUploader:
                     self._report(None)
                 except StoreUnavailable as error:
                     self._unreachable(str(error))
+                except Exception as error:  # as in step(): retried after a pause
+                    log.exception("sync step failed")
+                    self._unreachable(f"sync process: {error_line(error)}")
                 if all(u.problem is not None for u in self.uploaders.values()) and self.uploaders:
                     return  # only runs the store refused are left: kept for `nbtrack sync`
             if deadline is not None and time.monotonic() > deadline:
@@ -231,21 +249,34 @@ def recover_orphans(
         if not lock.acquire():
             continue
         try:
-            uploader = SessionUploader(info, longest_pause=longest_pause)
-            spools = pending_spools(folder)
-            deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
-            uploader.drain_all(deadline)
-            where = strip_uri_credentials(info.tracking_uri)
-            if not pending_spools(folder):
-                done.append(f"{folder.name}: {len(spools)} run(s) uploaded to {where}")
-                shutil.rmtree(folder, ignore_errors=True)
-            else:
-                refused = [u.problem for u in uploader.uploaders.values() if u.problem]
-                why = refused[0] if refused else "store unreachable"
-                done.append(f"{folder.name}: {why}; kept for a later `nbtrack sync`")
+            done.append(_recover(info, give_up_after_s, longest_pause))
+        except Exception as error:  # noqa: BLE001 - one session must not stop the others
+            # Whatever went wrong, the journal stays as it is for a later try; the user gets
+            # one line, not a traceback.
+            log.warning("replaying %s failed: %s", folder.name, error_line(error))
+            done.append(
+                f"{folder.name}: could not be replayed ({error_line(error)}); kept for a later "
+                "`nbtrack sync`"
+            )
         finally:
             lock.release()
     return done
+
+
+def _recover(info: SessionInfo, give_up_after_s: float | None, longest_pause: float | None) -> str:
+    """Replay one orphaned session; what happened, in one line."""
+    folder = info.folder
+    uploader = SessionUploader(info, longest_pause=longest_pause)
+    spools = pending_spools(folder)
+    deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
+    uploader.drain_all(deadline)
+    if not pending_spools(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+        where = strip_uri_credentials(info.tracking_uri)
+        return f"{folder.name}: {len(spools)} run(s) uploaded to {where}"
+    refused = [u.problem for u in uploader.uploaders.values() if u.problem]
+    why = refused[0] if refused else f"store unreachable: {uploader.problem or 'no answer'}"
+    return f"{folder.name}: {why}; kept for a later `nbtrack sync`"
 
 
 def run_worker(folder: Path) -> int:

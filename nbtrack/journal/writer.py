@@ -228,6 +228,9 @@ class SyncSession:
         self._restart_pause = 0.0
         self._lock = threading.Lock()
         self._counter = 0
+        # How many sync processes this session started: one, unless they died (a crash loop
+        # shows here, and in worker.log).
+        self.worker_starts = 0
         self.ensure_worker()
 
     def ensure_worker(self) -> None:
@@ -246,6 +249,7 @@ class SyncSession:
                 self._restart_at = now + self._restart_pause
             self._started_at = now
             self._worker = _start_worker(self.folder)
+            self.worker_starts += 1
 
     def wake(self) -> None:
         """Tell the sync process there is news (a new run, an ended one): it looks at once
