@@ -9,6 +9,7 @@ The spool root holds one *session* folder per kernel and tracking store::
         worker.log                 the sync process's own log (no credentials in it)
         status.json                the sync process's view of the store: reachable or not, why
         hurry                      exists while the kernel waits for the upload: no pacing then
+        reserve                    disk space set aside, given back to end a run on a full disk
         <run>.spool                the run's journal, appended by the kernel (format.py)
         <run>.state                the sync process's progress: acknowledged offset, run id
         <run>.files/               copies of the run's artifacts, staged by the kernel
@@ -35,6 +36,7 @@ from nbtrack.journal.format import FORMAT_VERSION
 __all__ = [
     "FILES_SUFFIX",
     "HURRY_FILE",
+    "RESERVE_FILE",
     "SPOOL_SUFFIX",
     "STATE_SUFFIX",
     "STATUS_FILE",
@@ -51,6 +53,7 @@ SPOOL_SUFFIX = ".spool"
 STATE_SUFFIX = ".state"
 FILES_SUFFIX = ".files"
 HURRY_FILE = "hurry"
+RESERVE_FILE = "reserve"
 STATUS_FILE = "status.json"
 
 

@@ -228,10 +228,13 @@ class RunUploader:
             # reported as a clean success.
             reason = (
                 f"{lost_points:,} points and {lost_items:,} params/tags/artifacts could not be "
-                f"written to the local journal ({record.get('problem') or 'write error'})"
+                f"written to nbtrack's local journal ({record.get('problem') or 'write error'})"
             )
+            if self.skipped_lines:
+                reason += f"; {self.skipped_lines} unreadable journal lines skipped"
             tags = [
                 RunTag("nbtrack.lost_points", str(lost_points)),
+                RunTag("nbtrack.lost_items", str(lost_items)),
                 RunTag("nbtrack.end_reason", reason[:4900]),
             ]
             self._call("log_batch", self._run_id(), tags=tags)
@@ -351,15 +354,19 @@ class RunUploader:
     def remove(self) -> None:
         """The run is in the store and ended: its journal is no longer needed. What the kernel
         still needs to know (the run's id) stays in ``<run>.done``."""
-        write_json_atomic(
-            self.spool.with_suffix(".done"),
-            {"run_id": self.run_id, "experiment_id": self.experiment_id},
-        )
         files = self.spool.with_suffix(FILES_SUFFIX)
         if files.exists():
             shutil.rmtree(files, ignore_errors=True)
-        self.state_path.unlink(missing_ok=True)
+        # The journal goes first: on a full disk, that is what makes room for the note.
         self.spool.unlink(missing_ok=True)
+        self.state_path.unlink(missing_ok=True)
+        try:
+            write_json_atomic(
+                self.spool.with_suffix(".done"),
+                {"run_id": self.run_id, "experiment_id": self.experiment_id},
+            )
+        except OSError as error:  # the kernel learnt the run's id from the state file
+            log.warning("journal %s: cannot leave its .done note: %s", self.key, error)
 
 
 def error_line(error: BaseException) -> str:

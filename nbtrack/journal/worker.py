@@ -89,6 +89,7 @@ class SessionUploader:
         self.experiments: dict[str, str] = {}
         self.backoff = Backoff(longest_pause)
         self._problem: str | None = None
+        self.local_problem: str | None = None
 
     def step(self) -> bool:
         """One pass over the session's journals; True if anything was uploaded."""
@@ -99,14 +100,14 @@ class SessionUploader:
         except StoreUnavailable as error:
             self._unreachable(str(error))
             return False
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - logged with its traceback by _failed
             # Anything else (a full disk under the journals, a bug): the process lives on and
             # tries again after a pause, rather than dying and being restarted in a loop.
-            log.exception("sync step failed")
-            self._unreachable(f"sync process: {error_line(error)}")
+            self._failed(error)
             return False
         self.backoff.succeeded()
         self._report(None)
+        self.local_problem = None
         return progressed
 
     def _step(self) -> bool:
@@ -170,6 +171,13 @@ class SessionUploader:
         log.warning("store unavailable, retrying in %.1fs: %s", pause, problem)
         self._report(problem)
 
+    def _failed(self, error: Exception) -> None:
+        """A failure on this side (a full disk under the journals, a bug): logged with its
+        traceback, retried after a growing pause. The store is not blamed for it."""
+        pause = self.backoff.failed()
+        log.exception("sync step failed, retrying in %.1fs", pause)
+        self.local_problem = f"nbtrack's sync process: {error_line(error)}"
+
     @property
     def problem(self) -> str | None:
         """Why the store could not be reached at the last try, or None if it could."""
@@ -215,9 +223,8 @@ class SessionUploader:
                     self._report(None)
                 except StoreUnavailable as error:
                     self._unreachable(str(error))
-                except Exception as error:  # as in step(): retried after a pause
-                    log.exception("sync step failed")
-                    self._unreachable(f"sync process: {error_line(error)}")
+                except Exception as error:  # noqa: BLE001 - as in step(): logged, retried
+                    self._failed(error)
                 if all(u.problem is not None for u in self.uploaders.values()) and self.uploaders:
                     return  # only runs the store refused are left: kept for `nbtrack sync`
             if deadline is not None and time.monotonic() > deadline:
@@ -275,7 +282,12 @@ def _recover(info: SessionInfo, give_up_after_s: float | None, longest_pause: fl
         where = strip_uri_credentials(info.tracking_uri)
         return f"{folder.name}: {len(spools)} run(s) uploaded to {where}"
     refused = [u.problem for u in uploader.uploaders.values() if u.problem]
-    why = refused[0] if refused else f"store unreachable: {uploader.problem or 'no answer'}"
+    if refused:
+        why = refused[0]
+    elif uploader.local_problem and not uploader.problem:
+        why = uploader.local_problem
+    else:
+        why = f"store unreachable: {uploader.problem or 'no answer'}"
     return f"{folder.name}: {why}; kept for a later `nbtrack sync`"
 
 

@@ -30,6 +30,7 @@ from nbtrack._settings import settings
 from nbtrack.journal.folders import (
     FILES_SUFFIX,
     HURRY_FILE,
+    RESERVE_FILE,
     STATE_SUFFIX,
     STATUS_FILE,
     SessionInfo,
@@ -43,6 +44,9 @@ from nbtrack.journal.format import encode, metrics_line
 __all__ = ["Journal", "JournalError", "Progress", "SyncSession", "session_for", "wait_all"]
 
 _POLL_S = 0.02
+# Room kept free for ending runs on a full disk: an end line and a few small state files of
+# the sync process, with a filesystem's block size to spare.
+_RESERVE_BYTES = 64 * 1024
 # A sync process that dies sooner than this after its start is restarted after a growing pause
 # (up to _RESTART_MAX_S), not at once: a broken environment must not become a crash loop.
 _QUICK_DEATH_S = 5.0
@@ -76,11 +80,7 @@ class Journal:
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
         except OSError as error:
-            msg = (
-                f"nbtrack cannot write its journal in {self.path.parent} ({error.strerror}); "
-                "set NBTRACK_SPOOL_DIR to a writable folder with free space"
-            )
-            raise JournalError(msg) from error
+            raise JournalError(_cannot_write(self.path.parent, error.strerror)) from error
         self._size = 0
         self._staged = 0
         self._ended = False
@@ -89,22 +89,29 @@ class Journal:
         self.lost_points = 0
         self.lost_items = 0
         self.write_problem: str | None = None
-        self._write(
-            {
-                "t": "start",
-                "experiment_name": run.experiment_name,
-                "run_name": run.run_name,
-                "start_time": run.start_time_ms,
-                "tags": run.tags,
-            }
-        )
+        start = {
+            "t": "start",
+            "experiment_name": run.experiment_name,
+            "run_name": run.run_name,
+            "start_time": run.start_time_ms,
+            "tags": run.tags,
+        }
+        if not self._write(start):
+            # Without its first line the run could never be created: no run at all, and the
+            # cell is told why, rather than a run that nobody can end.
+            os.close(self._fd)
+            self.path.unlink(missing_ok=True)
+            raise JournalError(_cannot_write(self.path.parent, self.write_problem))
+        session.keep_reserve()
         self._run_id: str | None = None
         self._experiment_id: str | None = None
         session.wake()
 
     # ------------------------------------------------------------------ written by the kernel
 
-    def update(self, run: Run, batch: Batch) -> None:  # noqa: ARG002 - the Output protocol
+    def update(self, run: Run, batch: Batch) -> None:
+        """Append the batch; what cannot be written is counted, and the run (its record, the
+        live view) is told how much was lost and why."""
         if batch.metrics and not self._write(metrics_line(batch.metrics)):
             self.lost_points += batch.point_count
         if batch.params and not self._write({"t": "p", "p": batch.params}):
@@ -114,6 +121,12 @@ class Journal:
         for path, destination in batch.artifacts:
             if not self._write({"t": "a", "path": path, "dest": destination}):
                 self.lost_items += 1
+        self.tell(run)
+
+    def tell(self, run: Run) -> None:
+        """Copy what could not be made durable onto the run, for its record."""
+        run.lost_points, run.lost_items = self.lost_points, self.lost_items
+        run.lost_reason = self.write_problem if self.lost_points or self.lost_items else None
 
     def stage(self, source: Path) -> str:
         """Copy a file or folder into the run's staging folder now (later changes to it are not
@@ -127,12 +140,20 @@ class Journal:
             shutil.copy2(source, target)
         return relative
 
-    def stage_text(self, relative: str, text: str) -> None:
-        """Write a text file (code, environment) into the run's staging folder."""
+    def stage_text(self, relative: str, text: str) -> bool:
+        """Write a text file (code, environment) into the run's staging folder. False if it
+        could not be written (it is then counted as lost, and nothing half-written stays)."""
         target = self.files / relative
-        make_private_dir(target.parent)
-        with open_private(target, "w") as out:
-            out.write(text)
+        try:
+            make_private_dir(target.parent)
+            with open_private(target, "w") as out:
+                out.write(text)
+        except OSError as error:
+            target.unlink(missing_ok=True)
+            self.lost_items += 1
+            self.write_problem = error.strerror or str(error)
+            return False
+        return True
 
     def end(self, run: Run) -> bool:
         """Write the end line (status, end time, what was lost). False if it could not be
@@ -150,7 +171,13 @@ class Journal:
     def retry_end(self) -> bool:
         if self._ended:
             return True
-        if self._end_line is None or not self._write(self._end_line):
+        if self._end_line is None:
+            return False
+        # On a full disk the session's reserve makes room for the end line (and for the sync
+        # process's last acknowledgements), so that the run can still be ended.
+        if not self._write(self._end_line) and not (
+            self.session.release_reserve() and self._write(self._end_line)
+        ):
             return False
         self._ended = True
         os.close(self._fd)
@@ -174,7 +201,7 @@ class Journal:
         except OSError as error:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._size)
-            self.write_problem = f"{error.strerror or error} ({self.path.parent})"
+            self.write_problem = error.strerror or str(error)
             return False
         self._size += len(line)
         return True
@@ -231,6 +258,8 @@ class SyncSession:
         # How many sync processes this session started: one, unless they died (a crash loop
         # shows here, and in worker.log).
         self.worker_starts = 0
+        self._reserve = self.folder / RESERVE_FILE
+        self.keep_reserve()
         self.ensure_worker()
 
     def ensure_worker(self) -> None:
@@ -250,6 +279,24 @@ class SyncSession:
             self._started_at = now
             self._worker = _start_worker(self.folder)
             self.worker_starts += 1
+
+    def keep_reserve(self) -> None:
+        """Set some disk space aside (a file of zeros) for the end of a run on a full disk."""
+        if self._reserve.exists():
+            return
+        try:
+            with open_private(self._reserve, "wb") as out:
+                out.write(bytes(_RESERVE_BYTES))
+        except OSError:
+            self._reserve.unlink(missing_ok=True)  # no room even for that: nothing to keep
+
+    def release_reserve(self) -> bool:
+        """Give the reserved space back to the disk; False if there was none."""
+        try:
+            self._reserve.unlink()
+        except OSError:
+            return False
+        return True
 
     def wake(self) -> None:
         """Tell the sync process there is news (a new run, an ended one): it looks at once
@@ -308,6 +355,14 @@ class SyncSession:
                 time.sleep(_POLL_S)
         finally:
             hurry.unlink(missing_ok=True)
+
+
+def _cannot_write(folder: Path, why: str | None) -> str:
+    return (
+        f"nbtrack cannot write the run's journal in {folder} ({why or 'write error'}), so it "
+        "cannot track this cell; free some space there, or set NBTRACK_SPOOL_DIR to a writable "
+        "folder with free space"
+    )
 
 
 def _start_worker(folder: Path) -> subprocess.Popen[bytes]:

@@ -108,13 +108,13 @@ def begin(shell: Any, options: CellOptions, body: str, *, own_cell: bool = False
     # From the journal's first line to the run's registration an interrupt would leave a run
     # that nobody ends: it is held back until the run is registered, then ends it KILLED.
     with interrupts_deferred():
-        session = session_for(run.tracking_uri)
         try:
+            session = session_for(run.tracking_uri)
             journal = Journal(session, run)
-        except JournalError as error:
+        except OSError as error:  # a JournalError, or no session folder (read-only, full)
             from IPython.core.error import UsageError
 
-            raise UsageError(str(error)) from None
+            raise UsageError(str(_journal_error(error))) from None
         tracked = TrackedRun(run=run, buffer=Buffer(), journal=journal)
         tracked.cell = executions.innermost()
         tracked.buffer.overflow = lambda: _sender.drain(tracked)
@@ -123,12 +123,24 @@ def begin(shell: Any, options: CellOptions, body: str, *, own_cell: bool = False
         _registry.activate(tracked)
         if run.params:
             tracked.buffer.pending.append(("params", dict(run.params)))
-        _code.stage(journal, shell, body)
-        tracked.buffer.pending.append(("artifact", ("code", "code")))
+        if _code.stage(journal, shell, body):
+            tracked.buffer.pending.append(("artifact", ("code", "code")))
         _sender.ensure_sender().wake()
     tell_store_problem(session.store_problem(), run.tracking_uri)
     follow_mlflow(tracked)
     return tracked
+
+
+def _journal_error(error: OSError) -> OSError:
+    if isinstance(error, JournalError):
+        return error
+    from nbtrack.journal.folders import spool_root
+
+    return JournalError(
+        f"nbtrack cannot create its journal folder in {spool_root()} "
+        f"({error.strerror or error}), so it cannot track this cell; set NBTRACK_SPOOL_DIR "
+        "to a writable folder with free space"
+    )
 
 
 def _refuse_second_run(current: TrackedRun, own_cell: bool) -> None:
@@ -292,15 +304,20 @@ def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
                 },
             )
         )
-        with contextlib.suppress(OSError):
-            tracked.journal.stage_text("error/traceback.txt", run.failure.traceback)
+        if tracked.journal.stage_text("error/traceback.txt", run.failure.traceback):
             pending.append(("artifact", ("error", "error")))
     files = environment_files()
-    if files is not None:
-        with contextlib.suppress(OSError):
-            tracked.journal.stage_text("environment/environment.json", files[0])
-            tracked.journal.stage_text("environment/requirements.txt", files[1])
-            pending.append(("artifact", ("environment", "environment")))
+    if (
+        files is not None
+        and tracked.journal.stage_text("environment/environment.json", files[0])
+        and tracked.journal.stage_text("environment/requirements.txt", files[1])
+    ):
+        pending.append(("artifact", ("environment", "environment")))
     run.end_time_ms = int(time.time() * 1000)
     _sender.drain(tracked)
+    tracked.journal.tell(run)
+    if run.lost_points or run.lost_items:
+        # What could not be made durable will never be in the store: the run is not a clean
+        # success, and its record and MLflow (upload._end) say FAILED, and why.
+        run.status = Status.FAILED if run.status is Status.FINISHED else run.status
     tracked.journal.end(run)

@@ -136,6 +136,7 @@ def _change_key(run: Run) -> tuple[object, ...]:
         run.sync_state,
         run.pending_points,
         run.run_id,
+        run.lost_points + run.lost_items,
     )
 
 
@@ -164,6 +165,9 @@ def record_bundle(run: Run) -> dict[str, Any]:
         error=error,
         sync_state=run.sync_state,
         pending_points=run.pending_points,
+        lost_points=run.lost_points,
+        lost_items=run.lost_items,
+        lost_reason=run.lost_reason,
     )
     bundle: dict[str, Any] = build_bundle(source)
     return bundle
