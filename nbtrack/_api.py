@@ -159,7 +159,7 @@ def wait(timeout: float | None = None) -> bool:
     ``timeout`` (seconds) ran out first. Interrupting stops the wait, not the upload.
     """
     from nbtrack._sender import drain
-    from nbtrack.journal.writer import wait_all
+    from nbtrack.journal.session import wait_all
 
     upto: dict[Path, int] = {}
     tracked = _registry.current()

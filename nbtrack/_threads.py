@@ -25,6 +25,7 @@ its points would land in a later run if it outlived its own one.
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from collections.abc import Collection
@@ -116,3 +117,14 @@ class ThreadsOfEndedRuns:
 
 
 ended_runs = ThreadsOfEndedRuns()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child has only the thread that forked, and none of its parent's runs: it starts
+    # with a clean slate (and a lock that no vanished thread can hold). Reset in place: other
+    # modules hold this very object.
+    ended_runs.__init__()  # type: ignore[misc]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

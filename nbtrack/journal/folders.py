@@ -43,7 +43,9 @@ __all__ = [
     "SessionInfo",
     "SessionLock",
     "is_orphan",
+    "keep_reserve",
     "pending_spools",
+    "release_reserve",
     "session_folders",
     "spool_root",
     "staged_file",
@@ -54,6 +56,9 @@ STATE_SUFFIX = ".state"
 FILES_SUFFIX = ".files"
 HURRY_FILE = "hurry"
 RESERVE_FILE = "reserve"
+# Room kept free for ending runs on a full disk: an end line and a few small state files of
+# the sync process, with a filesystem's block size to spare.
+_RESERVE_BYTES = 64 * 1024
 STATUS_FILE = "status.json"
 
 
@@ -153,6 +158,28 @@ def session_folders(root: Path) -> Iterator[Path]:
         for folder in sorted(root.iterdir()):
             if folder.is_dir() and is_private(folder):
                 yield folder
+
+
+def keep_reserve(folder: Path) -> None:
+    """Set some disk space aside in a session folder (a file of zeros), for ending runs on a
+    full disk; nothing if there is no room even for that."""
+    reserve = folder / RESERVE_FILE
+    if reserve.exists():
+        return
+    try:
+        with open_private(reserve, "wb") as out:
+            out.write(bytes(_RESERVE_BYTES))
+    except OSError:
+        reserve.unlink(missing_ok=True)
+
+
+def release_reserve(folder: Path) -> bool:
+    """Give a session's reserved space back to the disk; False if there was none."""
+    try:
+        (folder / RESERVE_FILE).unlink()
+    except OSError:
+        return False
+    return True
 
 
 def staged_file(spool: Path, relative: str) -> Path | None:

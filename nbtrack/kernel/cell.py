@@ -31,7 +31,8 @@ from nbtrack._redact import redact_code, redact_text, stored_value
 from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
 from nbtrack._version import VERSION
-from nbtrack.journal.writer import Journal, JournalError, adopt_orphans, session_for
+from nbtrack.journal.session import adopt_orphans, session_for
+from nbtrack.journal.writer import Journal, JournalError
 from nbtrack.kernel import executions
 from nbtrack.kernel.code import CodeRecorder, environment_files, start_reading_environment
 from nbtrack.kernel.context import notebook_path

@@ -47,8 +47,8 @@ def test_a_store_that_cannot_be_opened_is_retried_and_then_replayed(
         # The sync process retries (backoff up to 1 s here) and lives on.
         reply, outputs = kernel.run(
             "time.sleep(3)\n"
-            "from nbtrack.journal import writer\n"
-            "print('starts', sum(s.worker_starts for s in writer._sessions.values()))"
+            "from nbtrack.journal import session\n"
+            "print('starts', sum(s.worker_starts for s in session._sessions.values()))"
         )
         assert "starts 1" in "".join(o.get("text", "") for o in outputs)
         # The kernel and its sync process are lost before the store is repaired.

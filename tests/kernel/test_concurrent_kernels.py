@@ -71,10 +71,10 @@ def test_four_kernels_on_a_new_store_lose_and_duplicate_nothing(
         )
         waited = _run_everywhere(
             kernels,
-            "from nbtrack.journal import writer\n"
+            "from nbtrack.journal import session\n"
             "print('stored', nbtrack.wait(300))\n"
             "print('sync processes started', sum(s.worker_starts for s in "
-            "writer._sessions.values()))",
+            "session._sessions.values()))",
         )
     finally:
         for kernel in kernels:
