@@ -15,14 +15,16 @@ spread over all of them:
   logged is still alive. Its names are then checked with the calling thread, a Python call more
   per ``log``; a run is guarded only while such a thread lives.
 
-Prints ns per call (net of a no-op call timed the same way) and the ratio to the floor. The
-budget is the usual call under 2x the floor. No IPython, no store: the run is registered the way
-a tracked cell registers it, and what it buffers is dropped every 1,000 calls.
+Prints the median ns per call (net of a no-op call timed the same way: a median, because on a
+shared machine some calls include a preemption) and the ratio to the floor. The budget is the
+usual call under 2x the floor. About a minute. No IPython, no store: the runs are registered the
+way a tracked cell registers them, and what they buffer is dropped every 1,000 calls.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import threading
 from pathlib import Path
@@ -119,8 +121,7 @@ def main() -> None:
         ("nbtrack.log, guarded run", log, guarded.buffer),
         ("nbtrack.log, usual run (again: the noise)", log, usual.buffer),
     ]
-    spent = [0] * len(variants)
-    counted = [0] * len(variants)
+    timings: list[list[int]] = [[] for _ in variants]
     segment = 100
     for i in range(args.steps):
         optimizer.zero_grad(set_to_none=True)
@@ -132,13 +133,13 @@ def main() -> None:
         _buffer.active = buffer
         start = perf_counter_ns()
         call(loss=loss, lr=0.01, progress=i / args.steps)
-        spent[which] += perf_counter_ns() - start
-        counted[which] += 1
+        timings[which].append(perf_counter_ns() - start)
     _buffer.active = None
     release.set()
 
-    mean = [total / count for total, count in zip(spent, counted, strict=True)]
-    net = [m - mean[0] for m in mean]
+    # Medians: on a shared machine a few calls include a preemption, which would swamp a mean.
+    typical = [statistics.median(times) for times in timings]
+    net = [t - typical[0] for t in typical]
     rows = [
         [name, f"{ns:,.0f}", f"{ns / net[1]:.2f}"]
         for (name, _, _), ns in zip(variants[1:], net[1:], strict=True)
