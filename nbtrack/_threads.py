@@ -94,8 +94,8 @@ class ThreadsOfEndedRuns:
                 f"nbtrack: thread {thread.name!r} was started in the tracked cell of run "
                 f"{run_name!r}, which has ended; what it logs ({what} and any later call) is "
                 "dropped, not moved into another run: a point belongs to the run that was "
-                "active where and when it was logged. Stop or join the thread before its cell "
-                "ends.",
+                "active where and when it was logged. Stop or join the thread (shut a thread "
+                "pool down) before its cell ends.",
                 NbtrackWarning,
                 stacklevel=4,
             )
