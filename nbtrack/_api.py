@@ -15,6 +15,7 @@ from typing import Any
 from nbtrack import _registry
 from nbtrack._redact import stored_value, strip_uri_credentials
 from nbtrack._registry import TrackedRun
+from nbtrack._threads import ended_runs
 from nbtrack.errors import NoActiveRunError
 
 __all__ = ["RunInfo", "active_run", "log_artifact", "log_params", "wait"]
@@ -24,7 +25,11 @@ __all__ = ["RunInfo", "active_run", "log_artifact", "log_params", "wait"]
 _RUN_ID_WAIT_S = 60.0
 
 
-def _tracked(what: str) -> TrackedRun:
+def _tracked(what: str) -> TrackedRun | None:
+    """The run the caller logs into; None for a thread of a run that has ended, whose call is
+    dropped with one warning (see nbtrack._threads)."""
+    if ended_runs.refuse(f"nbtrack.{what}"):
+        return None
     tracked = _registry.current()
     if tracked is None:
         raise NoActiveRunError(what)
@@ -46,6 +51,8 @@ def log_params(params: Mapping[str, Any] | None = None, /, **more: Any) -> None:
             this run (MLflow params cannot change).
     """
     tracked = _tracked("log_params")
+    if tracked is None:
+        return
     given = {**(params or {}), **more}
     new = tracked.run.add_params({key: stored_value(v, key=key) for key, v in given.items()})
     if new:
@@ -63,6 +70,8 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
         FileNotFoundError: ``path`` does not exist.
     """
     tracked = _tracked("log_artifact")
+    if tracked is None:
+        return
     source = Path(path)
     if not source.exists():
         msg = f"cannot log artifact {str(source)!r}: no such file or folder"
@@ -146,7 +155,7 @@ def wait(timeout: float | None = None) -> bool:
     ``timeout`` (seconds) ran out first. Interrupting stops the wait, not the upload.
     """
     from nbtrack._sender import drain
-    from nbtrack.journal.writer import wait_all
+    from nbtrack.journal.session import wait_all
 
     upto: dict[Path, int] = {}
     tracked = _registry.current()

@@ -241,6 +241,7 @@ class Sender:
         ended = tracked.run.ended  # read first: the cell's end drains an ended run itself
         if not ended:
             drain(tracked)
+            _registry.review_guard(tracked)
         done = tracked.poll() if tracked.poll is not None else ended
         if done:
             # Stored, ended, and its record says so: nothing more to do for it.

@@ -10,6 +10,7 @@ The spool root holds one *session* folder per kernel and tracking store::
         worker.log                 the sync process's own log (no credentials in it)
         status.json                the sync process's view of the store: reachable or not, why
         hurry                      exists while the kernel waits for the upload: no pacing then
+        reserve                    disk space set aside, given back to end a run on a full disk
         <run>.spool                the run's journal, appended by the kernel (format.py)
         <run>.state                the sync process's progress: acknowledged offset, run id
         <run>.files/               copies of the run's artifacts, staged by the kernel
@@ -40,14 +41,18 @@ from nbtrack.journal.format import FORMAT_VERSION
 __all__ = [
     "FILES_SUFFIX",
     "HURRY_FILE",
+    "RESERVE_FILE",
     "SPOOL_SUFFIX",
     "STATE_SUFFIX",
     "STATUS_FILE",
     "STORE_URI_VARIABLE",
+    "JournalError",
     "SessionInfo",
     "SessionLock",
     "is_orphan",
+    "keep_reserve",
     "pending_spools",
+    "release_reserve",
     "session_folders",
     "spool_root",
     "staged_file",
@@ -59,9 +64,18 @@ SPOOL_SUFFIX = ".spool"
 STATE_SUFFIX = ".state"
 FILES_SUFFIX = ".files"
 HURRY_FILE = "hurry"
+RESERVE_FILE = "reserve"
+# Room kept free for ending runs on a full disk: an end line and a few small state files of
+# the sync process, with a filesystem's block size to spare.
+_RESERVE_BYTES = 64 * 1024
 STATUS_FILE = "status.json"
 # How a kernel hands its store's full URI to its sync process (never written to a file).
 STORE_URI_VARIABLE = "NBTRACK_SYNC_STORE_URI"
+
+
+class JournalError(OSError):
+    """A journal, or the folder it goes in, could not be made: nothing can be tracked durably
+    until this is fixed (the message says how)."""
 
 
 def spool_root() -> Path:
@@ -208,6 +222,28 @@ def untrusted(root: Path) -> list[str]:
             if why is not None and (entry.is_dir() or entry.is_symlink()):
                 lines.append(f"{entry.name}: not replayed: {why}")
     return lines
+
+
+def keep_reserve(folder: Path) -> None:
+    """Set some disk space aside in a session folder (a file of zeros), for ending runs on a
+    full disk; nothing if there is no room even for that."""
+    reserve = folder / RESERVE_FILE
+    if reserve.exists():
+        return
+    try:
+        with open_private(reserve, "wb") as out:
+            out.write(bytes(_RESERVE_BYTES))
+    except OSError:
+        reserve.unlink(missing_ok=True)
+
+
+def release_reserve(folder: Path) -> bool:
+    """Give a session's reserved space back to the disk; False if there was none."""
+    try:
+        (folder / RESERVE_FILE).unlink()
+    except OSError:
+        return False
+    return True
 
 
 def staged_file(spool: Path, relative: str) -> Path | None:

@@ -22,7 +22,7 @@ from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, staged_file
 from nbtrack.journal.format import read_lines, unpack
 from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
 
-__all__ = ["RunUploader", "StoreUnavailable"]
+__all__ = ["RunUploader", "StoreUnavailable", "error_line"]
 
 log = logging.getLogger("nbtrack.sync")
 
@@ -240,10 +240,13 @@ class RunUploader:
             # reported as a clean success.
             reason = (
                 f"{lost_points:,} points and {lost_items:,} params/tags/artifacts could not be "
-                f"written to the local journal ({record.get('problem') or 'write error'})"
+                f"written to nbtrack's local journal ({record.get('problem') or 'write error'})"
             )
+            if self.skipped_lines:
+                reason += f"; {self.skipped_lines} unreadable journal lines skipped"
             tags = [
                 RunTag("nbtrack.lost_points", str(lost_points)),
+                RunTag("nbtrack.lost_items", str(lost_items)),
                 RunTag("nbtrack.end_reason", reason[:4900]),
             ]
             self._call("log_batch", self._run_id(), tags=tags)
@@ -319,7 +322,9 @@ class RunUploader:
         except ExperimentDeletedError:
             raise
         except Exception as error:
-            raise StoreUnavailable(f"{getattr(func, '__name__', func)}: {_why(error)}") from error
+            raise StoreUnavailable(
+                f"{getattr(func, '__name__', func)}: {error_line(error)}"
+            ) from error
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -328,16 +333,20 @@ class RunUploader:
             if _permanent(error):
                 self._reject(method, args, kwargs, error)
                 return None
-            raise StoreUnavailable(f"{method}: {_why(error)}") from error
+            raise StoreUnavailable(f"{method}: {error_line(error)}") from error
 
     def _reject(self, method: str, args: Any, kwargs: Any, error: Exception) -> None:
         """Keep what the store refused for good, with the reason, instead of dropping it."""
         rejected = make_private_dir(self.spool.parent.parent / "rejected")
         with open_private(rejected / f"{self.spool.parent.name}-{self.key}.rejected", "a") as out:
-            out.write(f"{time.time():.3f} {method} refused: {_why(error)}\n")
+            out.write(f"{time.time():.3f} {method} refused: {error_line(error)}\n")
             out.write(f"  args={args!r:.2000}\n  kwargs={kwargs!r:.100000}\n")
         log.error(
-            "store refused %s for %s: %s (kept in %s)", method, self.key, _why(error), rejected
+            "store refused %s for %s: %s (kept in %s)",
+            method,
+            self.key,
+            error_line(error),
+            rejected,
         )
 
     def _ack(self, offset: int) -> None:
@@ -357,18 +366,22 @@ class RunUploader:
     def remove(self) -> None:
         """The run is in the store and ended: its journal is no longer needed. What the kernel
         still needs to know (the run's id) stays in ``<run>.done``."""
-        write_json_atomic(
-            self.spool.with_suffix(".done"),
-            {"run_id": self.run_id, "experiment_id": self.experiment_id},
-        )
         files = self.spool.with_suffix(FILES_SUFFIX)
         if files.exists():
             shutil.rmtree(files, ignore_errors=True)
-        self.state_path.unlink(missing_ok=True)
+        # The journal goes first: on a full disk, that is what makes room for the note.
         self.spool.unlink(missing_ok=True)
+        self.state_path.unlink(missing_ok=True)
+        try:
+            write_json_atomic(
+                self.spool.with_suffix(".done"),
+                {"run_id": self.run_id, "experiment_id": self.experiment_id},
+            )
+        except OSError as error:  # the kernel learnt the run's id from the state file
+            log.warning("journal %s: cannot leave its .done note: %s", self.key, error)
 
 
-def _why(error: BaseException) -> str:
+def error_line(error: BaseException) -> str:
     """An error as one line for a log or a message: no credentials, no multi-line dumps."""
     text = (
         f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__

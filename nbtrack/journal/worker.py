@@ -22,12 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack import _platform
-from nbtrack._files import write_json_atomic
 from nbtrack._redact import redact_text
 from nbtrack._settings import settings
 from nbtrack.journal.folders import (
-    HURRY_FILE,
-    STATUS_FILE,
     STORE_URI_VARIABLE,
     SessionInfo,
     SessionLock,
@@ -37,10 +34,12 @@ from nbtrack.journal.folders import (
     spool_root,
     untrusted,
 )
-from nbtrack.journal.format import run_ended
 from nbtrack.journal.pacer import Pacer
-from nbtrack.journal.upload import MAX_METRICS_PER_BATCH, RunUploader, StoreUnavailable
-from nbtrack.tracking import make_client, resolve_uri
+from nbtrack.journal.upload import (
+    error_line,
+)
+from nbtrack.journal.uploader import SessionUploader
+from nbtrack.tracking import resolve_uri
 
 __all__ = ["main", "recover_orphans", "run_worker"]
 
@@ -48,170 +47,6 @@ log = logging.getLogger("nbtrack.sync")
 
 _POLL_S = 0.05
 _IDLE_POLL_S = 0.25
-
-
-class Backoff:
-    """Growing pauses while the store is unreachable: 0.25 s, doubling up to ``longest``
-    (default ``NBTRACK_RETRY_MAX_S``)."""
-
-    def __init__(self, longest: float | None = None) -> None:
-        self.longest = longest
-        self.pause = 0.0
-        self.retry_at = 0.0
-
-    def failed(self) -> float:
-        longest = self.longest if self.longest is not None else settings().retry_max_s
-        self.pause = min(max(0.25, self.pause * 2), longest)
-        self.retry_at = time.monotonic() + self.pause
-        return self.pause
-
-    def succeeded(self) -> None:
-        self.pause = 0.0
-        self.retry_at = 0.0
-
-    def ready(self) -> bool:
-        return time.monotonic() >= self.retry_at
-
-
-class SessionUploader:
-    """Uploads every journal of one session folder, and tells the kernel how the store is."""
-
-    def __init__(
-        self,
-        info: SessionInfo,
-        uri: str,
-        pacer: Pacer | None = None,
-        longest_pause: float | None = None,
-    ) -> None:
-        self.info = info
-        self.uri = uri  # the store's full URI, credentials included: never logged or written
-        self.pacer = pacer
-        self.client: Any = None
-        self.uploaders: dict[Path, RunUploader] = {}
-        self.experiments: dict[str, str] = {}
-        self.backoff = Backoff(longest_pause)
-        self._problem: str | None = None
-
-    def step(self) -> bool:
-        """One pass over the session's journals; True if anything was uploaded."""
-        if not self.backoff.ready():
-            return False
-        try:
-            progressed = self._step()
-        except StoreUnavailable as error:
-            self._unreachable(str(error))
-            return False
-        self.backoff.succeeded()
-        self._report(None)
-        return progressed
-
-    def _step(self) -> bool:
-        if self.client is None:
-            self.client = self._connect()
-        progressed = False
-        spools = pending_spools(self.info.folder)
-        for spool in spools:  # runs first: a person may be waiting for a new run's link
-            uploader = self._uploader(spool)
-            progressed |= not uploader.created and uploader.create()
-        for spool in spools:
-            uploader = self._uploader(spool)
-            if not uploader.created:
-                continue
-            pacer = self._pacer_for(spool)
-            if pacer is not None:
-                if not pacer.ready():
-                    continue
-                cpu = time.thread_time()
-                progressed |= uploader.step(max_points=MAX_METRICS_PER_BATCH)
-                pacer.spent(time.thread_time() - cpu)
-            else:
-                progressed |= uploader.step()
-            if uploader.ended:
-                uploader.remove()
-                del self.uploaders[spool]
-        return progressed
-
-    def _connect(self) -> Any:
-        try:
-            return make_client(self.uri)
-        except Exception as error:
-            msg = f"opening the store: {type(error).__name__}: {error}"
-            raise StoreUnavailable(redact_text(msg.splitlines()[0])[:500]) from error
-
-    def _uploader(self, spool: Path) -> RunUploader:
-        uploader = self.uploaders.get(spool)
-        if uploader is None:
-            uploader = self.uploaders[spool] = RunUploader(spool, self.client, self.experiments)
-            if self.pacer is not None and not run_ended(spool):
-                self.pacer.hold()
-        return uploader
-
-    def _pacer_for(self, spool: Path) -> Pacer | None:
-        """The pacer, if this journal's run is still being logged by a live kernel nobody
-        waits for; None means full speed."""
-        pacer = self.pacer
-        if (
-            pacer is None
-            or pacer.share >= 1
-            or (self.info.folder / HURRY_FILE).exists()
-            or run_ended(spool)
-        ):
-            return None
-        return pacer
-
-    def _unreachable(self, problem: str) -> None:
-        for uploader in self.uploaders.values():
-            if not uploader.created:
-                uploader.created_late = True
-        pause = self.backoff.failed()
-        log.warning("store unavailable, retrying in %.1fs: %s", pause, problem)
-        self._report(problem)
-
-    def _report(self, problem: str | None) -> None:
-        if problem == self._problem:
-            return
-        self._problem = problem
-        try:
-            write_json_atomic(
-                self.info.folder / STATUS_FILE, {"problem": problem, "since": time.time()}
-            )
-        except OSError as error:
-            log.warning("cannot write %s: %s", STATUS_FILE, error)
-
-    def finish_abandoned(self) -> None:
-        """After the kernel died and everything journaled is uploaded: end what it left
-        running."""
-        reason = (
-            f"kernel (pid {self.info.kernel_pid}) died before the cell finished; nbtrack "
-            "uploaded every point it had journaled"
-        )
-        for spool in pending_spools(self.info.folder):
-            uploader = self._uploader(spool)
-            uploader.step()
-            if uploader.problem is not None:
-                continue  # refused by the store (deleted experiment): kept for `nbtrack sync`
-            if not uploader.ended:
-                uploader.finish_abandoned(reason)
-            uploader.remove()
-            self.uploaders.pop(spool, None)
-
-    def drain_all(self, deadline: float | None = None) -> None:
-        """Upload until nothing is left (kernel gone), retrying while the store is down."""
-        while pending_spools(self.info.folder):
-            if self.backoff.ready():
-                try:
-                    while self._step():
-                        pass
-                    self.finish_abandoned()
-                    self.backoff.succeeded()
-                    self._report(None)
-                except StoreUnavailable as error:
-                    self._unreachable(str(error))
-                if all(u.problem is not None for u in self.uploaders.values()) and self.uploaders:
-                    return  # only runs the store refused are left: kept for `nbtrack sync`
-            if deadline is not None and time.monotonic() > deadline:
-                return
-            time.sleep(max(_POLL_S, self.backoff.retry_at - time.monotonic()))
 
 
 def recover_orphans(
@@ -253,20 +88,42 @@ def recover_orphans(
         if not lock.acquire():
             continue
         try:
-            uploader = SessionUploader(info, uri, longest_pause=longest_pause)
-            spools = pending_spools(folder)
-            deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
-            uploader.drain_all(deadline)
-            if not pending_spools(folder):
-                done.append(f"{folder.name}: {len(spools)} run(s) uploaded to {info.tracking_uri}")
-                shutil.rmtree(folder, ignore_errors=True)
-            else:
-                refused = [u.problem for u in uploader.uploaders.values() if u.problem]
-                why = refused[0] if refused else "store unreachable"
-                done.append(f"{folder.name}: {why}; kept for a later `nbtrack sync`")
+            done.append(_recover(info, uri, give_up_after_s, longest_pause))
+        except Exception as error:  # noqa: BLE001 - one session must not stop the others
+            # Whatever went wrong, the journal stays as it is for a later try; the user gets
+            # one line, not a traceback.
+            log.warning("replaying %s failed: %s", folder.name, error_line(error))
+            done.append(
+                f"{folder.name}: could not be replayed ({error_line(error)}); kept for a later "
+                "`nbtrack sync`"
+            )
         finally:
             lock.release()
     return done
+
+
+def _recover(
+    info: SessionInfo, uri: str, give_up_after_s: float | None, longest_pause: float | None
+) -> str:
+    """Replay one orphaned session (``uri``: its store's full URI); what happened, in one
+    line."""
+    folder = info.folder
+    uploader = SessionUploader(info, uri, longest_pause=longest_pause)
+    spools = pending_spools(folder)
+    deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
+    uploader.drain_all(deadline)
+    if not pending_spools(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+        # (the session keeps the store's URI without its credentials)
+        return f"{folder.name}: {len(spools)} run(s) uploaded to {info.tracking_uri}"
+    refused = [u.problem for u in uploader.uploaders.values() if u.problem]
+    if refused:
+        why = refused[0]
+    elif uploader.local_problem and not uploader.problem:
+        why = uploader.local_problem
+    else:
+        why = f"store unreachable: {uploader.problem or 'no answer'}"
+    return f"{folder.name}: {why}; kept for a later `nbtrack sync`"
 
 
 def run_worker(folder: Path) -> int:

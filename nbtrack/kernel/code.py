@@ -49,10 +49,11 @@ class CodeRecorder:
         ]
         return "\n\n".join(parts) + "\n"
 
-    def stage(self, journal: Journal, shell: Any, body: str) -> None:
-        """Write the cell and the session history into the run's staging folder."""
-        journal.stage_text("code/cell.py", self._redact(body))
-        journal.stage_text("code/session_history.py", self.session_history(shell))
+    def stage(self, journal: Journal, shell: Any, body: str) -> bool:
+        """Write the cell and the session history into the run's staging folder; False if
+        either could not be written (the journal counts it as lost)."""
+        cell = journal.stage_text("code/cell.py", self._redact(body))
+        return journal.stage_text("code/session_history.py", self.session_history(shell)) and cell
 
     def _redact(self, cell: str) -> str:
         try:

@@ -13,6 +13,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from nbtrack._model import check_key
 from nbtrack.kernel import cell as _cell
+from nbtrack.kernel import executions
 
 _TRACK_LINE = re.compile(r"^%%track(?:[ \t]+(?P<args>.*))?$")
 
@@ -61,20 +62,17 @@ class TrackMagics(Magics):
         options = parse_options(line)
         if cell is None:
             # The `%%track` line was rewritten into this call (see rewrite_track_cell): the body
-            # is the rest of the cell IPython is executing right now.
-            body = (
-                _cell.current_cell.raw_cell.split("\n", 1)[1]
-                if "\n" in _cell.current_cell.raw_cell
-                else ""
-            )
+            # is the rest of the cell IPython is executing right now, whose end ends the run.
+            raw = executions.raw_cell()
+            body = raw.split("\n", 1)[1] if "\n" in raw else ""
             _cell.begin(self.shell, options, body)
             return None
-        # Called as a real cell magic (e.g. get_ipython().run_cell_magic): run the body as a
-        # cell of its own; its post_run_cell ends the run.
-        _cell.begin(self.shell, options, cell)
+        # Called as a real cell magic (e.g. get_ipython().run_cell_magic): the body runs as a
+        # cell of its own, inside the calling one, and the run ends with it.
+        tracked = _cell.begin(self.shell, options, cell, own_cell=True)
         assert self.shell is not None  # noqa: S101 - magics run inside a shell
         result = self.shell.run_cell(cell, store_history=False)
-        _cell.end(result)
+        _cell.end(tracked, result)
         return None
 
     @line_magic

@@ -66,6 +66,7 @@ def poll(tracked: TrackedRun, final: bool = False) -> bool:
     if run.ended and not journal.ended:
         journal.retry_end()  # the disk was full at the cell's end; try again
     progress = journal.progress()
+    journal.tell(run)
     before = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
     if progress.run_id is not None:
         learn_identity(run, progress.run_id, progress.experiment_id)
@@ -78,7 +79,8 @@ def poll(tracked: TrackedRun, final: bool = False) -> bool:
         tell_store_problem(unreachable, run.tracking_uri)
         offline = unreachable is not None or progress.problem is not None
         run.sync_state = "offline" if offline else "syncing"
-        run.pending_points = journal.pending_points(total)
+        # Points that never reached the journal are not on their way: they are lost.
+        run.pending_points = journal.pending_points(total - run.lost_points)
     after = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
     if after != before and not final:
         for view in tracked.views:

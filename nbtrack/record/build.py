@@ -199,6 +199,12 @@ def _record_json(src: RecordSource) -> dict[str, Any]:
         "error": None,
         "sync": {"state": src.sync_state, "pending_points": int(src.pending_points)},
     }
+    if src.lost_points or src.lost_items:
+        record["sync"].update(
+            lost_points=int(src.lost_points),
+            lost_items=int(src.lost_items),
+            lost_reason=_scrub_text(src.lost_reason or "write error", _MAX_MESSAGE_CHARS),
+        )
     if isinstance(src.error, RunFailure):
         record["error"] = {
             "type": src.error.type,

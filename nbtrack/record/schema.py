@@ -75,6 +75,10 @@ class RecordSource:
     error: RunFailure | Mapping[str, Any] | None = None
     sync_state: str = "synced"
     pending_points: int = 0
+    # What could not be made durable and will never be in the store, and why.
+    lost_points: int = 0
+    lost_items: int = 0
+    lost_reason: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.error, Mapping):

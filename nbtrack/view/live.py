@@ -138,6 +138,7 @@ def _change_key(run: Run) -> tuple[object, ...]:
         run.sync_state,
         run.pending_points,
         run.run_id,
+        run.lost_points + run.lost_items,
     )
 
 
@@ -167,6 +168,9 @@ def record_bundle(run: Run, *, png: bool = True) -> dict[str, Any]:
         error=error,
         sync_state=run.sync_state,
         pending_points=run.pending_points,
+        lost_points=run.lost_points,
+        lost_items=run.lost_items,
+        lost_reason=run.lost_reason,
     )
     bundle: dict[str, Any] = build_bundle(source, png=png)
     return bundle

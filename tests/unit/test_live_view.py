@@ -327,6 +327,41 @@ def test_the_view_shows_step_values_and_sync_state(
     assert screen.last()[RECORD]["sync"] == {"state": "syncing", "pending_points": 1200}
 
 
+def test_points_that_could_not_be_stored_are_counted_live_and_in_the_final_record(
+    screen: Screen, live: tuple[LiveView, Run]
+) -> None:
+    from nbtrack.record import parse_record
+
+    view, run = live
+    add_points(run, "loss", np.linspace(1, 0.25, 1000))
+    run.sync_state, run.pending_points = "syncing", 10
+    run.lost_points, run.lost_reason = 990, "No space left on device"
+    view.update(run, None)  # type: ignore[arg-type] # a loss is news: redrawn
+    live_record = screen.last()[RECORD]
+    assert live_record["sync"]["lost_points"] == 990
+    assert "990 points not stored" in screen.last()["text/plain"]
+    run.status, run.sync_state, run.pending_points = Status.FAILED, "synced", 0
+    run.end_time_ms = run.start_time_ms + 1000
+    view.finish(run)
+    final = screen.last()
+    record = parse_record(final[RECORD])
+    assert record["run"]["status"] == "FAILED"
+    assert record["sync"] == {
+        "state": "synced",
+        "pending_points": 0,
+        "lost_points": 990,
+        "lost_items": 0,
+        "lost_reason": "No space left on device",
+    }
+    line = (
+        "990 points not stored: nbtrack could not write its local journal (No space left on device)"
+    )
+    # Said once, as the reason the run failed: not as "stopped at step 999".
+    assert final["text/plain"].count(line) == 1
+    assert "stopped" not in final["text/plain"]
+    assert final["text/html"].count(line) == 1
+
+
 def test_a_redraw_racing_the_end_is_harmless(screen: Screen) -> None:
     run = make_run()
     lock = threading.Lock()
