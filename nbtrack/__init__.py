@@ -9,7 +9,12 @@ In a notebook::
     for epoch in range(5):
         nbtrack.log({"train/loss": train(), "val/acc": evaluate()}, step=epoch)
 
-Importing this package is cheap: MLflow, plotly and torch are imported when first needed.
+PyTorch: ``nbtrack.watch(model, optimizer)``, ``nbtrack.log_model``, ``nbtrack.log_checkpoint``,
+``nbtrack.log_dataset``; Lightning: ``nbtrack.lightning.Logger()``; Hugging Face's Trainer:
+``nbtrack.transformers.Callback()``.
+
+Importing this package is cheap: MLflow, plotly, torch and the frameworks are imported when
+first needed.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from typing import Any
 from nbtrack._api import RunInfo, active_run, log_artifact, log_params, wait
 from nbtrack._buffer import log
 from nbtrack._version import VERSION as __version__
+from nbtrack.integrations.datasets import log_dataset
+from nbtrack.integrations.models import log_checkpoint, log_model
+from nbtrack.integrations.watch import watch
 
 __all__ = [
     "RunInfo",
@@ -26,9 +34,25 @@ __all__ = [
     "active_run",
     "log",
     "log_artifact",
+    "log_checkpoint",
+    "log_dataset",
+    "log_model",
     "log_params",
     "wait",
+    "watch",
 ]
+
+# Submodules that import their framework, loaded on first use: nbtrack.lightning.Logger().
+_FRAMEWORK_MODULES = frozenset({"lightning", "transformers"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FRAMEWORK_MODULES:
+        import importlib
+
+        return importlib.import_module(f"nbtrack.{name}")
+    msg = f"module 'nbtrack' has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -46,6 +46,9 @@ class TrackedRun:
     # was made MLflow's active run (to be released at the cell's end).
     import_watch: object = None
     mlflow_attached: bool = False
+    # Things to undo when the cell ends (hooks a watched model carries, a patched framework),
+    # run last-registered first by ``kernel/cell.end`` while the run is still the active one.
+    at_end: list[Callable[[], object]] = field(default_factory=list)
     # Held by whoever turns the buffer into batches, so that the final drain at cell end and
     # the sender thread never interleave.
     drain_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -46,6 +46,8 @@ def drain(tracked: TrackedRun) -> Batch:
                 batch.params.update(payload)
             elif kind == "tags":
                 batch.tags.update(payload)
+            elif kind == "delete":
+                batch.deletions.append(payload)
             else:
                 batch.artifacts.append(payload)
         if not batch:

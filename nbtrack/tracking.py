@@ -35,6 +35,7 @@ __all__ = [
     "make_client",
     "release",
     "resolve_uri",
+    "when_imported",
     "when_mlflow_imported",
 ]
 
@@ -252,10 +253,16 @@ _watch_lock = threading.Lock()
 def when_mlflow_imported(callback: Callable[[ModuleType], None]) -> object:
     """Call ``callback`` right after ``import mlflow`` first runs in this process (or at once
     if it ran already). Returns a handle for ``remove_import_watch``."""
-    if "mlflow" in sys.modules:
-        callback(sys.modules["mlflow"])
+    return when_imported("mlflow", callback)
+
+
+def when_imported(name: str, callback: Callable[[ModuleType], None]) -> object:
+    """Call ``callback`` right after module ``name`` is first imported in this process (or at
+    once if it was already). Returns a handle for ``remove_import_watch`` (None if called)."""
+    if name in sys.modules:
+        callback(sys.modules[name])
         return None
-    watch = _AfterImport("mlflow", callback)
+    watch = _AfterImport(name, callback)
     with _watch_lock:
         sys.meta_path.insert(0, watch)
     return watch

@@ -200,6 +200,8 @@ class RunUploader:
                 )
         elif kind == "a":
             self._artifact(str(record.get("path", "")), record.get("dest"))
+        elif kind == "x":
+            self._delete_artifact(str(record.get("path", "")))
         elif kind == "end":
             self._end(record)
 
@@ -216,6 +218,33 @@ class RunUploader:
             self._call("log_artifact", self._run_id(), str(path), destination)
         else:
             log.warning("journal %s: artifact %s vanished before upload; skipped", self.key, path)
+
+    def _delete_artifact(self, artifact: str) -> None:
+        """Remove a superseded checkpoint from the run's artifacts. Not every artifact store
+        can delete: then it stays, with a line in the log; an unreachable store is retried."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        if not artifact or artifact.startswith("/") or ".." in artifact.split("/"):
+            log.warning("journal %s: artifact path %r to delete is not relative; skipped",
+                        self.key, artifact)  # fmt: skip
+            return
+        run = self._call("get_run", self._run_id())
+        if run is None:
+            return
+        repository = self._store(
+            get_artifact_repository, run.info.artifact_uri, tracking_uri=self.client.tracking_uri
+        )
+        try:
+            repository.delete_artifacts(artifact)
+        except (NotImplementedError, FileNotFoundError) as error:
+            log.warning("journal %s: cannot delete artifact %s here (%s); kept",
+                        self.key, artifact, _why(error))  # fmt: skip
+        except Exception as error:
+            if _permanent(error) or getattr(error, "status_code", None) == 404:
+                log.warning("journal %s: artifact %s not deleted: %s", self.key, artifact,
+                            _why(error))  # fmt: skip
+                return
+            raise StoreUnavailable(f"delete_artifacts: {_why(error)}") from error
 
     def _end(self, record: dict[str, Any]) -> None:
         from mlflow.entities import RunTag

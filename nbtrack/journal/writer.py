@@ -114,6 +114,9 @@ class Journal:
         for path, destination in batch.artifacts:
             if not self._write({"t": "a", "path": path, "dest": destination}):
                 self.lost_items += 1
+        for artifact in batch.deletions:
+            if not self._write({"t": "x", "path": artifact}):
+                self.lost_items += 1
 
     def stage(self, source: Path) -> str:
         """Copy a file or folder into the run's staging folder now (later changes to it are not

@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from nbtrack._redact import redact_code, redact_text, stored_value
 from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
 from nbtrack._version import VERSION
+from nbtrack.errors import NbtrackWarning
 from nbtrack.journal.writer import Journal, JournalError, adopt_orphans, session_for
 from nbtrack.kernel.code import CodeRecorder, environment_files, start_reading_environment
 from nbtrack.kernel.context import notebook_path
@@ -203,6 +205,7 @@ def end(result: Any) -> None:
     run = tracked.run
     error = None if result is None else (result.error_in_exec or result.error_before_exec)
     with interrupts_deferred():
+        _undo_at_end(tracked)
         _registry.deactivate(tracked)
         _finish(tracked, error)
     if tracked.import_watch is not None:
@@ -219,6 +222,22 @@ def end(result: Any) -> None:
     for view in tracked.views:
         if isinstance(view, LiveView):
             view.finish(run)
+
+
+def _undo_at_end(tracked: TrackedRun) -> None:
+    """Run what the cell asked to undo at its end (a watched model's hooks, a sampler), last
+    registered first, while the run is still active: what they log lands in it. One that fails
+    is reported and keeps neither the others nor the run's end from happening."""
+    while tracked.at_end:
+        undo = tracked.at_end.pop()
+        try:
+            undo()
+        except Exception as error:  # noqa: BLE001 - the run must end whatever a hook does
+            warnings.warn(
+                f"nbtrack: cleaning up after the cell failed: {error!r}",
+                NbtrackWarning,
+                stacklevel=2,
+            )
 
 
 def _finish(tracked: TrackedRun, error: BaseException | None) -> None:

@@ -39,6 +39,11 @@ def follow_mlflow(tracked: TrackedRun) -> None:
             return
         tracking.attach(run_id, tracked.run.tracking_uri)
         tracked.mlflow_attached = True
+        # From now on MLflow's own logging calls for this run (a framework's logger, autolog)
+        # take nbtrack's fast path into the same run.
+        from nbtrack.integrations import mlflow_bridge
+
+        mlflow_bridge.install()
 
     tracked.import_watch = tracking.when_mlflow_imported(attach)
 
