@@ -217,7 +217,12 @@ def release(run_id: str) -> None:
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
-    """Calls ``callback`` once module ``name`` has been imported for the first time."""
+    """Calls ``callback`` once module ``name`` has been imported for the first time.
+
+    Looking the module up without importing it (``importlib.util.find_spec``, as Lightning and
+    Transformers do to see whether MLflow is installed) does not count: the watch stays until
+    the module is really executed.
+    """
 
     def __init__(self, name: str, callback: Callable[[ModuleType], None]) -> None:
         self.name = name
@@ -228,20 +233,20 @@ class _AfterImport(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname != self.name:
             return None
-        remove_import_watch(self)
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return spec
         loader = spec.loader
-        callback = self.callback
+        watch = self
 
         class _Loader(importlib.abc.Loader):
             def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
                 return loader.create_module(spec)
 
             def exec_module(self, module: ModuleType) -> None:
+                remove_import_watch(watch)
                 loader.exec_module(module)
-                callback(module)
+                watch.callback(module)
 
         spec.loader = _Loader()
         return spec
