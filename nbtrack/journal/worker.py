@@ -37,6 +37,7 @@ from nbtrack.journal.folders import (
 )
 from nbtrack.journal.format import run_ended
 from nbtrack.journal.pacer import Pacer
+from nbtrack.journal.system import EnergyMeter, RunSystemMetrics
 from nbtrack.journal.upload import MAX_METRICS_PER_BATCH, RunUploader, StoreUnavailable
 from nbtrack.tracking import make_client
 
@@ -75,9 +76,19 @@ class SessionUploader:
     """Uploads every journal of one session folder, and tells the kernel how the store is."""
 
     def __init__(
-        self, info: SessionInfo, pacer: Pacer | None = None, longest_pause: float | None = None
+        self,
+        info: SessionInfo,
+        pacer: Pacer | None = None,
+        longest_pause: float | None = None,
+        system_interval: float = 0.0,
     ) -> None:
         self.info = info
+        # Seconds between system metrics samples of the runs a live kernel is executing (0:
+        # none, as for the journals of dead kernels).
+        self.system_interval = system_interval
+        self.system: dict[Path, RunSystemMetrics] = {}
+        self._system_started: set[Path] = set()
+        self._energy: dict[Path, EnergyMeter] = {}
         self.pacer = pacer
         self.client: Any = None
         self.uploaders: dict[Path, RunUploader] = {}
@@ -105,11 +116,13 @@ class SessionUploader:
         spools = pending_spools(self.info.folder)
         for spool in spools:  # runs first: a person may be waiting for a new run's link
             uploader = self._uploader(spool)
+            self._sample_system(spool, uploader)
             progressed |= not uploader.created and uploader.create()
         for spool in spools:
             uploader = self._uploader(spool)
             if not uploader.created:
                 continue
+            self._sample_system(spool, uploader)
             pacer = self._pacer_for(spool)
             if pacer is not None:
                 if not pacer.ready():
@@ -120,9 +133,45 @@ class SessionUploader:
             else:
                 progressed |= uploader.step()
             if uploader.ended:
+                # Before the run is reported stored: its energy must be in the record.
+                self._stop_system(spool)
                 uploader.remove()
                 del self.uploaders[spool]
         return progressed
+
+    def _sample_system(self, spool: Path, uploader: RunUploader) -> None:
+        """Start MLflow's system metrics monitor for a run its kernel is executing; stop it as
+        soon as the cell ended (the energy figure covers the cell, not the upload after it)."""
+        if not self.system_interval:
+            return
+        if run_ended(spool):
+            self._stop_system(spool)
+        elif spool not in self._energy and spool not in self._system_started:
+            # Started at first sight of the journal, before the store has the run.
+            self._energy[spool] = EnergyMeter()
+        if uploader.run_id is not None and spool in self._energy:
+            self._system_started.add(spool)  # once per run, also if it could not start
+            try:
+                self.system[spool] = RunSystemMetrics(
+                    spool,
+                    uploader.run_id,
+                    self.info.tracking_uri,
+                    self.system_interval,
+                    self._energy.pop(spool),
+                )
+            except Exception as error:  # noqa: BLE001 - no system metrics, the run goes on
+                log.warning("system metrics off for %s: %s", uploader.key, error)
+
+    def _stop_system(self, spool: Path) -> None:
+        self._energy.pop(spool, None)
+        sampler = self.system.pop(spool, None)
+        if sampler is not None:
+            sampler.finish(self.client)
+
+    def stop_system_metrics(self) -> None:
+        """The kernel is gone: stop every monitor (their last samples are logged)."""
+        for spool in list(self.system):
+            self._stop_system(spool)
 
     def _connect(self) -> Any:
         try:
@@ -263,7 +312,7 @@ def run_worker(folder: Path) -> int:
         target=recover_orphans, args=(info.tracking_uri, folder), name="orphans", daemon=True
     ).start()
     pacer = Pacer(settings().sync_cpu_share)
-    uploader = SessionUploader(info, pacer)
+    uploader = SessionUploader(info, pacer, system_interval=settings().system_metrics)
     wake = _Wake()
     idle_polls = 0
     while True:
@@ -271,6 +320,7 @@ def run_worker(folder: Path) -> int:
         uploader.pacer = pacer if alive else None
         progressed = uploader.step()
         if not alive:
+            uploader.stop_system_metrics()
             uploader.drain_all()
             if not pending_spools(folder) or all(
                 u.problem is not None for u in uploader.uploaders.values()

@@ -39,6 +39,7 @@ from nbtrack.kernel.context import notebook_path
 from nbtrack.kernel.interrupts import interrupts_deferred
 from nbtrack.kernel.params import SessionLiterals
 from nbtrack.kernel.progress import follow_mlflow, poll, tell_store_problem, wait_synced
+from nbtrack.kernel.system import SystemSamples
 from nbtrack.view.live import LiveView
 
 __all__ = ["CellOptions", "begin", "end", "warm_up", "watching"]
@@ -60,6 +61,8 @@ class CellOptions:
     params: dict[str, str] = field(default_factory=dict)
     capture_params: bool = True
     plot: bool = True
+    # Show the system metrics (CPU, memory, GPU) in the live view and the record.
+    system: bool = False
 
 
 @dataclass
@@ -132,6 +135,8 @@ def begin(shell: Any, options: CellOptions, body: str) -> TrackedRun:
         tracked.buffer.overflow = lambda: _sender.drain(tracked)
         tracked.views.append(LiveView(run, tracked.drain_lock))
         tracked.poll = lambda: poll(tracked)
+        if settings().system_metrics > 0:
+            tracked.system = SystemSamples(journal.path, show_all=options.system)
         _registry.activate(tracked)
         if run.params:
             tracked.buffer.pending.append(("params", dict(run.params)))

@@ -98,7 +98,9 @@ def poll(tracked: TrackedRun, final: bool = False) -> bool:
         run.sync_state = "offline" if offline else "syncing"
         run.pending_points = journal.pending_points(total)
     after = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
-    if after != before and not final:
+    # System metrics samples (and, after the cell, its GPU energy) the sync process took.
+    sampled = tracked.system is not None and tracked.system.follow(tracked)
+    if (after != before or sampled) and not final:
         for view in tracked.views:
             if not isinstance(view, LiveView):
                 continue
