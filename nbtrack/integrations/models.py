@@ -36,10 +36,11 @@ def log_model(
     """Log a PyTorch model into the tracked run with ``mlflow.pytorch.log_model``.
 
     Given ``input_example`` (a tensor or numpy array, a small batch), the model is run on it in
-    eval mode (its train/eval mode is restored) and the signature is inferred from that input
-    and the output; the example is stored with the model. The model can be loaded back with
-    ``mlflow.pytorch.load_model(model_info.model_uri)`` in any kernel, including one where
-    its class is not defined (MLflow pickles it by value). Returns MLflow's ``ModelInfo``.
+    eval mode (its train/eval mode is restored), the signature is inferred from that input and
+    the output, and MLflow stores the model in its default format, a graph exported with
+    ``torch.export``; without one it is pickled (cloudpickle). Either way it loads back with
+    ``mlflow.pytorch.load_model(model_info.model_uri)`` in any kernel, also one where its class
+    is not defined. Returns MLflow's ``ModelInfo``.
 
     The environment stored with the model is MLflow's default for PyTorch (torch and
     cloudpickle, pinned to this kernel's versions) rather than MLflow's inference, which loads
@@ -70,6 +71,9 @@ def log_model(
     if example is not None:
         output = _predict(model, example)
         signature = infer_signature(example, output)
+    if example is None:
+        # MLflow's default format (torch.export's, "pt2") needs an example to trace the model.
+        mlflow_options.setdefault("serialization_format", "pickle")
     if not {"pip_requirements", "extra_pip_requirements", "conda_env"} & mlflow_options.keys():
         mlflow_options["pip_requirements"] = mlflow.pytorch.get_default_pip_requirements()
     return mlflow.pytorch.log_model(
