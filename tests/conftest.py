@@ -17,6 +17,8 @@ from helpers.kernels import Kernel
 
 # Every kernel and subprocess started by the tests inherits these.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+# Nothing is downloaded at run time: the framework tests build their models from configs.
+os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("NBTRACK_LIVE_PLOT", "0")
 
 _FOLDER_MARKS = {"kernel": "kernel", "server": "server", "browser": "browser"}
