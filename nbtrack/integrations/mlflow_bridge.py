@@ -14,9 +14,11 @@ Any other run, metrics tied to a logged model or a dataset, and every call outsi
 go to MLflow unchanged. Installed once, in the kernel only, the first time a tracked run
 becomes MLflow's active run (``kernel/progress.follow_mlflow``): it never imports MLflow itself.
 
-At the same moment Lightning's ``MLFlowLogger`` is made to join the tracked run: one created in
-the cell without a ``run_id`` logs into the tracked run and its store instead of creating a
-run of its own (its ``experiment_name`` and ``tracking_uri`` are then not used).
+Lightning's ``MLFlowLogger`` is made to join the tracked run (``watch_frameworks``, from each
+tracked cell's start): one created in the cell without a ``run_id`` logs into the tracked run
+and its store instead of creating a run of its own (its ``experiment_name`` and
+``tracking_uri`` are then not used). Transformers' MLflow callback needs nothing: it logs into
+MLflow's active run, which the tracked run is.
 """
 
 from __future__ import annotations
@@ -53,8 +55,6 @@ def install() -> None:
     ):
         original = getattr(MlflowClient, name)
         setattr(MlflowClient, name, _routed(original, replacement))
-    for module in ("lightning.pytorch.loggers.mlflow", "pytorch_lightning.loggers.mlflow"):
-        tracking.when_imported(module, _join_mlflow_logger)
 
 
 def _routed(original: Callable[..., Any], replacement: Callable[..., Any]) -> Any:
@@ -164,32 +164,42 @@ def _set_terminated(tracked: TrackedRun, call: _Call, original: Callable[..., An
     return
 
 
+_frameworks_watched = False
+
+
+def watch_frameworks() -> None:
+    """Make Lightning's ``MLFlowLogger`` join tracked runs, whenever Lightning is imported
+    (once per kernel; called at each tracked cell's start, and cheap after the first)."""
+    global _frameworks_watched  # noqa: PLW0603 - once per process
+    if _frameworks_watched:
+        return
+    _frameworks_watched = True
+    for module in ("lightning.pytorch.loggers.mlflow", "pytorch_lightning.loggers.mlflow"):
+        tracking.when_imported(module, _join_mlflow_logger)
+
+
 def _join_mlflow_logger(module: Any) -> None:
-    """Make ``module.MLFlowLogger`` (Lightning's) join the tracked run when it is created in
-    a tracked cell without a ``run_id``; elsewhere it behaves as it always does."""
+    """``module.MLFlowLogger`` (Lightning's), created in a tracked cell without a ``run_id``,
+    logs into the tracked run and its store; elsewhere it behaves as it always does."""
     cls = getattr(module, "MLFlowLogger", None)
     if cls is None or getattr(cls, "_nbtrack_joins", False):
         return
-    original = cls.experiment
+    original = cls.__init__
+    signature = inspect.signature(original)
 
-    def experiment(self: Any) -> Any:
-        _join(self)
-        return original.fget(self)
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        call = signature.bind(self, *args, **kwargs)
+        if _registry.current() is not None and call.arguments.get("run_id") is None:
+            import mlflow  # noqa: F401 - importing it makes the tracked run MLflow's active run
 
-    cls.experiment = property(experiment, doc=original.__doc__)
+            tracked = _registry.current()
+            if tracked is not None and tracked.mlflow_attached and tracked.run.run_id:
+                call.arguments["run_id"] = tracked.run.run_id
+                # The tracked run's store, not Lightning's default of ./mlruns (a file store,
+                # which MLflow 3.7+ refuses) nor the one MLFLOW_TRACKING_URI had at import.
+                call.arguments["tracking_uri"] = tracked.run.tracking_uri
+        original(*call.args, **call.kwargs)
+
+    cls.__init__ = __init__
     cls._nbtrack_joins = True
-
-
-def _join(logger: Any) -> None:
-    if getattr(logger, "_initialized", True) or getattr(logger, "_run_id", None) is not None:
-        return
-    tracked = _registry.current()
-    if tracked is None or not tracked.mlflow_attached or tracked.run.run_id is None:
-        return
-    logger._run_id = tracked.run.run_id
-    uri = tracked.run.tracking_uri
-    if logger._tracking_uri != uri:
-        from mlflow.tracking import MlflowClient
-
-        logger._tracking_uri = uri
-        logger._mlflow_client = MlflowClient(uri)

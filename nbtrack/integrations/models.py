@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import weakref
 from collections import deque
 from typing import Any
@@ -43,7 +44,8 @@ def log_model(
     is not defined. Returns MLflow's ``ModelInfo``.
 
     The environment stored with the model is MLflow's default for PyTorch (torch and
-    cloudpickle, pinned to this kernel's versions) rather than MLflow's inference, which loads
+    cloudpickle, pinned to this kernel's versions, a local label such as ``+cpu`` left out)
+    rather than MLflow's inference, which loads
     the model again in a subprocess (~15 s). Other ``mlflow.pytorch.log_model`` options
     (``pip_requirements``, ``code_paths``, ``registered_model_name``...) are passed through.
 
@@ -75,7 +77,15 @@ def log_model(
         # MLflow's default format (torch.export's, "pt2") needs an example to trace the model.
         mlflow_options.setdefault("serialization_format", "pickle")
     if not {"pip_requirements", "extra_pip_requirements", "conda_env"} & mlflow_options.keys():
-        mlflow_options["pip_requirements"] = mlflow.pytorch.get_default_pip_requirements()
+        # (MLflow warns, in the cell's output, that it drops the "+cpu" of a local torch build
+        # from the pin: expected, and said once here instead.)
+        requirements_log = logging.getLogger("mlflow.utils.requirements_utils")
+        level = requirements_log.level
+        requirements_log.setLevel(logging.ERROR)
+        try:
+            mlflow_options["pip_requirements"] = mlflow.pytorch.get_default_pip_requirements()
+        finally:
+            requirements_log.setLevel(level)
     return mlflow.pytorch.log_model(
         model, name=name, signature=signature, input_example=example, **mlflow_options
     )

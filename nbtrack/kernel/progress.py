@@ -15,6 +15,7 @@ from nbtrack import tracking
 from nbtrack._model import Batch, Run
 from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack._registry import TrackedRun
+from nbtrack.integrations import mlflow_bridge
 from nbtrack.view.live import LiveView, show_notice
 
 __all__ = ["follow_mlflow", "learn_identity", "poll", "tell_store_problem", "wait_synced"]
@@ -41,11 +42,11 @@ def follow_mlflow(tracked: TrackedRun) -> None:
         tracked.mlflow_attached = True
         # From now on MLflow's own logging calls for this run (a framework's logger, autolog)
         # take nbtrack's fast path into the same run.
-        from nbtrack.integrations import mlflow_bridge
-
         mlflow_bridge.install()
 
     tracked.import_watch = tracking.when_mlflow_imported(attach)
+    # Lightning's MLFlowLogger, created in the cell, joins the run instead of making its own.
+    mlflow_bridge.watch_frameworks()
 
 
 def _wait_for_run_id(tracked: TrackedRun, timeout: float) -> str | None:
