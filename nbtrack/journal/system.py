@@ -27,15 +27,57 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack._files import open_private
-from nbtrack.journal.format import encode
+from nbtrack.journal.format import encode, run_ended
 
-__all__ = ["ENERGY_METRIC", "SYSTEM_SUFFIX", "RunSystemMetrics"]
+__all__ = ["ENERGY_METRIC", "SYSTEM_SUFFIX", "EnergyMeter", "RunSystemMetrics", "SystemSampling"]
 
 log = logging.getLogger("nbtrack.sync")
 
 SYSTEM_SUFFIX = ".system"
 ENERGY_METRIC = "system/gpu_energy_joules"
 _PREFIX = "system/"
+
+
+class SystemSampling:
+    """The sync process's system metrics: one monitor per run its live kernel is executing."""
+
+    def __init__(self, tracking_uri: str, interval: float) -> None:
+        self.tracking_uri = tracking_uri
+        self.interval = interval
+        self.running: dict[Path, RunSystemMetrics] = {}
+        self._energy: dict[Path, EnergyMeter] = {}
+        self._started: set[Path] = set()
+
+    def follow(self, spool: Path, run_id: str | None, client: Any) -> None:
+        """Start measuring a run's GPU energy at first sight of its journal (before the store
+        has the run), its monitor once the run exists; stop both as soon as the cell ended
+        (the energy covers the cell, not the upload after it)."""
+        if not self.interval:
+            return
+        if run_ended(spool):
+            self.stop(spool, client)
+            return
+        if spool not in self._energy and spool not in self._started:
+            self._energy[spool] = EnergyMeter()
+        if run_id is not None and spool in self._energy:
+            self._started.add(spool)  # once per run, also if it could not start
+            energy = self._energy.pop(spool)
+            try:
+                self.running[spool] = RunSystemMetrics(
+                    spool, run_id, self.tracking_uri, self.interval, energy
+                )
+            except Exception as error:  # noqa: BLE001 - no system metrics, the run goes on
+                log.warning("system metrics off for %s: %s", spool.stem, error)
+
+    def stop(self, spool: Path, client: Any) -> None:
+        self._energy.pop(spool, None)
+        sampler = self.running.pop(spool, None)
+        if sampler is not None:
+            sampler.finish(client)
+
+    def stop_all(self, client: Any) -> None:
+        for spool in list(self.running):
+            self.stop(spool, client)
 
 
 class RunSystemMetrics:

@@ -37,7 +37,7 @@ from nbtrack.journal.folders import (
 )
 from nbtrack.journal.format import run_ended
 from nbtrack.journal.pacer import Pacer
-from nbtrack.journal.system import EnergyMeter, RunSystemMetrics
+from nbtrack.journal.system import SystemSampling
 from nbtrack.journal.upload import MAX_METRICS_PER_BATCH, RunUploader, StoreUnavailable
 from nbtrack.tracking import make_client
 
@@ -83,12 +83,9 @@ class SessionUploader:
         system_interval: float = 0.0,
     ) -> None:
         self.info = info
-        # Seconds between system metrics samples of the runs a live kernel is executing (0:
-        # none, as for the journals of dead kernels).
-        self.system_interval = system_interval
-        self.system: dict[Path, RunSystemMetrics] = {}
-        self._system_started: set[Path] = set()
-        self._energy: dict[Path, EnergyMeter] = {}
+        # System metrics of the runs a live kernel is executing, every system_interval seconds
+        # (0: none, as for the journals of dead kernels).
+        self.system = SystemSampling(info.tracking_uri, system_interval)
         self.pacer = pacer
         self.client: Any = None
         self.uploaders: dict[Path, RunUploader] = {}
@@ -116,13 +113,13 @@ class SessionUploader:
         spools = pending_spools(self.info.folder)
         for spool in spools:  # runs first: a person may be waiting for a new run's link
             uploader = self._uploader(spool)
-            self._sample_system(spool, uploader)
+            self.system.follow(spool, uploader.run_id, self.client)
             progressed |= not uploader.created and uploader.create()
         for spool in spools:
             uploader = self._uploader(spool)
             if not uploader.created:
                 continue
-            self._sample_system(spool, uploader)
+            self.system.follow(spool, uploader.run_id, self.client)
             pacer = self._pacer_for(spool)
             if pacer is not None:
                 if not pacer.ready():
@@ -134,44 +131,14 @@ class SessionUploader:
                 progressed |= uploader.step()
             if uploader.ended:
                 # Before the run is reported stored: its energy must be in the record.
-                self._stop_system(spool)
+                self.system.stop(spool, self.client)
                 uploader.remove()
                 del self.uploaders[spool]
         return progressed
 
-    def _sample_system(self, spool: Path, uploader: RunUploader) -> None:
-        """Start MLflow's system metrics monitor for a run its kernel is executing; stop it as
-        soon as the cell ended (the energy figure covers the cell, not the upload after it)."""
-        if not self.system_interval:
-            return
-        if run_ended(spool):
-            self._stop_system(spool)
-        elif spool not in self._energy and spool not in self._system_started:
-            # Started at first sight of the journal, before the store has the run.
-            self._energy[spool] = EnergyMeter()
-        if uploader.run_id is not None and spool in self._energy:
-            self._system_started.add(spool)  # once per run, also if it could not start
-            try:
-                self.system[spool] = RunSystemMetrics(
-                    spool,
-                    uploader.run_id,
-                    self.info.tracking_uri,
-                    self.system_interval,
-                    self._energy.pop(spool),
-                )
-            except Exception as error:  # noqa: BLE001 - no system metrics, the run goes on
-                log.warning("system metrics off for %s: %s", uploader.key, error)
-
-    def _stop_system(self, spool: Path) -> None:
-        self._energy.pop(spool, None)
-        sampler = self.system.pop(spool, None)
-        if sampler is not None:
-            sampler.finish(self.client)
-
     def stop_system_metrics(self) -> None:
         """The kernel is gone: stop every monitor (their last samples are logged)."""
-        for spool in list(self.system):
-            self._stop_system(spool)
+        self.system.stop_all(self.client)
 
     def _connect(self) -> Any:
         try:
