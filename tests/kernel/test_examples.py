@@ -25,8 +25,9 @@ def _records(nb: Any) -> list[dict[str, Any]]:
 
 
 def test_pytorch_example_watches_logs_data_and_model_and_evaluates_the_reloaded_model(
-    store, client, tmp_path
+    store, client, tmp_path, monkeypatch
 ):
+    monkeypatch.setenv("NBTRACK_SYSTEM_METRICS", "2")  # the notebook shows them (--system)
     nb = _example("04_pytorch_watch_and_models.ipynb", tmp_path)
     (record,) = _records(nb)
     assert record["run"]["status"] == "FINISHED"
