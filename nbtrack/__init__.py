@@ -13,8 +13,9 @@ PyTorch: ``nbtrack.watch(model, optimizer)``, ``nbtrack.log_model``, ``nbtrack.l
 ``nbtrack.log_dataset``; Lightning: ``nbtrack.lightning.Logger()``; Hugging Face's Trainer:
 ``nbtrack.transformers.Callback()``.
 
-Importing this package is cheap: MLflow, plotly, torch and the frameworks are imported when
-first needed.
+Compare runs with ``nbtrack.runs()`` (a pandas DataFrame) and ``nbtrack.compare(...)`` (a plotly
+Figure). Importing this package is cheap: MLflow, pandas, plotly, torch and the frameworks are
+imported when first needed.
 """
 
 from __future__ import annotations
@@ -32,24 +33,30 @@ __all__ = [
     "RunInfo",
     "__version__",
     "active_run",
+    "compare",
     "log",
     "log_artifact",
     "log_checkpoint",
     "log_dataset",
     "log_model",
     "log_params",
+    "runs",
     "wait",
     "watch",
 ]
 
+# Imported on first use (they need pandas and plotly): see __getattr__.
+_LAZY = {"compare": "nbtrack.comparison", "runs": "nbtrack.comparison"}
 # Submodules that import their framework, loaded on first use: nbtrack.lightning.Logger().
 _FRAMEWORK_MODULES = frozenset({"lightning", "transformers"})
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FRAMEWORK_MODULES:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _FRAMEWORK_MODULES:
         return importlib.import_module(f"nbtrack.{name}")
     msg = f"module 'nbtrack' has no attribute {name!r}"
     raise AttributeError(msg)

@@ -123,6 +123,11 @@ class Run:
     pending_points: int = 0
     # Why the store refused this run for good (e.g. its experiment is deleted), if it did.
     store_problem: str | None = None
+    # What could not be made durable (a full or read-only disk under the journal), and why:
+    # never stored, so the run ends FAILED and its record says so.
+    lost_points: int = 0
+    lost_items: int = 0
+    lost_reason: str | None = None
 
     @property
     def ended(self) -> bool:

@@ -7,6 +7,7 @@ The rest of the package calls these and has no platform branches of its own.
 - Waiting for a pipe to have data: ``select``; elsewhere a plain sleep.
 - Whether a process is alive, told apart from a later process that got the same pid: the
   start time from ``/proc`` on Linux; elsewhere a pid that answers signal 0 counts as alive.
+- Another process's working folder and environment: ``/proc`` on Linux; elsewhere unknown.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import IO, Any
 __all__ = [
     "lower_priority",
     "process_alive",
+    "process_cwd_and_environ",
     "process_start_ticks",
     "try_lock",
     "unlock",
@@ -116,3 +118,15 @@ def lower_priority(niceness: int) -> None:
     nice = getattr(os, "nice", None)
     if nice is not None:
         nice(niceness)
+
+
+def process_cwd_and_environ(pid: int) -> tuple[Path, dict[str, str]] | None:
+    """Another process's working folder and environment (Linux ``/proc``, this user's processes
+    only), or None where they cannot be read."""
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
+    return cwd, {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs}

@@ -76,7 +76,7 @@ def _extend_curves(run: Run, batch: Batch) -> None:
         if curve is None:
             curve = run.curves[key] = Curve()
         had_nonfinite = curve.nonfinite
-        curve.extend(points.steps, points.values)
+        curve.extend(points.steps, points.values, points.seconds)
         if curve.nonfinite and not had_nonfinite:
             # A NaN/inf loss is the classic sign of divergence: make it searchable in MLflow.
             batch.tags[f"nbtrack.nonfinite.{key}"] = f"first at step {_first_nonfinite(points)}"
@@ -250,6 +250,7 @@ class Sender:
         ended = tracked.run.ended  # read first: the cell's end drains an ended run itself
         if not ended:
             drain(tracked)
+            _registry.review_guard(tracked)
         done = tracked.poll() if tracked.poll is not None else ended
         if done:
             # Stored, ended, and its record says so: nothing more to do for it.

@@ -136,6 +136,8 @@ def log_checkpoint(state: Any, step: int, keep: int = 3) -> str:
     Raises:
         NoActiveRunError: outside a ``%%track`` cell.
         TypeError: ``step`` is not an integer >= 0 or ``keep`` not an integer >= 1.
+        OSError: the checkpoint could not be written (a full disk): nothing of it is kept, the
+            run goes on, and the loop may catch this and train on.
     """
     run = tracked("log_checkpoint")
     for what, value, least in (("step", step, 0), ("keep", keep, 1)):

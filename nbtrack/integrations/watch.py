@@ -121,8 +121,8 @@ class _Watcher:
         if new:
             run.buffer.pending.append(("params", new))
         staged = f"watch-{self.name}/summary.txt"
-        run.journal.stage_text(staged, self.summary(total, trainable))
-        run.buffer.pending.append(("artifact", (staged, self.name)))
+        if run.journal.stage_text(staged, self.summary(total, trainable)):  # False: disk full
+            run.buffer.pending.append(("artifact", (staged, self.name)))
 
     def summary(self, total: int, trainable: int) -> str:
         rows = [f"{'module':<40} {'parameters':>14} {'trainable':>14}"]

@@ -10,6 +10,7 @@ replaying twice duplicates nothing.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -17,11 +18,12 @@ from typing import Any
 
 from nbtrack._files import make_private_dir, open_private, read_json, write_json_atomic
 from nbtrack._redact import redact_text
+from nbtrack.journal.deletions import delete_artifact
 from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, staged_file
 from nbtrack.journal.format import read_lines, unpack
 from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
 
-__all__ = ["RunUploader", "StoreUnavailable"]
+__all__ = ["RunUploader", "StoreUnavailable", "error_line"]
 
 log = logging.getLogger("nbtrack.sync")
 
@@ -213,6 +215,7 @@ class RunUploader:
             log.warning("journal %s: artifact path %r is outside its staging folder; skipped",
                         self.key, relative)  # fmt: skip
         elif path.is_dir():
+            self._drop_links(path)
             self._call("log_artifacts", self._run_id(), str(path), destination)
         elif path.is_file():
             self._call("log_artifact", self._run_id(), str(path), destination)
@@ -220,31 +223,22 @@ class RunUploader:
             log.warning("journal %s: artifact %s vanished before upload; skipped", self.key, path)
 
     def _delete_artifact(self, artifact: str) -> None:
-        """Remove a superseded checkpoint from the run's artifacts. Not every artifact store
-        can delete: then it stays, with a line in the log; an unreachable store is retried."""
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-        if not artifact or artifact.startswith("/") or ".." in artifact.split("/"):
-            log.warning("journal %s: artifact path %r to delete is not relative; skipped",
-                        self.key, artifact)  # fmt: skip
-            return
         run = self._call("get_run", self._run_id())
-        if run is None:
-            return
-        repository = self._store(
-            get_artifact_repository, run.info.artifact_uri, tracking_uri=self.client.tracking_uri
-        )
         try:
-            repository.delete_artifacts(artifact)
-        except (NotImplementedError, FileNotFoundError) as error:
-            log.warning("journal %s: cannot delete artifact %s here (%s); kept",
-                        self.key, artifact, _why(error))  # fmt: skip
+            if run is not None:
+                delete_artifact(run.info.artifact_uri, self.client.tracking_uri, artifact, self.key)
         except Exception as error:
-            if _permanent(error) or getattr(error, "status_code", None) == 404:
-                log.warning("journal %s: artifact %s not deleted: %s", self.key, artifact,
-                            _why(error))  # fmt: skip
-                return
-            raise StoreUnavailable(f"delete_artifacts: {_why(error)}") from error
+            raise StoreUnavailable(f"delete_artifacts: {error_line(error)}") from error
+
+    def _drop_links(self, folder: Path) -> None:
+        """Staged copies hold no links (links are followed when staging), so a link here was
+        put by someone else and could point at any file of the user's: removed, not followed."""
+        for parent, folders, files in os.walk(folder):
+            for name in [*folders, *files]:
+                entry = Path(parent) / name
+                if entry.is_symlink():
+                    log.warning("journal %s: %s is a link; not uploaded", self.key, name)
+                    entry.unlink()
 
     def _end(self, record: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -257,10 +251,13 @@ class RunUploader:
             # reported as a clean success.
             reason = (
                 f"{lost_points:,} points and {lost_items:,} params/tags/artifacts could not be "
-                f"written to the local journal ({record.get('problem') or 'write error'})"
+                f"written to nbtrack's local journal ({record.get('problem') or 'write error'})"
             )
+            if self.skipped_lines:
+                reason += f"; {self.skipped_lines} unreadable journal lines skipped"
             tags = [
                 RunTag("nbtrack.lost_points", str(lost_points)),
+                RunTag("nbtrack.lost_items", str(lost_items)),
                 RunTag("nbtrack.end_reason", reason[:4900]),
             ]
             self._call("log_batch", self._run_id(), tags=tags)
@@ -336,7 +333,9 @@ class RunUploader:
         except ExperimentDeletedError:
             raise
         except Exception as error:
-            raise StoreUnavailable(f"{getattr(func, '__name__', func)}: {_why(error)}") from error
+            raise StoreUnavailable(
+                f"{getattr(func, '__name__', func)}: {error_line(error)}"
+            ) from error
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -345,16 +344,20 @@ class RunUploader:
             if _permanent(error):
                 self._reject(method, args, kwargs, error)
                 return None
-            raise StoreUnavailable(f"{method}: {_why(error)}") from error
+            raise StoreUnavailable(f"{method}: {error_line(error)}") from error
 
     def _reject(self, method: str, args: Any, kwargs: Any, error: Exception) -> None:
         """Keep what the store refused for good, with the reason, instead of dropping it."""
         rejected = make_private_dir(self.spool.parent.parent / "rejected")
         with open_private(rejected / f"{self.spool.parent.name}-{self.key}.rejected", "a") as out:
-            out.write(f"{time.time():.3f} {method} refused: {_why(error)}\n")
+            out.write(f"{time.time():.3f} {method} refused: {error_line(error)}\n")
             out.write(f"  args={args!r:.2000}\n  kwargs={kwargs!r:.100000}\n")
         log.error(
-            "store refused %s for %s: %s (kept in %s)", method, self.key, _why(error), rejected
+            "store refused %s for %s: %s (kept in %s)",
+            method,
+            self.key,
+            error_line(error),
+            rejected,
         )
 
     def _ack(self, offset: int) -> None:
@@ -374,18 +377,22 @@ class RunUploader:
     def remove(self) -> None:
         """The run is in the store and ended: its journal is no longer needed. What the kernel
         still needs to know (the run's id) stays in ``<run>.done``."""
-        write_json_atomic(
-            self.spool.with_suffix(".done"),
-            {"run_id": self.run_id, "experiment_id": self.experiment_id},
-        )
         files = self.spool.with_suffix(FILES_SUFFIX)
         if files.exists():
             shutil.rmtree(files, ignore_errors=True)
-        self.state_path.unlink(missing_ok=True)
+        # The journal goes first: on a full disk, that is what makes room for the note.
         self.spool.unlink(missing_ok=True)
+        self.state_path.unlink(missing_ok=True)
+        try:
+            write_json_atomic(
+                self.spool.with_suffix(".done"),
+                {"run_id": self.run_id, "experiment_id": self.experiment_id},
+            )
+        except OSError as error:  # the kernel learnt the run's id from the state file
+            log.warning("journal %s: cannot leave its .done note: %s", self.key, error)
 
 
-def _why(error: BaseException) -> str:
+def error_line(error: BaseException) -> str:
     """An error as one line for a log or a message: no credentials, no multi-line dumps."""
     text = (
         f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__

@@ -1,4 +1,5 @@
-"""``%%track`` and ``%track_ui``: parse options, hand off to ``nbtrack.kernel.cell``."""
+"""``%%track``, ``%track_ui`` and ``%track_compare``: parse options, hand off to
+``nbtrack.kernel.cell`` and ``nbtrack.comparison``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from nbtrack._model import check_key
 from nbtrack.kernel import cell as _cell
+from nbtrack.kernel import executions
 
 _TRACK_LINE = re.compile(r"^%%track(?:[ \t]+(?P<args>.*))?$")
 
@@ -66,47 +68,133 @@ class TrackMagics(Magics):
         options = parse_options(line)
         if cell is None:
             # The `%%track` line was rewritten into this call (see rewrite_track_cell): the body
-            # is the rest of the cell IPython is executing right now.
-            body = (
-                _cell.current_cell.raw_cell.split("\n", 1)[1]
-                if "\n" in _cell.current_cell.raw_cell
-                else ""
-            )
+            # is the rest of the cell IPython is executing right now, whose end ends the run.
+            raw = executions.raw_cell()
+            body = raw.split("\n", 1)[1] if "\n" in raw else ""
             _cell.begin(self.shell, options, body)
             return None
-        # Called as a real cell magic (e.g. get_ipython().run_cell_magic): run the body as a
-        # cell of its own; its post_run_cell ends the run.
-        _cell.begin(self.shell, options, cell)
+        # Called as a real cell magic (e.g. get_ipython().run_cell_magic): the body runs as a
+        # cell of its own, inside the calling one, and the run ends with it.
+        tracked = _cell.begin(self.shell, options, cell, own_cell=True)
         assert self.shell is not None  # noqa: S101 - magics run inside a shell
         result = self.shell.run_cell(cell, store_history=False)
-        _cell.end(result)
+        _cell.end(tracked, result)
         return None
 
     @line_magic
     def track_ui(self, line: str) -> Any:
         """Open the MLflow UI for this kernel's tracking store and show its link.
 
-        Starts ``mlflow ui`` bound to 127.0.0.1 on a free port, or reuses one already running
-        for the same store.
+        Usage: ``%track_ui [--local] [TRACKING_URI]``
+
+        Under a Jupyter server that serves this store's MLflow UI through jupyter-server-proxy,
+        the link is that one (``<base_url>mlflow/``, behind Jupyter's login) and nothing else is
+        started. Otherwise, or with ``--local``, an MLflow UI is started on 127.0.0.1 (or one
+        already running for the store is reused); it stops when this kernel ends. A localhost
+        UI has no login: every user of this machine can read and change its runs.
         """
         from IPython.display import HTML, display
 
         from nbtrack.tracking import resolve_uri
-        from nbtrack.ui.links import ui_link_html
+        from nbtrack.ui.links import proxy_link_html, ui_link_html
         from nbtrack.ui.process import ensure_ui
+        from nbtrack.ui.proxy import kernel_proxy_url
 
-        ui = ensure_ui(resolve_uri(line.strip() or None))
+        words = line.split()
+        local = "--local" in words
+        given = [word for word in words if word != "--local"]
+        if len(given) > 1 or any(word.startswith("-") for word in given):
+            msg = f"%track_ui: cannot read {line!r}; usage: %track_ui [--local] [TRACKING_URI]"
+            raise UsageError(msg)
+        uri = resolve_uri(given[0] if given else None)
+        proxied = None if local else kernel_proxy_url(uri)
+        if proxied is not None:
+            display(HTML(proxy_link_html(proxied)))
+            return None
+        ui = ensure_ui(uri)
         display(HTML(ui_link_html(ui)))
         return None
+
+    @magic_arguments()
+    @argument(
+        "runs",
+        nargs="*",
+        metavar="RUN",
+        help="run names or ids to compare. Default: this notebook's newest runs (up to 10).",
+    )
+    @argument(
+        "-m",
+        "--metric",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a metric to draw; repeat for several. Default: every metric.",
+    )
+    @argument(
+        "-x",
+        "--x",
+        default="auto",
+        help="x axis: auto (step, or time where steps don't line up), step, relative or wall.",
+    )
+    @argument("--notebook", help="compare the runs recorded in this notebook (no store needed).")
+    @argument("--store", help="tracking URI to read. Default: this kernel's store.")
+    @line_magic
+    def track_compare(self, line: str) -> Any:
+        """Compare runs: overlaid curves per metric panel, the params that differ, and a link
+        to MLflow's comparison view; the same as ``nbtrack.compare(...)``, whose plotly Figure
+        it returns (shown below the cell).
+
+        ``%track_compare baseline wide-fast`` compares two runs by name (the newest of each
+        name); ``%track_compare`` alone compares this notebook's newest runs.
+        """
+        from nbtrack import comparison
+
+        try:
+            args = TrackMagics.track_compare.parser.parse_args(_tokens(line, "%track_compare"))
+        except UsageError as error:
+            msg = f"%track_compare: {error}. See `%track_compare?` for the options."
+            raise UsageError(msg) from error
+        runs: Any = args.runs
+        try:
+            if not runs:
+                runs = _this_notebooks_runs(self.shell, args.notebook, args.store)
+            return comparison.compare(
+                runs, args.metric, args.x, store=args.store, notebook=args.notebook
+            )
+        except ValueError as error:
+            raise UsageError(f"%track_compare: {error}") from error
+
+
+def _this_notebooks_runs(shell: Any, notebook: str | None, store: str | None) -> Any:
+    from nbtrack import comparison
+    from nbtrack.kernel.context import notebook_path
+    from nbtrack.tracking import resolve_uri
+
+    if notebook is not None:  # its records (or, with --store, its runs in that store)
+        found = comparison.runs(notebook=notebook, store=store)
+    else:
+        path = notebook_path(shell.user_ns if shell is not None else {})
+        if path is None:
+            msg = "name the runs to compare: this kernel does not know its notebook's path"
+            raise ValueError(msg)
+        found = comparison.runs(notebook=path, store=store or resolve_uri())
+    if len(found) == 0:
+        msg = "no runs of this notebook found to compare"
+        raise ValueError(msg)
+    return found.head(10)
+
+
+def _tokens(line: str, magic: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as error:
+        msg = f"{magic}: cannot read the options {line!r}: {error}"
+        raise UsageError(msg) from error
 
 
 def parse_options(line: str) -> _cell.CellOptions:
     """Options of ``%%track``; UsageError naming the bad token and the fix."""
-    try:
-        tokens = shlex.split(line)
-    except ValueError as error:
-        msg = f"%%track: cannot read the options {line!r}: {error}"
-        raise UsageError(msg) from error
+    tokens = _tokens(line, "%%track")
     try:
         # The parser magic_arguments built (its errors are UsageErrors), fed shell-like tokens
         # so that quoting works as users expect: -p "note=two words".

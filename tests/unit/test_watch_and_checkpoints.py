@@ -29,9 +29,10 @@ class StagingJournal(Recorder):
         super().__init__()
         self.files = files
 
-    def stage_text(self, relative: str, text: str) -> None:
+    def stage_text(self, relative: str, text: str) -> bool:
         (self.files / relative).parent.mkdir(parents=True, exist_ok=True)
         (self.files / relative).write_text(text)
+        return True
 
 
 @pytest.fixture
