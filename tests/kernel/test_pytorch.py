@@ -215,3 +215,19 @@ def _final_record(outputs: list[dict[str, Any]]) -> dict[str, Any]:
     record = records[-1]
     assert record["run"]["status"] == "FINISHED"
     return record
+
+
+def test_a_superseded_checkpoint_already_uploaded_is_deleted_from_the_store(store, client):
+    path = notebook(
+        "import nbtrack, torch",
+        "%%track -e checkpoints -n kept\n"
+        "nbtrack.log_checkpoint({'step': 1}, step=1, keep=2)\n"
+        "nbtrack.wait(60)  # step 1 is in the store now\n"
+        "nbtrack.log_checkpoint({'step': 2}, step=2, keep=2)\n"
+        "nbtrack.log_checkpoint({'step': 3}, step=3, keep=2)",
+        "nbtrack.wait(60)",
+    )
+    execute(path)
+    (run,) = _runs(client, "checkpoints")
+    kept = [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")]
+    assert kept == ["checkpoints/step-00000002.pt", "checkpoints/step-00000003.pt"]
