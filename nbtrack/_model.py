@@ -79,9 +79,11 @@ class Batch:
     tags: dict[str, str] = field(default_factory=dict)
     # (staged file or folder, destination folder among the run's artifacts or None)
     artifacts: list[tuple[str, str | None]] = field(default_factory=list)
+    # Paths among the run's artifacts to delete (superseded checkpoints), after the above.
+    deletions: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.metrics or self.params or self.tags or self.artifacts)
+        return bool(self.metrics or self.params or self.tags or self.artifacts or self.deletions)
 
     @property
     def point_count(self) -> int:

@@ -61,6 +61,11 @@ class TrackedRun:
     cell: object = None
     # The threads alive when the run started: those started later belong to it (_threads).
     threads_before: frozenset[threading.Thread] = frozenset()
+    # Things to undo when the cell ends (hooks a watched model carries, a patched framework),
+    # run last-registered first by ``kernel/cell.end`` while the run is still the active one.
+    at_end: list[Callable[[], object]] = field(default_factory=list)
+    # The system metrics samples the run follows (``kernel/system.SystemSamples``), if any.
+    system: Any = None
     # Held by whoever turns the buffer into batches, so that the final drain at cell end and
     # the sender thread never interleave.
     drain_lock: threading.Lock = field(default_factory=threading.Lock)

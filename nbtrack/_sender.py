@@ -28,7 +28,7 @@ from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
 from nbtrack.errors import NbtrackWarning
 
-__all__ = ["drain", "ensure_sender"]
+__all__ = ["drain", "ensure_sender", "show"]
 
 _Call = tuple[int | None, float, dict[str, Any]]
 
@@ -46,6 +46,8 @@ def drain(tracked: TrackedRun) -> Batch:
                 batch.params.update(payload)
             elif kind == "tags":
                 batch.tags.update(payload)
+            elif kind == "delete":
+                batch.deletions.append(payload)
             else:
                 batch.artifacts.append(payload)
         if not batch:
@@ -59,6 +61,13 @@ def drain(tracked: TrackedRun) -> Batch:
             except Exception as error:  # noqa: BLE001 - a broken view must not stop the run
                 _warn_once(view, error)
         return batch
+
+
+def show(tracked: TrackedRun, batch: Batch) -> None:
+    """Points stored in MLflow by someone else (the sync process's system metrics): into the
+    run's curves, and so its live view and record, but not into its journal."""
+    with tracked.drain_lock:
+        _extend_curves(tracked.run, batch)
 
 
 def _extend_curves(run: Run, batch: Batch) -> None:

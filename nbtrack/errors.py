@@ -14,6 +14,7 @@ __all__ = [
     "NbtrackWarning",
     "NoActiveRunError",
     "NotebookError",
+    "RunNotInStoreError",
     "UiStartError",
 ]
 
@@ -47,3 +48,8 @@ class NotebookError(NbtrackError):
 
 class UiStartError(NbtrackError, RuntimeError):
     """The MLflow UI did not come up; the message carries the end of its log."""
+
+
+class RunNotInStoreError(NbtrackError, RuntimeError):
+    """A call that needs MLflow's client (``log_model``, ``log_dataset``) ran while the tracking
+    store had not created the tracked run (unreachable, or slow to answer)."""

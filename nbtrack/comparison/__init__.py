@@ -47,9 +47,11 @@ def runs(
 
     Columns: ``run_id``, ``name``, ``status``, ``start`` (UTC), ``duration_s``, ``experiment``,
     ``notebook``, ``cell``, ``parent_run_id``, ``url`` (the run in the MLflow UI, when one
-    runs), then ``params.<name>`` for every param (numeric where every value is a number), and
-    ``last.<metric>`` and ``best.<metric>`` for every metric (best by the metric's goal: lowest
-    loss, highest accuracy; known for runs tracked by nbtrack).
+    runs), ``datasets`` (what ``nbtrack.log_dataset`` recorded: ``context:name@digest``, comma
+    separated; runs on different data differ here), then ``params.<name>`` for every param
+    (numeric where every value is a number), and ``last.<metric>`` and ``best.<metric>`` for
+    every metric (best by the metric's goal: lowest loss, highest accuracy; known for runs
+    tracked by nbtrack).
 
     Where the runs come from:
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack._redact import is_secret_name
+from nbtrack.integrations.datasets import DATASETS_TAG
 from nbtrack.record.format import from_json_number
 from nbtrack.record.metrics import BEST_TAG
 
@@ -52,6 +53,8 @@ class RunRow:
     parent_run_id: str | None
     url: str | None
     params: dict[str, str] = field(default_factory=dict)
+    # What the run trained and evaluated on (nbtrack.log_dataset's tag: context:name@digest,...).
+    datasets: str | None = None
     last: dict[str, float] = field(default_factory=dict)
     best: dict[str, float] = field(default_factory=dict)
     # The record, when the row came from a notebook: compare() draws its curves.
@@ -126,6 +129,7 @@ def rows_from_store(
                 url=link(info.experiment_id, info.run_id),
                 # Code outside nbtrack may have logged a credential as a param: never list it.
                 params={k: v for k, v in data.params.items() if not is_secret_name(k)},
+                datasets=tags.get(DATASETS_TAG),
                 last=dict(data.metrics),
                 best=_best_from_tag(tags.get(BEST_TAG), data.metrics),
             )
@@ -239,6 +243,7 @@ def dataframe(rows: Sequence[RunRow]) -> Any:
             "cell": row.cell,
             "parent_run_id": row.parent_run_id,
             "url": row.url,
+            "datasets": row.datasets,
         }
         for name in param_names:
             entry[f"params.{name}"] = row.params.get(name)
@@ -247,7 +252,7 @@ def dataframe(rows: Sequence[RunRow]) -> Any:
             entry[f"best.{name}"] = row.best.get(name, math.nan)
         base.append(entry)
     columns = ["run_id", "name", "status", "start", "duration_s", "experiment", "notebook",
-               "cell", "parent_run_id", "url"]  # fmt: skip
+               "cell", "parent_run_id", "url", "datasets"]  # fmt: skip
     columns += [f"params.{n}" for n in param_names]
     for name in metric_names:
         columns += [f"last.{name}", f"best.{name}"]

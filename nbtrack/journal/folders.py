@@ -14,6 +14,8 @@ The spool root holds one *session* folder per kernel and tracking store::
         <run>.spool                the run's journal, appended by the kernel (format.py)
         <run>.state                the sync process's progress: acknowledged offset, run id
         <run>.files/               copies of the run's artifacts, staged by the kernel
+        <run>.system               system metrics samples the sync process took for the run,
+                                   for the kernel's live view and record (journal/system.py)
         <run>.rejected             what the store refused for good, kept with the reason
 
 Everything here is created private to its owner whatever the umask (``nbtrack._files``):

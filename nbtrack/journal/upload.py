@@ -18,6 +18,7 @@ from typing import Any
 
 from nbtrack._files import make_private_dir, open_private, read_json, write_json_atomic
 from nbtrack._redact import redact_text
+from nbtrack.journal.deletions import delete_artifact
 from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, staged_file
 from nbtrack.journal.format import read_lines, unpack
 from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
@@ -201,6 +202,8 @@ class RunUploader:
                 )
         elif kind == "a":
             self._artifact(str(record.get("path", "")), record.get("dest"))
+        elif kind == "x":
+            self._delete_artifact(str(record.get("path", "")))
         elif kind == "end":
             self._end(record)
 
@@ -218,6 +221,14 @@ class RunUploader:
             self._call("log_artifact", self._run_id(), str(path), destination)
         else:
             log.warning("journal %s: artifact %s vanished before upload; skipped", self.key, path)
+
+    def _delete_artifact(self, artifact: str) -> None:
+        run = self._call("get_run", self._run_id())
+        try:
+            if run is not None:
+                delete_artifact(run.info.artifact_uri, self.client.tracking_uri, artifact, self.key)
+        except Exception as error:
+            raise StoreUnavailable(f"delete_artifacts: {error_line(error)}") from error
 
     def _drop_links(self, folder: Path) -> None:
         """Staged copies hold no links (links are followed when staging), so a link here was

@@ -16,6 +16,7 @@ from nbtrack._settings import settings
 from nbtrack.journal.folders import HURRY_FILE, STATUS_FILE, SessionInfo, pending_spools
 from nbtrack.journal.format import run_ended
 from nbtrack.journal.pacer import Pacer
+from nbtrack.journal.system import SystemSampling
 from nbtrack.journal.upload import (
     MAX_METRICS_PER_BATCH,
     RunUploader,
@@ -63,9 +64,13 @@ class SessionUploader:
         uri: str,
         pacer: Pacer | None = None,
         longest_pause: float | None = None,
+        system_interval: float = 0.0,
     ) -> None:
         self.info = info
         self.uri = uri  # the store's full URI, credentials included: never logged or written
+        # System metrics of the runs a live kernel is executing, every system_interval seconds
+        # (0: none, as for the journals of dead kernels).
+        self.system = SystemSampling(uri, system_interval)
         self.pacer = pacer
         self.client: Any = None
         self.uploaders: dict[Path, RunUploader] = {}
@@ -100,11 +105,13 @@ class SessionUploader:
         spools = pending_spools(self.info.folder)
         for spool in spools:  # runs first: a person may be waiting for a new run's link
             uploader = self._uploader(spool)
+            self.system.follow(spool, uploader.run_id, self.client)
             progressed |= not uploader.created and uploader.create()
         for spool in spools:
             uploader = self._uploader(spool)
             if not uploader.created:
                 continue
+            self.system.follow(spool, uploader.run_id, self.client)
             pacer = self._pacer_for(spool)
             if pacer is not None:
                 if not pacer.ready():
@@ -115,9 +122,15 @@ class SessionUploader:
             else:
                 progressed |= uploader.step()
             if uploader.ended:
+                # Before the run is reported stored: its energy must be in the record.
+                self.system.stop(spool, self.client)
                 uploader.remove()
                 del self.uploaders[spool]
         return progressed
+
+    def stop_system_metrics(self) -> None:
+        """The kernel is gone: stop every monitor (their last samples are logged)."""
+        self.system.stop_all(self.client)
 
     def _connect(self) -> Any:
         try:

@@ -145,7 +145,7 @@ def run_worker(folder: Path) -> int:
         target=recover_orphans, args=(uri, folder), name="orphans", daemon=True
     ).start()
     pacer = Pacer(settings().sync_cpu_share)
-    uploader = SessionUploader(info, uri, pacer)
+    uploader = SessionUploader(info, uri, pacer, system_interval=settings().system_metrics)
     wake = _Wake()
     idle_polls = 0
     while True:
@@ -153,6 +153,7 @@ def run_worker(folder: Path) -> int:
         uploader.pacer = pacer if alive else None
         progressed = uploader.step()
         if not alive:
+            uploader.stop_system_metrics()
             uploader.drain_all()
             if not pending_spools(folder) or all(
                 u.problem is not None for u in uploader.uploaders.values()

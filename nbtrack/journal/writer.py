@@ -98,6 +98,9 @@ class Journal:
         for path, destination in batch.artifacts:
             if not self._write({"t": "a", "path": path, "dest": destination}):
                 self.lost_items += 1
+        for artifact in batch.deletions:
+            if not self._write({"t": "x", "path": artifact}):
+                self.lost_items += 1
         self.tell(run)
 
     def tell(self, run: Run) -> None:

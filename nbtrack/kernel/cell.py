@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from nbtrack._redact import redact_text, stored_value
 from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
 from nbtrack._version import VERSION
+from nbtrack.errors import NbtrackWarning
 from nbtrack.journal.session import adopt_orphans, session_for
 from nbtrack.journal.writer import Journal, JournalError
 from nbtrack.kernel import executions
@@ -39,6 +41,7 @@ from nbtrack.kernel.context import notebook_path
 from nbtrack.kernel.interrupts import HeldInterrupts, interrupts_deferred
 from nbtrack.kernel.params import SessionLiterals
 from nbtrack.kernel.progress import follow_mlflow, poll, tell_store_problem, wait_synced
+from nbtrack.kernel.system import SystemSamples
 from nbtrack.record.metrics import BEST_TAG, best_values_tag
 from nbtrack.view.live import LiveView
 
@@ -61,6 +64,8 @@ class CellOptions:
     params: dict[str, str] = field(default_factory=dict)
     capture_params: bool = True
     plot: bool = True
+    # Show the system metrics (CPU, memory, GPU) in the live view and the record.
+    system: bool = False
 
 
 session_literals = SessionLiterals()
@@ -125,6 +130,8 @@ def begin(shell: Any, options: CellOptions, body: str, *, own_cell: bool = False
         tracked.buffer.overflow = lambda: _sender.drain(tracked)
         tracked.views.append(LiveView(run, tracked.drain_lock))
         tracked.poll = lambda: poll(tracked)
+        if settings().system_metrics > 0:
+            tracked.system = SystemSamples(journal.path, show_all=options.system)
         _registry.activate(tracked)
         if run.params:
             tracked.buffer.pending.append(("params", dict(run.params)))
@@ -264,6 +271,7 @@ def _end(tracked: TrackedRun, result: Any, held: HeldInterrupts) -> None:
         error: BaseException | None = KeyboardInterrupt("interrupted at the cell's end")
     else:
         error = result.error_in_exec or result.error_before_exec
+    _undo_at_end(tracked)
     _registry.deactivate(tracked)
     _finish(tracked, error)
     if tracked.import_watch is not None:
@@ -281,6 +289,22 @@ def _end(tracked: TrackedRun, result: Any, held: HeldInterrupts) -> None:
     for view in tracked.views:
         if isinstance(view, LiveView):
             view.finish(run)
+
+
+def _undo_at_end(tracked: TrackedRun) -> None:
+    """Run what the cell asked to undo at its end (a watched model's hooks, a sampler), last
+    registered first, while the run is still active: what they log lands in it. One that fails
+    is reported and keeps neither the others nor the run's end from happening."""
+    while tracked.at_end:
+        undo = tracked.at_end.pop()
+        try:
+            undo()
+        except Exception as error:  # noqa: BLE001 - the run must end whatever a hook does
+            warnings.warn(
+                f"nbtrack: cleaning up after the cell failed: {error!r}",
+                NbtrackWarning,
+                stacklevel=2,
+            )
 
 
 def _user_namespace() -> dict[str, Any]:

@@ -50,6 +50,12 @@ class TrackMagics(Magics):
         help="do not capture literal assignments of the cell as params.",
     )
     @argument("--no-plot", action="store_true", help="do not draw the live plot under the cell.")
+    @argument(
+        "--system",
+        action="store_true",
+        help="show the system metrics (CPU, memory, GPU; sampled every NBTRACK_SYSTEM_METRICS "
+        "seconds) in the live view and the record; they are in MLflow either way.",
+    )
     @line_cell_magic
     def track(self, line: str, cell: str | None = None) -> Any:
         """Record this cell as an MLflow run: params, metrics, code, environment, status.
@@ -203,6 +209,7 @@ def parse_options(line: str) -> _cell.CellOptions:
         params=_pairs(args.param, "--param"),
         capture_params=not args.no_params,
         plot=not args.no_plot,
+        system=args.system,
     )
 
 

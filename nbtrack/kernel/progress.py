@@ -14,6 +14,7 @@ from nbtrack import tracking
 from nbtrack._model import Batch, Run
 from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack._registry import TrackedRun
+from nbtrack.integrations import mlflow_bridge
 from nbtrack.view.live import LiveView, show_notice
 
 __all__ = ["follow_mlflow", "learn_identity", "poll", "tell_store_problem", "wait_synced"]
@@ -40,8 +41,13 @@ def follow_mlflow(tracked: TrackedRun) -> None:
         learn_identity(tracked.run, run_id, tracked.journal.progress().experiment_id)
         tracking.attach(run_id, tracked.run.tracking_uri)
         tracked.mlflow_attached = True
+        # From now on MLflow's own logging calls for this run (a framework's logger, autolog)
+        # take nbtrack's fast path into the same run.
+        mlflow_bridge.install()
 
     tracked.import_watch = tracking.when_mlflow_imported(attach)
+    # Lightning's MLFlowLogger, created in the cell, joins the run instead of making its own.
+    mlflow_bridge.watch_frameworks()
 
 
 def wait_synced(tracked: TrackedRun, timeout: float) -> None:
@@ -82,7 +88,9 @@ def poll(tracked: TrackedRun, final: bool = False) -> bool:
         # Points that never reached the journal are not on their way: they are lost.
         run.pending_points = journal.pending_points(total - run.lost_points)
     after = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
-    if after != before and not final:
+    # System metrics samples (and, after the cell, its GPU energy) the sync process took.
+    sampled = tracked.system is not None and tracked.system.follow(tracked)
+    if (after != before or sampled) and not final:
         for view in tracked.views:
             if not isinstance(view, LiveView):
                 continue

@@ -73,6 +73,8 @@ def three_runs(store: str) -> tuple[str, list[str]]:
             tags={
                 BEST_TAG: json.dumps({"train/loss": [0.05 + i, 900]}),
                 "mlflow.source.name": "/work/notebooks/train.ipynb",
+                # What nbtrack.log_dataset tags a run with: one dataset differs between runs.
+                "nbtrack.datasets": f"train:spirals@{i:08x},eval:spirals-test@0000beef",
             },
         )
         for i, (name, lr) in enumerate(
@@ -91,7 +93,7 @@ def test_runs_lists_every_run_with_params_last_and_best_values(
     store, ids = three_runs
     frame = nbtrack.runs(store=store)
     assert sorted(frame["run_id"]) == sorted(ids)
-    assert list(frame.columns[:10]) == [
+    assert list(frame.columns[:11]) == [
         "run_id",
         "name",
         "status",
@@ -102,6 +104,7 @@ def test_runs_lists_every_run_with_params_last_and_best_values(
         "cell",
         "parent_run_id",
         "url",
+        "datasets",
     ]
     row = frame.set_index("name").loc["mid-lr"]
     assert row["status"] == "FINISHED"
@@ -113,6 +116,10 @@ def test_runs_lists_every_run_with_params_last_and_best_values(
     assert row["best.train/loss"] == 1.05  # from the tag the kernel writes at the cell's end
     assert np.isnan(row["best.val/loss"])  # not in that tag: unknown, not guessed
     assert str(row["start"].tz) == "UTC"
+    # Runs on different data are told apart by the datasets column.
+    by_name = frame.set_index("name")["datasets"]
+    assert by_name["mid-lr"] == "train:spirals@00000001,eval:spirals-test@0000beef"
+    assert by_name["small-lr"] != by_name["mid-lr"]
 
 
 def test_runs_narrows_by_experiment_and_notebook(three_runs: tuple[str, list[str]]) -> None:
