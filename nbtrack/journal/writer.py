@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -198,6 +199,21 @@ class Journal:
             size=self._size,
             problem=state.get("problem"),
         )
+
+    def wait_for_run_id(self, timeout: float) -> str | None:
+        """The run's id in the store, waiting up to ``timeout`` for the sync process to create
+        it; None at once if the store is unreachable or refused the run."""
+        deadline = time.monotonic() + timeout
+        while True:
+            progress = self.progress()
+            if progress.run_id is not None:
+                return str(progress.run_id)
+            if progress.problem is not None or self.session.store_problem() is not None:
+                return None
+            if time.monotonic() >= deadline:
+                return None
+            self.session.wake()
+            time.sleep(0.01)
 
     def pending_points(self, total: int) -> int:
         """About how many of the run's ``total`` points the store does not have yet."""
