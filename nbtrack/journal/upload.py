@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ class RunUploader:
 
     def __init__(self, spool: Path, client: Any, experiments: dict[str, str]) -> None:
         self.spool = spool
+        # The run id of the parent journal a start line names (nbtrack.journal.parents).
+        self.parents: Callable[[str], str | None] | None = None
         self.client = client
         # name -> id, shared by the uploaders of one store
         self.experiments = experiments
@@ -294,6 +297,9 @@ class RunUploader:
         else:
             tags = {str(k): str(v) for k, v in dict(start.get("tags") or {}).items()}
             tags["nbtrack.spool_key"] = self.key
+            parent = start.get("parent") and self.parents and self.parents(str(start["parent"]))
+            if parent:
+                tags["mlflow.parentRunId"] = parent
             if self.created_late:
                 tags["nbtrack.offline"] = "true"
             self.run_id = self._store(
