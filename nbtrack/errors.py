@@ -47,3 +47,8 @@ class NotebookError(NbtrackError):
 
 class UiStartError(NbtrackError, RuntimeError):
     """The MLflow UI did not come up; the message carries the end of its log."""
+
+
+class SweepError(NbtrackError, RuntimeError):
+    """A sweep (``%%track --sweep``) stopped: a trial failed with ``--stop-on-error``, or
+    every trial failed. Its parent run ends FAILED; the trials' runs say why each failed."""

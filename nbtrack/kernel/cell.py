@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,26 +29,29 @@ from nbtrack._buffer import Buffer
 from nbtrack._model import MAX_TAG_VALUE_LENGTH, Run, RunFailure, Status, value_text
 from nbtrack._redact import redact_text, stored_value
 from nbtrack._registry import TrackedRun
-from nbtrack._settings import settings
 from nbtrack._version import VERSION
 from nbtrack.journal.session import adopt_orphans, session_for
 from nbtrack.journal.writer import Journal, JournalError
 from nbtrack.kernel import executions
 from nbtrack.kernel.code import CodeRecorder, environment_files, start_reading_environment
-from nbtrack.kernel.context import notebook_path
+from nbtrack.kernel.context import end_wait, notebook_path, watching
 from nbtrack.kernel.interrupts import HeldInterrupts, interrupts_deferred
 from nbtrack.kernel.params import SessionLiterals
 from nbtrack.kernel.progress import follow_mlflow, poll, tell_store_problem, wait_synced
 from nbtrack.record.metrics import BEST_TAG, best_values_tag
 from nbtrack.view.live import LiveView
 
-__all__ = ["CellOptions", "begin", "cell_ended", "cell_started", "end", "warm_up", "watching"]
+__all__ = [
+    "CellOptions",
+    "begin",
+    "cell_ended",
+    "cell_started",
+    "end",
+    "end_background",
+    "warm_up",
+]
 
 KERNEL_SESSION = uuid.uuid4().hex
-# Where a person watches and nobody waits for the saved file, a cell's end does not wait for
-# the upload (its record updates itself in place); headless, it waits up to this long, so that
-# the notebook a papermill or nbconvert run saves ends with final records.
-_HEADLESS_END_WAIT_S = 60.0
 
 
 @dataclass
@@ -61,19 +64,14 @@ class CellOptions:
     params: dict[str, str] = field(default_factory=dict)
     capture_params: bool = True
     plot: bool = True
+    # A sweep's trials (nbtrack.sweep): the journal of their parent run, which the sync process
+    # resolves to the parent's id, and no record of their own (the sweep's record shows them).
+    parent_journal: str | None = None
+    record: bool = True
 
 
 session_literals = SessionLiterals()
 _code = CodeRecorder()
-
-
-def watching() -> bool:
-    """Whether a person watches this kernel's outputs live (JupyterLab/Notebook, VS Code),
-    as opposed to nbclient, papermill or nbconvert; ``NBTRACK_LIVE_PLOT`` decides if set."""
-    explicit = settings().live_view
-    if explicit is not None:
-        return explicit
-    return bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID"))
 
 
 def warm_up() -> None:
@@ -101,12 +99,24 @@ _warm = False
 # ------------------------------------------------------------------ begin
 
 
-def begin(shell: Any, options: CellOptions, body: str, *, own_cell: bool = False) -> TrackedRun:
+def begin(
+    shell: Any,
+    options: CellOptions,
+    body: str,
+    *,
+    own_cell: bool = False,
+    background: bool = False,
+    view: Callable[[Run, threading.Lock], LiveView] = LiveView,
+) -> TrackedRun:
     """Start tracking ``body``: the cell being executed without its ``%%track`` line, whose
     end ends the run (``cell_ended``); or, ``own_cell``, code about to run as a cell of its
-    own (``run_cell_magic``), whose caller ends the run (``end``)."""
+    own (``run_cell_magic``, a sweep's trial), whose caller ends the run (``end``).
+
+    ``background``: a run that no code logs into (a sweep's parent): drained and followed like
+    any run but never the current one, ended by its caller with ``end_background``. ``view``
+    makes the record shown under the cell."""
     current = _registry.current()
-    if current is not None:
+    if current is not None and not background:
         _refuse_second_run(current, own_cell)
     start_reading_environment()
     run = _new_run(shell, options, body)
@@ -123,16 +133,21 @@ def begin(shell: Any, options: CellOptions, body: str, *, own_cell: bool = False
         tracked = TrackedRun(run=run, buffer=Buffer(), journal=journal)
         tracked.cell = executions.innermost()
         tracked.buffer.overflow = lambda: _sender.drain(tracked)
-        tracked.views.append(LiveView(run, tracked.drain_lock))
+        if options.record:
+            tracked.views.append(view(run, tracked.drain_lock))
         tracked.poll = lambda: poll(tracked)
-        _registry.activate(tracked)
+        if background:
+            _registry.keep(tracked)
+        else:
+            _registry.activate(tracked)
         if run.params:
             tracked.buffer.pending.append(("params", dict(run.params)))
         if _code.stage(journal, shell, body):
             tracked.buffer.pending.append(("artifact", ("code", "code")))
         _sender.ensure_sender().wake()
     tell_store_problem(session.store_problem(), run.tracking_uri)
-    follow_mlflow(tracked)
+    if not background:
+        follow_mlflow(tracked)
     return tracked
 
 
@@ -176,6 +191,7 @@ def _new_run(shell: Any, options: CellOptions, body: str) -> Run:
         notebook_path=path,
         cell_id=cell_id,
         live_view=options.plot and watching(),
+        parent_journal=options.parent_journal,
     )
     run.tags.update(
         {
@@ -245,38 +261,65 @@ def cell_ended(result: Any) -> None:
             _end(tracked, result if own else None, held)
 
 
-def end(tracked: TrackedRun, result: Any) -> None:
+def end(
+    tracked: TrackedRun, result: Any, *, wait: bool = True, status: Status | None = None
+) -> None:
     """End ``tracked`` with the outcome of the execution ``result`` (an ``ExecutionResult``)
-    of its code: FINISHED, FAILED or KILLED."""
+    of its code: FINISHED, FAILED or KILLED, or ``status`` (a pruned trial is KILLED).
+    ``wait=False``: never wait for the upload (a sweep's trial; the sweep waits at its end)."""
     with interrupts_deferred(raise_held=False) as held:
-        _end(tracked, result, held)
+        _end(tracked, result, held, wait=wait, status=status)
 
 
-def _end(tracked: TrackedRun, result: Any, held: HeldInterrupts) -> None:
+def end_background(tracked: TrackedRun, error: BaseException | None) -> None:
+    """End a ``background`` run: FINISHED without ``error``, KILLED for a KeyboardInterrupt,
+    FAILED otherwise (the error is recorded as a cell's would be)."""
+    with interrupts_deferred(raise_held=False) as held:
+        if not tracked.run.ended:
+            _close(tracked, error, held, wait=True)
+
+
+def _end(
+    tracked: TrackedRun,
+    result: Any,
+    held: HeldInterrupts,
+    *,
+    wait: bool = True,
+    status: Status | None = None,
+) -> None:
     """End the run, with interrupts held back until it is ended and its record shown; one
     that comes meanwhile only cuts the wait for the upload short. ``result`` None: the
     cell's outcome is unknown (its end event was lost to an interrupt), so the run ends
     KILLED."""
     if _registry.current() is not tracked:
         return  # ended already
-    run = tracked.run
     if result is None:
         error: BaseException | None = KeyboardInterrupt("interrupted at the cell's end")
     else:
         error = result.error_in_exec or result.error_before_exec
+    _close(tracked, error, held, wait=wait, status=status)
+
+
+def _close(
+    tracked: TrackedRun,
+    error: BaseException | None,
+    held: HeldInterrupts,
+    *,
+    wait: bool,
+    status: Status | None = None,
+) -> None:
+    run = tracked.run
     _registry.deactivate(tracked)
-    _finish(tracked, error)
+    _finish(tracked, error, status)
     if tracked.import_watch is not None:
         tracking.remove_import_watch(tracked.import_watch)
     if tracked.mlflow_attached and run.run_id is not None:
         tracking.release(run.run_id)
-    wait = settings().end_wait
-    if wait is None:
-        wait = 0.0 if watching() else _HEADLESS_END_WAIT_S
-    if wait > 0 and not held.pending:
+    seconds = end_wait() if wait else 0.0
+    if seconds > 0 and not held.pending:
         # Interrupting stops the wait, not the run.
         with contextlib.suppress(KeyboardInterrupt), held.interruptible():
-            wait_synced(tracked, wait)
+            wait_synced(tracked, seconds)
     poll(tracked, final=True)
     for view in tracked.views:
         if isinstance(view, LiveView):
@@ -290,11 +333,13 @@ def _user_namespace() -> dict[str, Any]:
     return {} if shell is None else dict(shell.user_ns)
 
 
-def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
+def _finish(tracked: TrackedRun, error: BaseException | None, status: Status | None) -> None:
     """Status, final drain and the journal's end line, with interrupts held back so that an
     interrupt cannot leave the run half-ended."""
     run = tracked.run
-    if error is None:
+    if status is not None:
+        run.status = status
+    elif error is None:
         run.status = Status.FINISHED
     elif isinstance(error, KeyboardInterrupt):
         run.status = Status.KILLED
