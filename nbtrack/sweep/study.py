@@ -28,6 +28,7 @@ __all__ = ["PARENT_ATTR", "import_optuna", "open_study", "quiet_optuna", "wait_f
 
 PARENT_ATTR = "nbtrack.parent_run_id"
 EXPERIMENT_ATTR = "nbtrack.experiment_id"
+_OPEN_TRIES = 4
 
 
 def import_optuna() -> Any:
@@ -71,24 +72,21 @@ def open_study(plan: SweepPlan, name: str) -> tuple[Any, bool]:
     direction = "maximize" if plan.goal == "max" else "minimize"
     kwargs = {"sampler": _sampler(optuna, plan), "pruner": _pruner(optuna, plan)}
     study_name = plan.study or name
-    created = True
-    try:
-        if plan.storage is None:
-            study = optuna.create_study(study_name=study_name, direction=direction, **kwargs)
-        else:
-            try:
-                study = optuna.create_study(
-                    storage=plan.storage, study_name=study_name, direction=direction, **kwargs
-                )
-            except optuna.exceptions.DuplicatedStudyError:
-                created = False
-                study = optuna.load_study(study_name=study_name, storage=plan.storage, **kwargs)
-    except (ImportError, ValueError):
-        raise
-    except Exception as error:  # noqa: BLE001 - any storage error: said in one line
-        where = strip_uri_credentials(plan.storage or "memory")
-        msg = f"--storage {where}: Optuna cannot open it: {redact_text(str(error))[:300]}"
-        raise ValueError(msg) from None
+    for attempt in range(_OPEN_TRIES):
+        try:
+            study, created = _open(optuna, plan, study_name, direction, kwargs)
+            break
+        except (ImportError, ValueError):
+            raise
+        except Exception as error:  # noqa: BLE001 - any storage error: said in one line
+            # Kernels opening a new storage at the same moment race to create its tables:
+            # the loser finds them made a moment later.
+            if attempt + 1 < _OPEN_TRIES:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            where = strip_uri_credentials(plan.storage or "memory")
+            msg = f"--storage {where}: Optuna cannot open it: {redact_text(str(error))[:300]}"
+            raise ValueError(msg) from None
     if plan.metric is not None and study.direction.name.lower() != direction:
         msg = (
             f"study {study_name!r} {study.direction.name.lower()}s its value, this sweep "
@@ -99,6 +97,20 @@ def open_study(plan: SweepPlan, name: str) -> tuple[Any, bool]:
         for point in grid_points(plan.dimensions):
             study.enqueue_trial(point)
     return study, created
+
+
+def _open(
+    optuna: Any, plan: SweepPlan, study_name: str, direction: str, kwargs: dict[str, Any]
+) -> tuple[Any, bool]:
+    if plan.storage is None:
+        return optuna.create_study(study_name=study_name, direction=direction, **kwargs), True
+    try:
+        study = optuna.create_study(
+            storage=plan.storage, study_name=study_name, direction=direction, **kwargs
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=study_name, storage=plan.storage, **kwargs), False
+    return study, True
 
 
 def wait_for_parent(study: Any, timeout: float) -> tuple[str | None, str | None]:
