@@ -170,3 +170,34 @@ def test_sweep_mistakes_are_usage_errors_before_any_run(store, client, tmp_path)
     assert "--sampler tpe needs --trials N" in text_of(nb.cells[2])
     assert "--trials belongs to a sweep" in text_of(nb.cells[3])
     assert client.get_experiment_by_name("bad") is None  # nothing was tracked
+
+
+def test_the_sweep_notebook_runs_a_grid_and_a_pruned_tpe_sweep(store, client, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    path = tmp_path / "03_sweep.ipynb"
+    root = Path(__file__).resolve().parents[2]
+    shutil.copy(root / "example_notebooks" / "03_sweep.ipynb", path)
+    nb = execute(path)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    records = [parse_record(r) for cell in code for r in records_of(cell)]
+    assert [r["run"]["name"] for r in records] == ["grid", "tpe"]
+    grid, tpe = (r["sweep"] for r in records)
+    assert [t["state"] for t in grid["trials"]] == ["COMPLETE"] * 4
+    assert grid["metric"] == "val/loss"  # guessed: the first validation metric with a goal
+    assert len(tpe["trials"]) == 10
+    assert "PRUNED" in {t["state"] for t in tpe["trials"]}
+    assert tpe["trials"][0]["number"] == tpe["best"]
+    experiment = client.get_experiment_by_name("sweep").experiment_id
+    runs = client.search_runs([experiment])
+    by_name = {r.info.run_name: r for r in runs}
+    for parent in ("grid", "tpe"):
+        children = [
+            r for r in runs if r.data.tags.get("mlflow.parentRunId") == by_name[parent].info.run_id
+        ]
+        assert len(children) == (4 if parent == "grid" else 10)
+    table = text_of(code[-1])
+    assert "tpe-0" in table
+    assert "KILLED" in table  # pruned trials
+    assert by_name["grid-3"].data.metrics["val/acc"] > 0.8  # the trials really trained
