@@ -40,7 +40,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-STORE_FOLDER = Path("/tmp/nbtrack-gpu-check")
+# A fixed path on both machines: the journal names its store by it.
+STORE_FOLDER = Path("/tmp/nbtrack-gpu-check")  # noqa: S108 - a scratch folder of this check
 STORE_URI = f"sqlite:///{STORE_FOLDER / 'mlflow.db'}"
 SPOOL = STORE_FOLDER / "spool"
 
@@ -201,7 +202,7 @@ def replay_here(folder: Path) -> int:
     with tarfile.open(folder / "journal.tar") as archive:
         archive.extractall(STORE_FOLDER, filter="tar")
     env = {**os.environ, "MLFLOW_TRACKING_URI": STORE_URI, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: S603 - this very nbtrack, no shell
         [sys.executable, "-m", "nbtrack", "sync", "--spool-dir", str(SPOOL)],
         env=env, capture_output=True, text=True, check=False, timeout=600,
     )  # fmt: skip

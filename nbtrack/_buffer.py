@@ -12,8 +12,9 @@ The format: ``Buffer.calls`` holds one ``(step or None, unix time, {name: value}
 call, in call order. Values are floats, or tensors on a device that the sender reads later.
 ``Buffer.pending`` holds params, tags and artifacts in call order.
 
-Only ``log`` appends and only ``take`` removes, each with single list operations: ``take``
-removes what it read with one ``del``, and anything appended meanwhile sits after it.
+Only ``log`` (and ``log_into``, for a run no code logs into) appends and only ``take`` removes,
+each with single list operations: ``take`` removes what it read with one ``del``, and anything
+appended meanwhile sits after it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from nbtrack._model import MAX_STEP, check_key
 from nbtrack._threads import ended_runs
 from nbtrack.errors import NoActiveRunError
 
-__all__ = ["MAX_BUFFERED_CALLS", "Buffer", "log", "take"]
+__all__ = ["MAX_BUFFERED_CALLS", "Buffer", "log", "log_into", "take"]
 
 # Calls held in memory before the logging thread has to drain them itself (~20 MB).
 MAX_BUFFERED_CALLS = 100_000
@@ -41,7 +42,7 @@ _get_ident = threading.get_ident
 class Buffer:
     """What one tracked run's ``log`` calls append to."""
 
-    __slots__ = ("calls", "helpers", "known", "limit", "overflow", "owner", "pending")
+    __slots__ = ("calls", "helpers", "known", "limit", "overflow", "owner", "pending", "watched")
 
     def __init__(self, overflow: Callable[[], object] | None = None) -> None:
         self.calls: list[tuple[int | None, float, dict[str, Any]]] = []
@@ -56,6 +57,9 @@ class Buffer:
         # nbtrack._threads: which run a thread's points belong to).
         self.owner = threading.get_ident()
         self.helpers: set[int] = set()
+        # Names whose every call ``overflow`` sees right after it (a pruned sweep's metric):
+        # never added to ``known``, so they take the slow path, which sets ``limit`` to 0.
+        self.watched: frozenset[str] = frozenset()
 
     @property
     def guarded(self) -> bool:
@@ -218,8 +222,21 @@ def _admit(buffer: Buffer, values: dict[str, Any]) -> bool:
         elif kind is not float:
             values[key] = _float_value(key, value)
         if key not in known:
-            known.add(key)
+            if key in buffer.watched:
+                buffer.limit = 0  # log() hands over to overflow() right after its append
+            else:
+                known.add(key)
     return True
+
+
+def log_into(buffer: Buffer, values: dict[str, Any], step: int) -> None:
+    """Log ``values`` at ``step`` into ``buffer``, which need not be the active run's: a run
+    that no cell code logs into (a sweep's parent), from the thread that runs the cell."""
+    checked = {}
+    for key, value in values.items():
+        check_key(key, "metric")
+        checked[key] = value if type(value) is float else _float_value(key, value)
+    buffer.calls.append((_checked_step(step), _now(), checked))
 
 
 def _tensor_value(key: str, tensor: Any) -> Any:

@@ -115,6 +115,9 @@ class Run:
     status: Status = Status.RUNNING
     failure: RunFailure | None = None
     live_view: bool = True
+    # A sweep's trial: the journal (its key in the same session folder) of its parent run,
+    # whose id the sync process puts into the trial's mlflow.parentRunId tag.
+    parent_journal: str | None = None
     # Filled by the sender: per-metric history and the next implicit step of each metric.
     curves: dict[str, Curve] = field(default_factory=dict)
     next_step: dict[str, int] = field(default_factory=dict)

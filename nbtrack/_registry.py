@@ -26,6 +26,7 @@ __all__ = [
     "deactivate",
     "draining",
     "forget",
+    "keep",
     "review_guard",
 ]
 
@@ -96,6 +97,13 @@ def activate(tracked: TrackedRun) -> None:
         _current = tracked
         _draining.append(tracked)
         _buffer.active = buffer
+
+
+def keep(tracked: TrackedRun) -> None:
+    """Drain and follow ``tracked`` like any run, without making it the one ``nbtrack.log``
+    logs into: a run that no cell code logs into (a sweep's parent)."""
+    with _lock:
+        _draining.append(tracked)
 
 
 def deactivate(tracked: TrackedRun) -> None:

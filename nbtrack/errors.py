@@ -53,3 +53,8 @@ class UiStartError(NbtrackError, RuntimeError):
 class RunNotInStoreError(NbtrackError, RuntimeError):
     """A call that needs MLflow's client (``log_model``, ``log_dataset``) ran while the tracking
     store had not created the tracked run (unreachable, or slow to answer)."""
+
+
+class SweepError(NbtrackError, RuntimeError):
+    """A sweep (``%%track --sweep``) stopped: a trial failed with ``--stop-on-error``, or
+    every trial failed. Its parent run ends FAILED; the trials' runs say why each failed."""

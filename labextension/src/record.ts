@@ -9,6 +9,8 @@
  */
 
 /** The MIME type of a run record in a notebook output bundle. */
+import { ISweep, parseSweep } from './sweep';
+
 export const MIME_TYPE = 'application/vnd.nbtrack.run+json';
 
 /**
@@ -94,6 +96,8 @@ export interface IRunRecord {
   readonly metricsOmitted: number;
   readonly error: IRunError | null;
   readonly sync: { readonly state: string; readonly pendingPoints: number } | null;
+  /** A sweep's parent run: its trials, ranked (src/sweep.ts); null for other runs. */
+  readonly sweep: ISweep | null;
 }
 
 export type ParseResult =
@@ -151,7 +155,8 @@ export function parseRecord(data: unknown): ParseResult {
     panelX: layout.axes,
     metricsOmitted: optFinite(value['metrics_omitted']) ?? 0,
     error: parseError(value['error']),
-    sync: parseSync(value['sync'])
+    sync: parseSync(value['sync']),
+    sweep: parseSweep(value['sweep'], warnings)
   };
   if (value['ui_url'] !== undefined && value['ui_url'] !== null && record.uiUrl === null) {
     warnings.push('ignored "ui_url": only http and https links are followed');

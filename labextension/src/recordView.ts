@@ -11,6 +11,7 @@ import { IChartSpec, runCharts } from './charts';
 import { el, externalLink, statusBadge, textTable } from './dom';
 import { formatDuration, formatNumber, formatTime } from './format';
 import { IRunRecord } from './record';
+import { bestParams, trialsChart, trialsTable } from './sweep';
 
 /** Params beyond this many are folded away behind a "show all" toggle. */
 const PARAMS_SHOWN_OPEN = 12;
@@ -23,13 +24,15 @@ export function recordView(
   record: IRunRecord,
   warnings: readonly string[]
 ): { node: HTMLDivElement; dispose: () => void } {
-  const charts = chartBatches(runCharts(record));
+  const trials = record.sweep ? trialsChart(record.sweep) : null;
+  const charts = chartBatches(trials ? [trials, ...runCharts(record)] : runCharts(record));
   const node = el(
     'div',
     { className: 'nbtrack-record' },
     header(record),
     errorBox(record),
     syncNote(record),
+    sweepSection(record),
     metricsTable(record),
     omittedNote(record),
     paramsTable(record),
@@ -184,4 +187,33 @@ function warningsNote(warnings: readonly string[]): HTMLElement | null {
     className: 'nbtrack-record-note',
     text: `Parts of this record were unreadable: ${warnings.join('; ')}`
   });
+}
+
+/** A sweep's trials ranked by its metric, the best marked, and its params to copy. */
+function sweepSection(record: IRunRecord): HTMLElement | null {
+  const sweep = record.sweep;
+  if (!sweep) {
+    return null;
+  }
+  const table = trialsTable(sweep);
+  const best = bestParams(sweep);
+  const more = sweep.trialsOmitted ? `; ${sweep.trialsOmitted} more trials in MLflow` : '';
+  return el(
+    'div',
+    { className: 'nbtrack-sweep' },
+    el('div', {
+      className: 'nbtrack-sweep-summary',
+      text: `Sweep: ${sweep.sampler} search, ${sweep.trials.length} trials, study ${sweep.study}${more}`
+    }),
+    textTable('nbtrack-trials', table.header, table.rows),
+    best
+      ? el(
+          'div',
+          { className: 'nbtrack-best-params' },
+          el('div', { text: `Best params (trial #${sweep.best}), to paste into the cell or as a dict:` }),
+          el('pre', { text: best.lines }),
+          el('pre', { text: best.dict })
+        )
+      : null
+  );
 }

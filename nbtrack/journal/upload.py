@@ -13,17 +13,23 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nbtrack._files import make_private_dir, open_private, read_json, write_json_atomic
-from nbtrack._redact import redact_text
+from nbtrack._files import read_json, write_json_atomic
 from nbtrack.journal.deletions import delete_artifact
 from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, staged_file
 from nbtrack.journal.format import read_lines, unpack
+from nbtrack.journal.store_errors import (
+    StoreUnavailable,
+    error_line,
+    keep_rejected,
+    permanent,
+)
 from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
 
-__all__ = ["RunUploader", "StoreUnavailable", "error_line"]
+__all__ = ["MAX_METRICS_PER_BATCH", "RunUploader"]
 
 log = logging.getLogger("nbtrack.sync")
 
@@ -35,25 +41,6 @@ _READ_CHUNK = 4 * 1024 * 1024
 # A run the store refused for a reason the user can fix (a deleted experiment) is tried again
 # this often.
 _REFUSED_RETRY_S = 30.0
-# MLflow error codes that no retry will fix; anything else (connection refused, 5xx, a locked
-# SQLite file) is worth retrying.
-_PERMANENT_ERRORS = frozenset(
-    {
-        "INVALID_PARAMETER_VALUE",
-        "RESOURCE_DOES_NOT_EXIST",
-        "INVALID_STATE",
-        "BAD_REQUEST",
-        "RESOURCE_ALREADY_EXISTS",
-    }
-)
-
-
-class StoreUnavailable(Exception):
-    """The store did not accept a request; retry later. The message holds no credentials."""
-
-
-def _permanent(error: Exception) -> bool:
-    return getattr(error, "error_code", None) in _PERMANENT_ERRORS
 
 
 class RunUploader:
@@ -61,6 +48,8 @@ class RunUploader:
 
     def __init__(self, spool: Path, client: Any, experiments: dict[str, str]) -> None:
         self.spool = spool
+        # The run id of the parent journal a start line names (nbtrack.journal.parents).
+        self.parents: Callable[[str], str | None] | None = None
         self.client = client
         # name -> id, shared by the uploaders of one store
         self.experiments = experiments
@@ -305,6 +294,9 @@ class RunUploader:
         else:
             tags = {str(k): str(v) for k, v in dict(start.get("tags") or {}).items()}
             tags["nbtrack.spool_key"] = self.key
+            parent = start.get("parent") and self.parents and self.parents(str(start["parent"]))
+            if parent:
+                tags["mlflow.parentRunId"] = parent
             if self.created_late:
                 tags["nbtrack.offline"] = "true"
             self.run_id = self._store(
@@ -341,24 +333,13 @@ class RunUploader:
         try:
             return getattr(self.client, method)(*args, **kwargs)
         except Exception as error:
-            if _permanent(error):
+            if permanent(error):
                 self._reject(method, args, kwargs, error)
                 return None
             raise StoreUnavailable(f"{method}: {error_line(error)}") from error
 
     def _reject(self, method: str, args: Any, kwargs: Any, error: Exception) -> None:
-        """Keep what the store refused for good, with the reason, instead of dropping it."""
-        rejected = make_private_dir(self.spool.parent.parent / "rejected")
-        with open_private(rejected / f"{self.spool.parent.name}-{self.key}.rejected", "a") as out:
-            out.write(f"{time.time():.3f} {method} refused: {error_line(error)}\n")
-            out.write(f"  args={args!r:.2000}\n  kwargs={kwargs!r:.100000}\n")
-        log.error(
-            "store refused %s for %s: %s (kept in %s)",
-            method,
-            self.key,
-            error_line(error),
-            rejected,
-        )
+        keep_rejected(self.spool, method, args, kwargs, error)
 
     def _ack(self, offset: int) -> None:
         self.offset = offset
@@ -390,11 +371,3 @@ class RunUploader:
             )
         except OSError as error:  # the kernel learnt the run's id from the state file
             log.warning("journal %s: cannot leave its .done note: %s", self.key, error)
-
-
-def error_line(error: BaseException) -> str:
-    """An error as one line for a log or a message: no credentials, no multi-line dumps."""
-    text = (
-        f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
-    )
-    return redact_text(text)[:500]

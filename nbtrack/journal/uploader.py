@@ -16,13 +16,10 @@ from nbtrack._settings import settings
 from nbtrack.journal.folders import HURRY_FILE, STATUS_FILE, SessionInfo, pending_spools
 from nbtrack.journal.format import run_ended
 from nbtrack.journal.pacer import Pacer
+from nbtrack.journal.parents import ParentNotReady, parent_run_id
+from nbtrack.journal.store_errors import StoreUnavailable, error_line
 from nbtrack.journal.system import SystemSampling
-from nbtrack.journal.upload import (
-    MAX_METRICS_PER_BATCH,
-    RunUploader,
-    StoreUnavailable,
-    error_line,
-)
+from nbtrack.journal.upload import MAX_METRICS_PER_BATCH, RunUploader
 from nbtrack.tracking import make_client
 
 __all__ = ["Backoff", "SessionUploader"]
@@ -142,9 +139,17 @@ class SessionUploader:
         uploader = self.uploaders.get(spool)
         if uploader is None:
             uploader = self.uploaders[spool] = RunUploader(spool, self.client, self.experiments)
+            uploader.parents = self._parent_run_id
             if self.pacer is not None and not run_ended(spool):
                 self.pacer.hold()
         return uploader
+
+    def _parent_run_id(self, key: str) -> str | None:
+        """A sweep trial's parent (nbtrack.journal.parents), created first if need be."""
+        try:
+            return parent_run_id(self.info.folder, key, self._uploader)
+        except ParentNotReady as error:
+            raise StoreUnavailable(str(error)) from error
 
     def _pacer_for(self, spool: Path) -> Pacer | None:
         """The pacer, if this journal's run is still being logged by a live kernel nobody

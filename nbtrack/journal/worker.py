@@ -35,9 +35,7 @@ from nbtrack.journal.folders import (
     untrusted,
 )
 from nbtrack.journal.pacer import Pacer
-from nbtrack.journal.upload import (
-    error_line,
-)
+from nbtrack.journal.store_errors import error_line
 from nbtrack.journal.uploader import SessionUploader
 from nbtrack.tracking import resolve_uri
 

@@ -73,6 +73,8 @@ class Journal:
             "start_time": run.start_time_ms,
             "tags": run.tags,
         }
+        if run.parent_journal is not None:
+            start["parent"] = run.parent_journal
         if not self._write(start):
             # Without its first line the run could never be created: no run at all, and the
             # cell is told why, rather than a run that nobody can end.
@@ -217,6 +219,11 @@ class Journal:
                 return None
             self.session.wake()
             time.sleep(0.01)
+
+    @property
+    def key(self) -> str:
+        """The journal's name in its session folder, by which a child run names its parent."""
+        return self.path.stem
 
     def pending_points(self, total: int) -> int:
         """About how many of the run's ``total`` points the store does not have yet."""

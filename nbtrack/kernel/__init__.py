@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from nbtrack.kernel import cell
+from nbtrack.kernel import cell, run_data
 
 __all__ = ["register", "unregister"]
 
@@ -76,4 +76,4 @@ def _observe(shell: Any, source: str) -> None:
         python = shell.transform_cell(source)
     except Exception:  # noqa: BLE001 - a cell IPython could not read binds nothing we can see
         return
-    cell.session_literals.observe(python)
+    run_data.session_literals.observe(python)

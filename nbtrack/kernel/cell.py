@@ -14,71 +14,44 @@ that those calls land in it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 import threading
 import time
 import traceback
-import uuid
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from nbtrack import _registry, _sender, tracking
 from nbtrack._buffer import Buffer
-from nbtrack._model import MAX_TAG_VALUE_LENGTH, Run, RunFailure, Status, value_text
-from nbtrack._redact import redact_text, stored_value
+from nbtrack._model import Run, RunFailure, Status, value_text
+from nbtrack._redact import redact_text
 from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
-from nbtrack._version import VERSION
 from nbtrack.errors import NbtrackWarning
 from nbtrack.journal.session import adopt_orphans, session_for
 from nbtrack.journal.writer import Journal, JournalError
 from nbtrack.kernel import executions
 from nbtrack.kernel.code import CodeRecorder, environment_files, start_reading_environment
-from nbtrack.kernel.context import notebook_path
+from nbtrack.kernel.context import end_wait
 from nbtrack.kernel.interrupts import HeldInterrupts, interrupts_deferred
-from nbtrack.kernel.params import SessionLiterals
 from nbtrack.kernel.progress import follow_mlflow, poll, tell_store_problem, wait_synced
+from nbtrack.kernel.run_data import CellOptions, new_run
 from nbtrack.kernel.system import SystemSamples
 from nbtrack.record.metrics import BEST_TAG, best_values_tag
 from nbtrack.view.live import LiveView
 
-__all__ = ["CellOptions", "begin", "cell_ended", "cell_started", "end", "warm_up", "watching"]
-
-KERNEL_SESSION = uuid.uuid4().hex
-# Where a person watches and nobody waits for the saved file, a cell's end does not wait for
-# the upload (its record updates itself in place); headless, it waits up to this long, so that
-# the notebook a papermill or nbconvert run saves ends with final records.
-_HEADLESS_END_WAIT_S = 60.0
-
-
-@dataclass
-class CellOptions:
-    """What ``%%track`` was told (already validated)."""
-
-    experiment: str | None = None
-    name: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
-    capture_params: bool = True
-    plot: bool = True
-    # Show the system metrics (CPU, memory, GPU) in the live view and the record.
-    system: bool = False
+__all__ = [
+    "CellOptions",
+    "begin",
+    "cell_ended",
+    "cell_started",
+    "end",
+    "end_background",
+    "warm_up",
+]
 
 
-session_literals = SessionLiterals()
 _code = CodeRecorder()
-
-
-def watching() -> bool:
-    """Whether a person watches this kernel's outputs live (JupyterLab/Notebook, VS Code),
-    as opposed to nbclient, papermill or nbconvert; ``NBTRACK_LIVE_PLOT`` decides if set."""
-    explicit = settings().live_view
-    if explicit is not None:
-        return explicit
-    return bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID"))
 
 
 def warm_up() -> None:
@@ -106,15 +79,27 @@ _warm = False
 # ------------------------------------------------------------------ begin
 
 
-def begin(shell: Any, options: CellOptions, body: str, *, own_cell: bool = False) -> TrackedRun:
+def begin(
+    shell: Any,
+    options: CellOptions,
+    body: str,
+    *,
+    own_cell: bool = False,
+    background: bool = False,
+    view: Callable[[Run, threading.Lock], LiveView] = LiveView,
+) -> TrackedRun:
     """Start tracking ``body``: the cell being executed without its ``%%track`` line, whose
     end ends the run (``cell_ended``); or, ``own_cell``, code about to run as a cell of its
-    own (``run_cell_magic``), whose caller ends the run (``end``)."""
+    own (``run_cell_magic``, a sweep's trial), whose caller ends the run (``end``).
+
+    ``background``: a run that no code logs into (a sweep's parent): drained and followed like
+    any run but never the current one, ended by its caller with ``end_background``. ``view``
+    makes the record shown under the cell."""
     current = _registry.current()
-    if current is not None:
+    if current is not None and not background:
         _refuse_second_run(current, own_cell)
     start_reading_environment()
-    run = _new_run(shell, options, body)
+    run = new_run(shell, options, body)
     # From the journal's first line to the run's registration an interrupt would leave a run
     # that nobody ends: it is held back until the run is registered, then ends it KILLED.
     with interrupts_deferred():
@@ -128,18 +113,23 @@ def begin(shell: Any, options: CellOptions, body: str, *, own_cell: bool = False
         tracked = TrackedRun(run=run, buffer=Buffer(), journal=journal)
         tracked.cell = executions.innermost()
         tracked.buffer.overflow = lambda: _sender.drain(tracked)
-        tracked.views.append(LiveView(run, tracked.drain_lock))
+        if options.record:
+            tracked.views.append(view(run, tracked.drain_lock))
         tracked.poll = lambda: poll(tracked)
         if settings().system_metrics > 0:
             tracked.system = SystemSamples(journal.path, show_all=options.system)
-        _registry.activate(tracked)
+        if background:
+            _registry.keep(tracked)
+        else:
+            _registry.activate(tracked)
         if run.params:
             tracked.buffer.pending.append(("params", dict(run.params)))
         if _code.stage(journal, shell, body):
             tracked.buffer.pending.append(("artifact", ("code", "code")))
         _sender.ensure_sender().wake()
     tell_store_problem(session.store_problem(), run.tracking_uri)
-    follow_mlflow(tracked)
+    if not background:
+        follow_mlflow(tracked)
     return tracked
 
 
@@ -171,61 +161,6 @@ def _refuse_second_run(current: TrackedRun, own_cell: bool) -> None:
     raise UsageError(msg)
 
 
-def _new_run(shell: Any, options: CellOptions, body: str) -> Run:
-    path = notebook_path(shell.user_ns)
-    cell_id = executions.cell_id()
-    code_hash = hashlib.sha256(body.encode()).hexdigest()[:16]
-    run = Run(
-        run_name=options.name or time.strftime("run-%Y%m%d-%H%M%S"),
-        # MLflow's own default experiment when the notebook's name cannot be known.
-        experiment_name=options.experiment or (Path(path).stem if path else "Default"),
-        tracking_uri=tracking.resolve_uri(),
-        notebook_path=path,
-        cell_id=cell_id,
-        live_view=options.plot and watching(),
-    )
-    run.tags.update(
-        {
-            "mlflow.source.type": "NOTEBOOK",
-            "mlflow.source.name": path or "<unsaved notebook>",
-            "nbtrack.code_hash": code_hash,
-            "nbtrack.kernel_session": KERNEL_SESSION,
-            "nbtrack.version": VERSION,
-            "nbtrack.cell": cell_id or code_hash,
-        }
-    )
-    if cell_id:
-        run.tags["nbtrack.cell_id"] = cell_id
-    outer = tracking.active_mlflow_run_id()
-    if outer is not None:
-        # A run the user started by hand stays open: ours nests under it instead of failing
-        # with MLflow's "Run ... is already active".
-        run.tags["mlflow.parentRunId"] = outer
-    run.tags.update(
-        {
-            key: stored_value(value, MAX_TAG_VALUE_LENGTH, key=key)
-            for key, value in options.tags.items()
-        }
-    )
-    params: dict[str, Any] = {}
-    if options.capture_params:
-        captured = session_literals.params_for(_python_source(shell, body), shell.user_ns)
-        params.update(captured.values)
-        run.params_from_session = captured.from_session
-        if captured.from_session:
-            run.tags["nbtrack.params_from_session"] = ",".join(captured.from_session)
-    params.update(options.params)
-    run.add_params({key: stored_value(value, key=key) for key, value in params.items()})
-    return run
-
-
-def _python_source(shell: Any, body: str) -> str:
-    try:
-        return str(shell.transform_cell(body))
-    except Exception:  # noqa: BLE001 - IPython will report the syntax problem when it runs the cell
-        return body
-
-
 # ------------------------------------------------------------------ end
 
 
@@ -252,39 +187,66 @@ def cell_ended(result: Any) -> None:
             _end(tracked, result if own else None, held)
 
 
-def end(tracked: TrackedRun, result: Any) -> None:
+def end(
+    tracked: TrackedRun, result: Any, *, wait: bool = True, status: Status | None = None
+) -> None:
     """End ``tracked`` with the outcome of the execution ``result`` (an ``ExecutionResult``)
-    of its code: FINISHED, FAILED or KILLED."""
+    of its code: FINISHED, FAILED or KILLED, or ``status`` (a pruned trial is KILLED).
+    ``wait=False``: never wait for the upload (a sweep's trial; the sweep waits at its end)."""
     with interrupts_deferred(raise_held=False) as held:
-        _end(tracked, result, held)
+        _end(tracked, result, held, wait=wait, status=status)
 
 
-def _end(tracked: TrackedRun, result: Any, held: HeldInterrupts) -> None:
+def end_background(tracked: TrackedRun, error: BaseException | None) -> None:
+    """End a ``background`` run: FINISHED without ``error``, KILLED for a KeyboardInterrupt,
+    FAILED otherwise (the error is recorded as a cell's would be)."""
+    with interrupts_deferred(raise_held=False) as held:
+        if not tracked.run.ended:
+            _close(tracked, error, held, wait=True)
+
+
+def _end(
+    tracked: TrackedRun,
+    result: Any,
+    held: HeldInterrupts,
+    *,
+    wait: bool = True,
+    status: Status | None = None,
+) -> None:
     """End the run, with interrupts held back until it is ended and its record shown; one
     that comes meanwhile only cuts the wait for the upload short. ``result`` None: the
     cell's outcome is unknown (its end event was lost to an interrupt), so the run ends
     KILLED."""
     if _registry.current() is not tracked:
         return  # ended already
-    run = tracked.run
     if result is None:
         error: BaseException | None = KeyboardInterrupt("interrupted at the cell's end")
     else:
         error = result.error_in_exec or result.error_before_exec
+    _close(tracked, error, held, wait=wait, status=status)
+
+
+def _close(
+    tracked: TrackedRun,
+    error: BaseException | None,
+    held: HeldInterrupts,
+    *,
+    wait: bool,
+    status: Status | None = None,
+) -> None:
+    run = tracked.run
     _undo_at_end(tracked)
     _registry.deactivate(tracked)
-    _finish(tracked, error)
+    _finish(tracked, error, status)
     if tracked.import_watch is not None:
         tracking.remove_import_watch(tracked.import_watch)
     if tracked.mlflow_attached and run.run_id is not None:
         tracking.release(run.run_id)
-    wait = settings().end_wait
-    if wait is None:
-        wait = 0.0 if watching() else _HEADLESS_END_WAIT_S
-    if wait > 0 and not held.pending:
+    seconds = end_wait() if wait else 0.0
+    if seconds > 0 and not held.pending:
         # Interrupting stops the wait, not the run.
         with contextlib.suppress(KeyboardInterrupt), held.interruptible():
-            wait_synced(tracked, wait)
+            wait_synced(tracked, seconds)
     poll(tracked, final=True)
     for view in tracked.views:
         if isinstance(view, LiveView):
@@ -314,11 +276,13 @@ def _user_namespace() -> dict[str, Any]:
     return {} if shell is None else dict(shell.user_ns)
 
 
-def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
+def _finish(tracked: TrackedRun, error: BaseException | None, status: Status | None) -> None:
     """Status, final drain and the journal's end line, with interrupts held back so that an
     interrupt cannot leave the run half-ended."""
     run = tracked.run
-    if error is None:
+    if status is not None:
+        run.status = status
+    elif error is None:
         run.status = Status.FINISHED
     elif isinstance(error, KeyboardInterrupt):
         run.status = Status.KILLED

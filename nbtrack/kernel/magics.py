@@ -11,9 +11,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from nbtrack import _registry
 from nbtrack._model import check_key
 from nbtrack.kernel import cell as _cell
 from nbtrack.kernel import executions
+from nbtrack.sweep.plan import PRUNERS, SAMPLERS
 
 _TRACK_LINE = re.compile(r"^%%track(?:[ \t]+(?P<args>.*))?$")
 
@@ -56,6 +58,37 @@ class TrackMagics(Magics):
         help="show the system metrics (CPU, memory, GPU; sampled every NBTRACK_SYSTEM_METRICS "
         "seconds) in the live view and the record; they are in MLflow either way.",
     )
+    @argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="run the cell once per trial, NAME's literal assignment in the cell set to each "
+        "value tried: a list (grid: every combination), loguniform(LOW, HIGH), "
+        "uniform(LOW, HIGH), int(LOW, HIGH) or choice([...]) (searched by TPE with --trials); "
+        "repeat for several names. Each trial is a child run of one parent run.",
+    )
+    @argument("--trials", type=int, help="sweep: how many trials (default: the whole grid).")
+    @argument("--sampler", choices=SAMPLERS, help="sweep: grid (lists only), random or tpe.")
+    @argument("--sweep-metric", metavar="NAME", help="sweep: the metric to optimise.")
+    @argument("--goal", choices=("min", "max"), help="sweep: lower or higher is better.")
+    @argument(
+        "--sweep-value",
+        choices=("last", "best"),
+        default="last",
+        help="sweep: a trial's value is its metric's last logged value (default) or its best.",
+    )
+    @argument(
+        "--prune",
+        nargs="?",
+        const="median",
+        choices=PRUNERS,
+        help="sweep: stop unpromising trials early with an Optuna pruner (default median).",
+    )
+    @argument("--stop-on-error", action="store_true", help="sweep: stop at a failed trial.")
+    @argument("--study", help="sweep: the Optuna study's name (kernels sharing it join it).")
+    @argument("--storage", help="sweep: an Optuna storage URL shared by several kernels.")
+    @argument("--seed", type=int, help="sweep: seed of the sampler, for a repeatable search.")
     @line_cell_magic
     def track(self, line: str, cell: str | None = None) -> Any:
         """Record this cell as an MLflow run: params, metrics, code, environment, status.
@@ -66,6 +99,9 @@ class TrackMagics(Magics):
         plot when the cell ends. Credentials are never logged.
         """
         options = parse_options(line)
+        plan = parse_sweep(line)
+        if plan is not None:
+            return _sweep(self.shell, options, plan, cell)
         if cell is None:
             # The `%%track` line was rewritten into this call (see rewrite_track_cell): the body
             # is the rest of the cell IPython is executing right now, whose end ends the run.
@@ -213,6 +249,69 @@ def parse_options(line: str) -> _cell.CellOptions:
     )
 
 
+_SWEEP_ONLY = (
+    "trials",
+    "sampler",
+    "sweep_metric",
+    "goal",
+    "prune",
+    "stop_on_error",
+    "study",
+    "storage",
+    "seed",
+)
+
+
+def parse_sweep(line: str) -> Any:
+    """The ``SweepPlan`` of ``%%track --sweep ...``, or None without ``--sweep``; UsageError
+    naming the bad option and the fix."""
+    args = TrackMagics.track.parser.parse_args(_tokens(line, "%%track"))
+    if not args.sweep:
+        given = [name for name in _SWEEP_ONLY if getattr(args, name) not in (None, False)]
+        if given:
+            option = "--" + given[0].replace("_", "-")
+            msg = f"%%track: {option} belongs to a sweep; add --sweep NAME=SPEC, or leave it out"
+            raise UsageError(msg)
+        return None
+    from nbtrack.sweep.plan import make_plan
+
+    try:
+        return make_plan(
+            args.sweep,
+            trials=args.trials,
+            sampler=args.sampler,
+            metric=args.sweep_metric,
+            goal=args.goal,
+            objective=args.sweep_value,
+            pruner=args.prune,
+            stop_on_error=args.stop_on_error,
+            study=args.study,
+            storage=args.storage,
+            seed=args.seed,
+        )
+    except ValueError as error:
+        raise UsageError(f"%%track: {error}") from None
+
+
+def _sweep(shell: Any, options: _cell.CellOptions, plan: Any, body: str | None) -> None:
+    from nbtrack.sweep.runner import run_sweep
+
+    if body is None:  # `%track --sweep` as a line magic: there is no cell to sweep
+        msg = "%%track --sweep runs a cell: put it on the first line of the cell to sweep"
+        raise UsageError(msg)
+    current = _registry.current()
+    if current is not None:
+        msg = (
+            f"%%track --sweep cannot run inside the tracked cell of run {current.run.run_name!r}: "
+            "sweep in a cell of its own"
+        )
+        raise UsageError(msg)
+    try:
+        run_sweep(shell, options, plan, body)
+    except (ValueError, ImportError) as error:
+        raise UsageError(f"%%track: {error}") from None
+
+
 def _pairs(items: list[str], option: str) -> dict[str, str]:
     pairs = {}
     for item in items:
@@ -230,6 +329,14 @@ def _pairs(items: list[str], option: str) -> dict[str, str]:
     return pairs
 
 
+def _is_sweep(args: str) -> bool:
+    try:
+        tokens = shlex.split(args)
+    except ValueError:
+        return False  # parse_options reports it
+    return any(word == "--sweep" or word.startswith("--sweep=") for word in tokens)
+
+
 def rewrite_track_cell(lines: list[str]) -> list[str]:
     """IPython input transformer: ``%%track OPTIONS`` on line 1 becomes a ``%track`` call.
 
@@ -243,5 +350,8 @@ def rewrite_track_cell(lines: list[str]) -> list[str]:
     if match is None:
         return lines
     args = (match["args"] or "").strip()
+    if _is_sweep(args):
+        # A sweep runs the body once per trial: it stays the cell magic's argument.
+        return lines
     call = f"get_ipython().run_line_magic('track', {args!r})\n"
     return [call, *lines[1:]]

@@ -23,6 +23,7 @@ from nbtrack.record.metrics import group_metrics, metric_goal
 from nbtrack.record.png import render_png
 from nbtrack.record.schema import MIME_TYPE, SCHEMA_VERSION, RecordSource
 from nbtrack.record.svg import render_chart
+from nbtrack.record.sweep import sweep_json
 from nbtrack.record.text import render_text
 
 if TYPE_CHECKING:
@@ -205,6 +206,8 @@ def _record_json(src: RecordSource) -> dict[str, Any]:
             lost_items=int(src.lost_items),
             lost_reason=_scrub_text(src.lost_reason or "write error", _MAX_MESSAGE_CHARS),
         )
+    if src.sweep is not None:
+        record["sweep"] = sweep_json(src.sweep)
     if isinstance(src.error, RunFailure):
         record["error"] = {
             "type": src.error.type,

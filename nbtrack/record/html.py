@@ -29,6 +29,7 @@ from nbtrack.record.format import (
 )
 from nbtrack.record.metrics import ALARM_COLOR, series_color
 from nbtrack.record.svg import CHART_WIDTH
+from nbtrack.record.sweep import trials_html
 
 __all__ = ["render_html"]
 
@@ -111,6 +112,7 @@ def render_html(record: Mapping[str, Any], svg: str | None = None, png: bytes | 
             f'alt="{escape("metrics of run " + str(run["name"]))}" '
             'style="display:block;max-width:100%;height:auto;margin:8px 0 2px 0">'
         )
+    parts.append(trials_html(record))
     parts.append(_metrics_table(record))
     parts.append(_params_table(record))
     parts.append(_footer(record))

@@ -79,6 +79,8 @@ class RecordSource:
     lost_points: int = 0
     lost_items: int = 0
     lost_reason: str | None = None
+    # A sweep's parent: its trials (nbtrack.record.sweep.sweep_json says what it holds).
+    sweep: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.error, Mapping):

@@ -16,6 +16,7 @@ from nbtrack.record.axes import AXIS_TITLES, time_unit
 from nbtrack.record.format import escape, fmt_value, from_json_number
 from nbtrack.record.metrics import ALARM_COLOR, series_color
 from nbtrack.record.schema import record_layout
+from nbtrack.record.sweep import trial_series
 
 __all__ = ["CHART_WIDTH", "render_chart"]
 
@@ -25,6 +26,8 @@ _PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 46, 12, 4, 30
 _LEGEND_ROW = 15
 _CHART_CLIP = 1e300
 _CHAR_WIDTH = 6.2  # average advance of an 11px sans-serif glyph, for legend layout
+# Axes drawn against the step; "trial" is a sweep parent's, whose step is the trial number.
+_BY_STEP = ("step", "trial")
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,15 @@ def render_chart(record: Mapping[str, Any]) -> str | None:
         for panel, axis in record_layout(record)
         if (drawn := [name for name in panel if name in lines])
     ]
+    trials = trial_series(record)  # a sweep: its trials' curves of its metric come first
+    hidden = sum(len(p) for p, _ in layout[_MAX_PANELS - bool(trials) :])
+    hidden += len(metrics) - len(lines) + (record.get("metrics_omitted") or 0)
+    for label, color, steps, values in trials:
+        lines[label] = _Line(label, color, steps, values, 0, None)
+    if trials:  # a sweep's parent: its own curves are its trials' values, one per trial
+        layout = [([t[0] for t in trials], "step")] + [(p, "trial") for p, _ in layout]
     if not layout:
         return None
-    hidden = sum(len(p) for p, _ in layout[_MAX_PANELS:]) + len(metrics) - len(lines)
-    hidden += record.get("metrics_omitted") or 0
     layout = layout[:_MAX_PANELS]
     panels = [panel for panel, _ in layout]
     axes = [axis for _, axis in layout]
@@ -163,9 +171,9 @@ def _svg_panel(
         )
     out.append("</g>")
 
-    if axis != "step" and any(line.times is None for line in lines):
+    if axis not in _BY_STEP and any(line.times is None for line in lines):
         axis = "step"
-    xs_of = {id(line): (line.steps if axis == "step" else line.times) or () for line in lines}
+    xs_of = {id(line): (line.steps if axis in _BY_STEP else line.times) or () for line in lines}
     # Clipped so that differences of extreme values (a diverging 1e308) stay finite.
     finite = [
         min(max(v, -_CHART_CLIP), _CHART_CLIP)
@@ -309,8 +317,8 @@ class _XScale:
     @classmethod
     def fit(cls, xs: Sequence[float], axis: str) -> _XScale:
         low, high = (min(xs), max(xs)) if xs else (0.0, 1.0)
-        if axis == "step":
-            unit, title = 1.0, AXIS_TITLES["step"]
+        if axis in _BY_STEP:
+            unit, title = 1.0, AXIS_TITLES.get(axis, axis)
         else:  # the ticks count from the run's start; the range spans the points drawn
             unit, unit_name = time_unit(high)
             title = f"{AXIS_TITLES[axis]} ({unit_name})"

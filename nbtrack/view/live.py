@@ -56,11 +56,19 @@ class LiveView:
         self._next_draw = 0.0
         self._final = False
         self.redraws = 0
-        first = record_bundle(run, png=False) if self.live else _notice(run)
+        first = self.bundle(run, png=False) if self.live else _notice(run)
         handle = display(first, raw=True, display_id=True)
         self.display_id = None if handle is None else handle.display_id
         if self.live:
-            self._drawn = _change_key(run)
+            self._drawn = self.change_key(run)
+
+    def bundle(self, run: Run, *, png: bool) -> dict[str, Any]:
+        """What is drawn: the run's record (a sweep's view adds its trials)."""
+        return record_bundle(run, png=png)
+
+    def change_key(self, run: Run) -> tuple[object, ...]:
+        """Changes exactly when what ``bundle`` draws changed."""
+        return _change_key(run)
 
     def update(self, run: Run, batch: Batch) -> None:  # noqa: ARG002 - the Output protocol
         """Redraw if the run changed and the last redraw is at least ``interval`` old; cheap
@@ -91,7 +99,7 @@ class LiveView:
     def _tick(self, run: Run) -> None:
         if self._final:
             return
-        state = _change_key(run)
+        state = self.change_key(run)
         if state == self._drawn:
             return
         now = time.monotonic()
@@ -121,7 +129,7 @@ class LiveView:
     def _show(self, run: Run, *, final: bool) -> None:
         from IPython.display import display, update_display
 
-        bundle = record_bundle(run, png=final)
+        bundle = self.bundle(run, png=final)
         self.redraws += 1
         if self.display_id is not None:
             update_display(bundle, raw=True, display_id=self.display_id)
@@ -142,9 +150,11 @@ def _change_key(run: Run) -> tuple[object, ...]:
     )
 
 
-def record_bundle(run: Run, *, png: bool = True) -> dict[str, Any]:
+def record_bundle(
+    run: Run, *, png: bool = True, sweep: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The run's record as a display bundle (see ``nbtrack.record``); ``png=False`` leaves
-    the chart's PNG out (live redraws)."""
+    the chart's PNG out (live redraws); ``sweep``: a sweep's trials (``RecordSource.sweep``)."""
     from nbtrack.record import RecordSource, build_bundle
 
     failure = run.failure
@@ -171,6 +181,7 @@ def record_bundle(run: Run, *, png: bool = True) -> dict[str, Any]:
         lost_points=run.lost_points,
         lost_items=run.lost_items,
         lost_reason=run.lost_reason,
+        sweep=sweep,
     )
     bundle: dict[str, Any] = build_bundle(source, png=png)
     return bundle
