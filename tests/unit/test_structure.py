@@ -123,3 +123,13 @@ def test_no_module_is_over_400_lines() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert long == {}
+
+
+def test_test_modules_have_unique_names() -> None:
+    # The test folders are not packages, so pytest imports each test module by its file name:
+    # two folders holding one name stop the whole suite at collection (CI broke on it once).
+    tests = Path(__file__).resolve().parents[1]
+    names: dict[str, list[str]] = {}
+    for path in tests.rglob("test_*.py"):
+        names.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert {name: paths for name, paths in names.items() if len(paths) > 1} == {}
