@@ -121,7 +121,7 @@ class Pieces:
 
         cell.begin = keep
         self.wrap(cell, "begin", "begin: total")
-        self.wrap(cell, "_new_run", "begin: run data (params from the cell's code, tags)")
+        self.wrap(cell, "new_run", "begin: run data (params from the cell's code, tags)")
         self.wrap(cell, "session_for", "begin: session folder + sync process spawn")
         self.wrap(Journal, "__init__", "begin: journal file + start line")
         self.wrap(LiveView, "__init__", "begin: output slot (notice, or the record drawn)")

@@ -239,9 +239,9 @@ def _cpu_seconds(pid: int | None) -> float:
 
 
 def _worker_pid() -> int | None:
-    from nbtrack.journal import writer
+    from nbtrack.journal import session
 
-    sessions = list(writer._sessions.values())
+    sessions = list(session._sessions.values())
     return sessions[0].worker_pid if sessions else None
 
 

@@ -1,131 +1,101 @@
-"""The live view: what one redraw costs and sends as a run grows, in points and in metrics.
+"""The live view and the record: what one redraw costs and sends as a run grows, and what the
+final record (with its PNG) costs and adds to the notebook.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_redraw.py [--repeats 5]
+    python benchmarks/bench_redraw.py
 
-The live view under a tracked cell is the run's record bundle (``nbtrack.record``: JSON for the
-lab extension, HTML, SVG, text) redrawn in place with ``update_display``, at most once per
-``NBTRACK_PLOT_INTERVAL`` (0.5 s). A redraw runs in the kernel's sender thread, beside the
-training loop. For 1, 8 and 50 metrics of 1k to 200k points each, this times one redraw
-(``LiveView.update`` when a redraw is due: the record built from the curves, decimated, and
-published) and measures its payload (the bytes of every MIME type of the bundle), which should
-stay flat however many points were logged. It also times an ``update`` that finds no redraw due
-(the sender's cost on every other wake). In-process, with outputs dropped. About a minute.
+The live view is the run's record bundle redrawn in place (``nbtrack.view.live``): each redraw
+builds the record from the run's curves. This times that build for 8 metrics of 1k to 200k
+points each, and for 1,000 and 10,000 metrics, as live redraws (no PNG) and as the final record
+(PNG included), and prints the bytes each adds to a saved notebook. Import and draw time of the
+PNG rasteriser (resvg) are printed too.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import os
 import sys
-import threading
 import time
-from pathlib import Path
-from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import nbformat
+import numpy as np
 
-from _common import Shell, isolate, median, table
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-METRICS = (1, 8, 50)
-SIZES = (1_000, 10_000, 100_000, 200_000)
+from _common import fmt, median, table
+
+from nbtrack._curves import Curve
+from nbtrack.record import RecordSource, build_bundle
+
+START_S = 1_763_779_200.0
 
 
-def _run_with(metrics: int, points: int) -> Any:
-    import numpy as np
-
-    from nbtrack._curves import Curve
-    from nbtrack._model import Run
-
-    run = Run(run_name="bench", experiment_name="bench", tracking_uri="sqlite:///unused.db")
+def _curves(n_metrics: int, points: int) -> dict[str, Curve]:
     rng = np.random.default_rng(0)
     steps = np.arange(points, dtype=float)
-    for i in range(metrics):
-        # Curves of different scales and shapes, as a run's losses, accuracies and rates are.
-        curve = run.curves[f"group_{i % 5}/metric_{i}"] = Curve()
-        curve.extend(steps, (10.0 ** (i % 4)) * np.exp(-steps / points) + rng.random(points))
-    return run
+    curves = {}
+    for i in range(n_metrics):
+        curve = Curve()
+        values = rng.standard_normal(points).cumsum()  # the worst case for decimation
+        for first in range(0, points, 4096):
+            part = slice(first, first + 4096)
+            curve.extend(steps[part], values[part], START_S + steps[part] * 0.01)
+        curves[f"layer{i}/loss" if n_metrics > 8 else f"metric{i}/loss"] = curve
+    return curves
 
 
-def _touch(run: Any, step: int) -> None:
-    for curve in run.curves.values():
-        curve.extend([float(step)], [0.5])
+def _source(curves: dict[str, Curve]) -> RecordSource:
+    return RecordSource(
+        run_id="5f3c1a2b9d8e4f70a1b2c3d4e5f60718", run_name="bench", experiment_id="1",
+        experiment_name="bench", status="RUNNING", start_time_ms=int(START_S * 1000),
+        end_time_ms=None, tracking_uri=None, ui_url=None, notebook_path="b.ipynb", cell_id=None,
+        params={"lr": "0.003"}, curves=curves,
+    )  # fmt: skip
 
 
-def _payload_bytes(bundle: dict[str, Any]) -> dict[str, int]:
-    return {
-        mime: len(value.encode() if isinstance(value, str) else json.dumps(value).encode())
-        for mime, value in bundle.items()
-    }
+def _saved_bytes(bundle: dict[str, object]) -> int:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    empty = len(nbformat.writes(notebook).encode())
+    notebook.cells[0].outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+    return len(nbformat.writes(notebook).encode()) - empty
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--repeats", type=int, default=5, help="redraws timed per case (5)")
-    args = parser.parse_args()
+def _time(source: RecordSource, *, png: bool, repeat: int = 5) -> tuple[float, dict[str, object]]:
+    times = []
+    bundle: dict[str, object] = {}
+    for _ in range(repeat):
+        start = time.perf_counter()
+        bundle = build_bundle(source, png=png)
+        times.append(time.perf_counter() - start)
+    return median(times) * 1000, bundle
 
-    isolate("redraw")
-    Shell()  # an IPython shell whose display machinery drops outputs
-    from nbtrack._model import Batch
-    from nbtrack.view.live import LiveView, record_bundle
 
-    results: dict[tuple[int, int], tuple[float, dict[str, int]]] = {}
-    skipped_us: dict[int, float] = {}
-    for metrics in METRICS:
-        for points in SIZES:
-            run = _run_with(metrics, points)
-            live = LiveView(run, threading.Lock())  # draws the record once, as a cell's start
-            times = []
-            for repeat in range(args.repeats):
-                _touch(run, points + repeat)
-                live._next_draw = 0.0  # a redraw is due
-                started = time.perf_counter()
-                live.update(run, Batch())
-                times.append(time.perf_counter() - started)
-            results[metrics, points] = (median(times), _payload_bytes(record_bundle(run)))
-            if points == SIZES[-1]:
-                # A change inside the throttle interval: nothing is drawn (a one-shot timer
-                # will draw it at the interval's end).
-                live._next_draw = time.monotonic() + 3600
-                calls = 2_000
-                started = time.perf_counter()
-                for _ in range(calls):
-                    live.update(run, Batch())
-                skipped_us[metrics] = (time.perf_counter() - started) / calls * 1e6
-            live.finish(run)
-            print(f"{metrics} metrics x {points:,} points done", file=sys.stderr, flush=True)
+def main() -> int:
+    start = time.perf_counter()
+    import resvg_py  # noqa: F401 - its import time is the figure
 
-    mimes = sorted({mime for _, sizes in results.values() for mime in sizes})
+    import_ms = (time.perf_counter() - start) * 1000
     rows = []
-    for (metrics, points), (seconds, sizes) in results.items():
+    cases = [(8, n) for n in (1_000, 10_000, 100_000, 200_000)] + [(1_000, 50), (10_000, 50)]
+    for n_metrics, points in cases:
+        source = _source(_curves(n_metrics, points))
+        live_ms, live = _time(source, png=False)
+        final_ms, final = _time(source, png=True, repeat=3)
         rows.append(
             [
-                f"{metrics} x {points:,}",
-                f"{seconds * 1e3:.1f}",
-                f"{sum(sizes.values()) / 1e3:.1f}",
-                *(f"{sizes.get(mime, 0) / 1e3:.1f}" for mime in mimes),
+                f"{n_metrics:,} metrics x {points:,} points",
+                fmt(live_ms),
+                f"{_saved_bytes(live) / 1024:.0f}",
+                fmt(final_ms),
+                f"{_saved_bytes(final) / 1024:.0f}",
+                f"{len(str(final.get('image/png', ''))) * 3 / 4 / 1024:.1f}",
             ]
         )
+    print(f"resvg-py import: {import_ms:.1f} ms (PNG draw time is final - live)\n")
     print(
-        table(
-            ["metrics x points each", "ms per redraw", "KB sent", *(f"KB {m}" for m in mimes)],
-            rows,
-        )
+        table(["run", "live redraw ms", "live KB", "final record ms", "final KB", "PNG KB"], rows)
     )
-    print()
-    for metrics in METRICS:
-        small, large = results[metrics, SIZES[0]], results[metrics, SIZES[-1]]
-        small_kb, large_kb = sum(small[1].values()), sum(large[1].values())
-        print(
-            f"{metrics} metrics, 200k against 1k points each: payload {large_kb / small_kb:.2f}x, "
-            f"time {large[0] / small[0]:.1f}x; an update with no redraw due: "
-            f"{skipped_us[metrics]:.1f} µs"
-        )
-    worst = max(seconds for seconds, _ in results.values())
-    print(
-        f"\nat most 2 redraws a second (NBTRACK_PLOT_INTERVAL=0.5): the slowest case above uses "
-        f"{2 * worst * 100:.1f} % of the kernel's time while the cell runs"
-    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

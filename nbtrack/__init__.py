@@ -9,7 +9,13 @@ In a notebook::
     for epoch in range(5):
         nbtrack.log({"train/loss": train(), "val/acc": evaluate()}, step=epoch)
 
-Importing this package is cheap: MLflow, plotly and torch are imported when first needed.
+PyTorch: ``nbtrack.watch(model, optimizer)``, ``nbtrack.log_model``, ``nbtrack.log_checkpoint``,
+``nbtrack.log_dataset``; Lightning: ``nbtrack.lightning.Logger()``; Hugging Face's Trainer:
+``nbtrack.transformers.Callback()``.
+
+Compare runs with ``nbtrack.runs()`` (a pandas DataFrame) and ``nbtrack.compare(...)`` (a plotly
+Figure). Importing this package is cheap: MLflow, pandas, plotly, torch and the frameworks are
+imported when first needed.
 """
 
 from __future__ import annotations
@@ -20,16 +26,41 @@ from nbtrack import _buffer
 from nbtrack._api import RunInfo, active_run, log_artifact, log_params, wait
 from nbtrack._buffer import log
 from nbtrack._version import VERSION as __version__
+from nbtrack.integrations.datasets import log_dataset
+from nbtrack.integrations.models import log_checkpoint, log_model
+from nbtrack.integrations.watch import watch
 
 __all__ = [
     "RunInfo",
     "__version__",
     "active_run",
+    "compare",
     "log",
     "log_artifact",
+    "log_checkpoint",
+    "log_dataset",
+    "log_model",
     "log_params",
+    "runs",
     "wait",
+    "watch",
 ]
+
+# Imported on first use (they need pandas and plotly): see __getattr__.
+_LAZY = {"compare": "nbtrack.comparison", "runs": "nbtrack.comparison"}
+# Submodules that import their framework, loaded on first use: nbtrack.lightning.Logger().
+_FRAMEWORK_MODULES = frozenset({"lightning", "transformers"})
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _FRAMEWORK_MODULES:
+        return importlib.import_module(f"nbtrack.{name}")
+    msg = f"module 'nbtrack' has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 def load_ipython_extension(ipython: Any) -> None:

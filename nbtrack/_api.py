@@ -7,7 +7,6 @@ outside one (``wait`` excepted). They queue what they are given in the run's buf
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -16,15 +15,21 @@ from typing import Any
 from nbtrack import _registry
 from nbtrack._redact import stored_value, strip_uri_credentials
 from nbtrack._registry import TrackedRun
+from nbtrack._threads import ended_runs
 from nbtrack.errors import NoActiveRunError
 
 __all__ = ["RunInfo", "active_run", "log_artifact", "log_params", "wait"]
 
-# How long ``RunInfo.run_id`` waits for the sync process to create the run in the store.
-_RUN_ID_WAIT_S = 10.0
+# How long ``RunInfo.run_id`` waits for the sync process to create the run in the store: the
+# first run of a kernel waits for MLflow's import and, in a new folder, the store's creation.
+_RUN_ID_WAIT_S = 60.0
 
 
-def _tracked(what: str) -> TrackedRun:
+def _tracked(what: str) -> TrackedRun | None:
+    """The run the caller logs into; None for a thread of a run that has ended, whose call is
+    dropped with one warning (see nbtrack._threads)."""
+    if ended_runs.refuse(f"nbtrack.{what}"):
+        return None
     tracked = _registry.current()
     if tracked is None:
         raise NoActiveRunError(what)
@@ -36,7 +41,9 @@ def log_params(params: Mapping[str, Any] | None = None, /, **more: Any) -> None:
     ``nbtrack.log_params(batch_size=64)`` or ``nbtrack.log_params({"model/depth": 4})``.
 
     Values become text as MLflow stores them (an over-long value is cut at MLflow's 6000
-    characters, with a visible marker); credentials in them are redacted.
+    characters, with a visible marker); credentials in them are redacted, at any depth of a
+    dict, list or tuple, and a param under a credential's name (``hf_token``) reads
+    ``<redacted>``.
 
     Raises:
         NoActiveRunError: outside a ``%%track`` cell.
@@ -44,8 +51,10 @@ def log_params(params: Mapping[str, Any] | None = None, /, **more: Any) -> None:
             this run (MLflow params cannot change).
     """
     tracked = _tracked("log_params")
+    if tracked is None:
+        return
     given = {**(params or {}), **more}
-    new = tracked.run.add_params({key: stored_value(v) for key, v in given.items()})
+    new = tracked.run.add_params({key: stored_value(v, key=key) for key, v in given.items()})
     if new:
         tracked.buffer.pending.append(("params", new))
 
@@ -61,6 +70,8 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
         FileNotFoundError: ``path`` does not exist.
     """
     tracked = _tracked("log_artifact")
+    if tracked is None:
+        return
     source = Path(path)
     if not source.exists():
         msg = f"cannot log artifact {str(source)!r}: no such file or folder"
@@ -72,8 +83,9 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
 class RunInfo:
     """A read-only view of the tracked run: what ``nbtrack.active_run()`` returns.
 
-    ``run_id`` waits (up to 10 s) for the sync process to create the run in the store the
-    first time it is read, and is None while the store is unreachable.
+    ``run_id`` waits (up to 60 s) for the sync process to create the run in the store the
+    first time it is read (a few seconds for a kernel's first run), and is None while the store
+    is unreachable.
     """
 
     __slots__ = ("_tracked",)
@@ -84,19 +96,12 @@ class RunInfo:
     @property
     def run_id(self) -> str | None:
         run = self._tracked.run
-        if run.run_id is None and not run.ended:
-            deadline = time.monotonic() + _RUN_ID_WAIT_S
-            journal = self._tracked.journal
-            while run.run_id is None and time.monotonic() < deadline:
-                progress = journal.progress()
-                if progress.run_id is not None:
-                    run.run_id, run.experiment_id = progress.run_id, progress.experiment_id
-                    break
-                if progress.problem or journal.session.store_problem():
-                    break
-                journal.session.wake()
-                time.sleep(0.01)
-        return run.run_id
+        if run.run_id is not None or run.ended:
+            return run.run_id
+        # The sender brings the run's identity into the run within half a second; asking
+        # before that reads it from the sync process directly.
+        run_id: str | None = self._tracked.journal.wait_for_run_id(_RUN_ID_WAIT_S)
+        return run_id
 
     @property
     def run_name(self) -> str:
@@ -150,7 +155,7 @@ def wait(timeout: float | None = None) -> bool:
     ``timeout`` (seconds) ran out first. Interrupting stops the wait, not the upload.
     """
     from nbtrack._sender import drain
-    from nbtrack.journal.writer import wait_all
+    from nbtrack.journal.session import wait_all
 
     upto: dict[Path, int] = {}
     tracked = _registry.current()

@@ -12,33 +12,37 @@ The format: ``Buffer.calls`` holds one ``(step or None, unix time, {name: value}
 call, in call order. Values are floats, or tensors on a device that the sender reads later.
 ``Buffer.pending`` holds params, tags and artifacts in call order.
 
-Only ``log`` appends and only ``take`` removes, each with single list operations: ``take``
-removes what it read with one ``del``, and anything appended meanwhile sits after it.
+Only ``log`` (and ``log_into``, for a run no code logs into) appends and only ``take`` removes,
+each with single list operations: ``take`` removes what it read with one ``del``, and anything
+appended meanwhile sits after it.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from nbtrack._model import MAX_STEP, check_key
+from nbtrack._threads import ended_runs
 from nbtrack.errors import NoActiveRunError
 
-__all__ = ["MAX_BUFFERED_CALLS", "Buffer", "log", "take"]
+__all__ = ["MAX_BUFFERED_CALLS", "Buffer", "log", "log_into", "take"]
 
 # Calls held in memory before the logging thread has to drain them itself (~20 MB).
 MAX_BUFFERED_CALLS = 100_000
 
 _now = time.time
+_get_ident = threading.get_ident
 
 
 class Buffer:
     """What one tracked run's ``log`` calls append to."""
 
-    __slots__ = ("calls", "known", "limit", "overflow", "pending")
+    __slots__ = ("calls", "helpers", "known", "limit", "overflow", "owner", "pending", "watched")
 
     def __init__(self, overflow: Callable[[], object] | None = None) -> None:
         self.calls: list[tuple[int | None, float, dict[str, Any]]] = []
@@ -49,6 +53,41 @@ class Buffer:
         # Called when a loop got ``limit`` calls ahead of the sender: drains the buffer from
         # the logging thread, so that memory stays bounded (rare: ~100k calls in 0.5 s).
         self.overflow = overflow
+        # The thread that runs the cell, and other threads seen logging into the run (see
+        # nbtrack._threads: which run a thread's points belong to).
+        self.owner = threading.get_ident()
+        self.helpers: set[int] = set()
+        # Names whose every call ``overflow`` sees right after it (a pruned sweep's metric):
+        # never added to ``known``, so they take the slow path, which sets ``limit`` to 0.
+        self.watched: frozenset[str] = frozenset()
+
+    @property
+    def guarded(self) -> bool:
+        return type(self.known) is _GuardedNames
+
+    def guard(self, threads: frozenset[int]) -> None:
+        """Send every call of ``threads`` (threads of ended runs) to ``_admit``, which refuses
+        them; names they log first are never admitted, but names the run admitted are."""
+        self.known = _GuardedNames(self.known, threads)
+
+    def unguard(self) -> None:
+        """Back to the plain check, once no thread of an ended run is left to refuse."""
+        self.known = set(self.known)
+
+
+class _GuardedNames(set[str]):
+    """A run's admitted names, which a thread of an ended run is never told it knows: its
+    every call then goes to ``_admit``. Costs a Python call per name; used only while such a
+    thread lives (``nbtrack._threads``)."""
+
+    __slots__ = ("threads",)
+
+    def __init__(self, names: set[str], threads: frozenset[int]) -> None:
+        super().__init__(names)
+        self.threads = threads
+
+    def __contains__(self, name: object) -> bool:
+        return _get_ident() not in self.threads and set.__contains__(self, name)
 
 
 # The buffer of the running tracked cell, set by nbtrack._registry; None outside one.
@@ -80,11 +119,14 @@ def log(
         NoActiveRunError: outside a ``%%track`` cell.
         TypeError: a value is not a number, or a step is not an integer from 0 to 2**63 - 1
             (the message names the metric and the fix).
-        ValueError: a metric name MLflow would reject, or a name given twice.
+        ValueError: a metric name MLflow would reject, a name given twice, or a finite number
+            beyond float64's range (``10**400``), which would otherwise be stored as inf.
     """
     buffer = active
     if buffer is None:
         buffer = _outside_run()
+        if buffer is None:  # a thread of a run that has ended: the call is dropped
+            return
     if metrics is not None:
         values = (
             metrics.copy() if type(metrics) is dict and not values else _merged(metrics, values)
@@ -107,7 +149,8 @@ def log(
             if type(number) is float:
                 values[key] = number
                 continue
-        _admit(buffer, values)
+        if not _admit(buffer, values):
+            return
         break
     if step is not None and (type(step) is not int or not 0 <= step <= MAX_STEP):
         step = _checked_step(step)
@@ -115,12 +158,6 @@ def log(
     calls.append((step, _now(), values))
     if len(calls) > buffer.limit and buffer.overflow is not None:
         buffer.overflow()
-
-
-def _outside_run() -> Buffer:
-    if outside_run is None:
-        raise NoActiveRunError("log")
-    return outside_run("log")
 
 
 def take(buffer: Buffer) -> tuple[list[tuple[int | None, float, dict[str, Any]]], list[Any]]:
@@ -134,6 +171,17 @@ def take(buffer: Buffer) -> tuple[list[tuple[int | None, float, dict[str, Any]]]
     taken_pending = pending[:n_pending]
     del pending[:n_pending]
     return taken_calls, taken_pending
+
+
+def _outside_run() -> Buffer | None:
+    """Where a call outside a tracked cell goes: nowhere from a thread of a run that has ended
+    (see nbtrack._threads: dropped with one warning); in a process a tracked cell started, that
+    cell's run (``outside_run``); anywhere else NoActiveRunError."""
+    if ended_runs.refuse("nbtrack.log"):
+        return None
+    if outside_run is None:
+        raise NoActiveRunError("log")
+    return outside_run("log")
 
 
 # torch.Tensor, once a tensor was logged: an identity check then needs no torch import.
@@ -159,11 +207,21 @@ def _merged(metrics: object, values: dict[str, Any]) -> dict[str, Any]:
     return {**metrics, **values}
 
 
-def _admit(buffer: Buffer, values: dict[str, Any]) -> None:
+def _admit(buffer: Buffer, values: dict[str, Any]) -> bool:
     """Check names seen for the first time and make every value a float, in place: read CPU
     tensors, keep device tensors (without their graph) for the sender, reject what is not a
-    real number. Replacing values while iterating is safe: the dict's size never changes."""
+    real number. Replacing values while iterating is safe: the dict's size never changes.
+
+    False: the call comes from a thread of a run that has ended, and is dropped (the run is
+    guarded from now on, so that its later calls come here too)."""
     global _tensor_type  # noqa: PLW0603 - a cache of one type object
+    ident = _get_ident()
+    if ident != buffer.owner:
+        if ended_runs.refuse("nbtrack.log"):
+            if not buffer.guarded:
+                buffer.guard(ended_runs.loggers())
+            return False
+        buffer.helpers.add(ident)
     known = buffer.known
     for key, value in values.items():
         if key not in known:
@@ -175,7 +233,21 @@ def _admit(buffer: Buffer, values: dict[str, Any]) -> None:
         elif kind is not float:
             values[key] = _float_value(key, value)
         if key not in known:
-            known.add(key)
+            if key in buffer.watched:
+                buffer.limit = 0  # log() hands over to overflow() right after its append
+            else:
+                known.add(key)
+    return True
+
+
+def log_into(buffer: Buffer, values: dict[str, Any], step: int) -> None:
+    """Log ``values`` at ``step`` into ``buffer``, which need not be the active run's: a run
+    that no cell code logs into (a sweep's parent), from the thread that runs the cell."""
+    checked = {}
+    for key, value in values.items():
+        check_key(key, "metric")
+        checked[key] = value if type(value) is float else _float_value(key, value)
+    buffer.calls.append((_checked_step(step), _now(), checked))
 
 
 def _tensor_value(key: str, tensor: Any) -> Any:
@@ -204,14 +276,17 @@ def _tensor_value(key: str, tensor: Any) -> Any:
 def _float_value(key: str, value: Any) -> float:
     """A real number (int, bool, numpy scalar, Fraction, Decimal...) as the float64 MLflow
     stores; anything else is refused with a message naming the metric."""
-    real = isinstance(value, numbers.Real) or (
-        type(value).__module__ == "numpy"
-        and getattr(value, "ndim", 1) == 0
-        and value.dtype.kind in "biuf"
-    )
+    kind = type(value)
+    real = (
+        isinstance(value, numbers.Real)
+        # Decimal is a real number that the numbers module does not register as one.
+        or (kind.__module__ == "decimal" and kind.__name__ == "Decimal")
+        or (kind.__module__ == "numpy" and getattr(value, "ndim", 1) == 0
+            and value.dtype.kind in "biuf")
+    )  # fmt: skip
     if not real:
         msg = (
-            f"metric {key!r} must be a number, got {type(value).__name__} {value!r:.80}. "
+            f"metric {key!r} must be a number, got {kind.__name__} {value!r:.80}. "
             "Pass a float, an int, a numpy scalar or a one-element tensor."
         )
         raise TypeError(msg)
@@ -219,17 +294,26 @@ def _float_value(key: str, value: Any) -> float:
         number = float(value)
     except OverflowError:
         number = math.inf
-    if math.isinf(number) and isinstance(value, numbers.Integral | numbers.Rational):
-        # An exact number beyond float64's range (about 1.8e308) would otherwise be stored as
-        # inf, a value it never had.
+    except ValueError:  # a signalling NaN Decimal
+        number = math.nan
+    if math.isinf(number) and value != number:
+        # A finite number beyond float64's range (about 1.8e308: a huge int, Fraction or
+        # Decimal, a numpy longdouble) would otherwise be stored as inf, a value it never had.
+        raise ValueError(_too_large(key, value))
+    return number
+
+
+def _too_large(key: str, value: Any) -> str:
+    if isinstance(value, numbers.Rational):
         # (str() of a huge int is refused past 4300 digits; its bit length is not.)
         digits = int(int(abs(math.trunc(value))).bit_length() * math.log10(2)) + 1
-        msg = (
-            f"metric {key!r} is too large to store: MLflow keeps metrics as float64, up to "
-            f"about 1.8e308, and this value has about {digits} digits"
-        )
-        raise ValueError(msg)
-    return number
+        size = f"this value has about {digits} digits"
+    else:
+        size = f"got {value!r:.60}"
+    return (
+        f"metric {key!r} is too large to store: MLflow keeps metrics as float64, up to about "
+        f"1.8e308, and {size}"
+    )
 
 
 def _checked_step(step: object) -> int:

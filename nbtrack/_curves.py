@@ -13,18 +13,24 @@ if TYPE_CHECKING:
     FloatArray = npt.NDArray[np.float64]
 
 # A curve longer than this is folded to half its size by min/max decimation: the shape (and every
-# extreme) survives, memory stays at ~16 bytes x _MAX_POINTS per metric however long training runs.
+# extreme) survives, memory stays at ~24 bytes x _MAX_POINTS per metric however long training runs.
 _MAX_POINTS = 200_000
+# Room for the first points; it doubles as needed. Small, because a run may log thousands of
+# metrics that each get few points.
+_INITIAL_CAPACITY = 64
 
 
 class Curve:
-    """One metric's points (step, value) in step order, plus exact running statistics.
+    """One metric's points (step, value, unix time) in logging order, plus exact running
+    statistics.
 
-    The points may be thinned once the curve grows past a bound; the statistics never are:
-    ``count``, ``nonfinite``, ``last``, ``min`` and ``max`` describe every point ever added.
+    The points may be thinned once the curve grows past a bound (steps, values and times
+    together); the statistics never are: ``count``, ``nonfinite``, ``last``, ``min`` and ``max``
+    describe every point ever added.
     """
 
     __slots__ = (
+        "_seconds",
         "_size",
         "_steps",
         "_values",
@@ -42,8 +48,9 @@ class Curve:
     def __init__(self) -> None:
         import numpy as np
 
-        self._steps: FloatArray = np.empty(1024)
-        self._values: FloatArray = np.empty(1024)
+        self._steps: FloatArray = np.empty(_INITIAL_CAPACITY)
+        self._values: FloatArray = np.empty(_INITIAL_CAPACITY)
+        self._seconds: FloatArray = np.empty(_INITIAL_CAPACITY)
         self._size = 0
         self.count = 0
         self.nonfinite = 0
@@ -56,8 +63,14 @@ class Curve:
         # Bumped on every change so that a redraw can tell whether there is anything new.
         self.version = 0
 
-    def extend(self, steps: Sequence[float], values: Sequence[float]) -> None:
-        """Append points (already in step order for this metric)."""
+    def extend(
+        self,
+        steps: Sequence[float],
+        values: Sequence[float],
+        seconds: Sequence[float] | None = None,
+    ) -> None:
+        """Append points (already in step order for this metric), logged at ``seconds`` (unix
+        time of each point; NaN, i.e. unknown, when not given)."""
         import numpy as np
 
         n = len(values)
@@ -73,8 +86,12 @@ class Curve:
             capacity = max(end, 2 * len(self._values))
             self._steps = np.resize(self._steps, capacity)
             self._values = np.resize(self._values, capacity)
+            self._seconds = np.resize(self._seconds, capacity)
         self._steps[self._size : end] = new_steps
         self._values[self._size : end] = new_values
+        self._seconds[self._size : end] = (
+            math.nan if seconds is None else np.asarray(seconds, dtype=np.float64)
+        )
         self._size = end
         self.count += n
         self.last = float(new_values[-1])
@@ -103,15 +120,21 @@ class Curve:
         values.flags.writeable = False
         return steps, values
 
+    def seconds(self) -> FloatArray:
+        """A read-only view of the kept points' unix times (NaN where unknown), aligned with
+        ``points()``."""
+        seconds = self._seconds[: self._size]
+        seconds.flags.writeable = False
+        return seconds
+
     def __len__(self) -> int:
         return self._size
 
     def _fold(self) -> None:
-        from nbtrack._decimate import decimate
+        from nbtrack._decimate import kept_indices
 
-        steps, values = decimate(
-            self._steps[: self._size], self._values[: self._size], _MAX_POINTS // 2
-        )
-        self._size = len(values)
-        self._steps[: self._size] = steps
-        self._values[: self._size] = values
+        keep = kept_indices(self._values[: self._size], _MAX_POINTS // 2)
+        self._size = len(keep)
+        # Fancy indexing copies before the assignment, so the columns can be written in place.
+        for column in (self._steps, self._values, self._seconds):
+            column[: self._size] = column[keep]

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     FloatArray = npt.NDArray[np.float64]
     IntArray = npt.NDArray[np.intp]
 
-__all__ = ["decimate"]
+__all__ = ["decimate", "kept_indices"]
 
 
 def decimate(
@@ -46,11 +46,25 @@ def decimate(
     if xs.shape != ys.shape or xs.ndim != 1:
         msg = f"steps and values must be 1-D and of equal length, got {xs.shape} and {ys.shape}"
         raise ValueError(msg)
-    n = len(ys)
-    if n <= max_points:
+    if len(ys) <= max_points:
         return xs, ys
-    keep = _kept_indices(ys, (max_points - 2) // 2)
+    keep = kept_indices(ys, max_points)
     return xs[keep], ys[keep]
+
+
+def kept_indices(values: npt.ArrayLike, max_points: int) -> IntArray:
+    """The indices ``decimate`` keeps of ``values`` (all of them when they fit), in order.
+
+    For thinning several columns of the same points together (steps, values and times).
+    Raises ``ValueError`` when ``max_points < 4``.
+    """
+    if max_points < 4:
+        msg = f"max_points must be at least 4 (first, last and one bucket), got {max_points!r}"
+        raise ValueError(msg)
+    ys = np.asarray(values, dtype=np.float64)
+    if len(ys) <= max_points:
+        return np.arange(len(ys), dtype=np.intp)
+    return _kept_indices(ys, (max_points - 2) // 2)
 
 
 def _kept_indices(ys: FloatArray, n_buckets: int) -> IntArray:

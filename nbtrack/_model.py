@@ -79,9 +79,11 @@ class Batch:
     tags: dict[str, str] = field(default_factory=dict)
     # (staged file or folder, destination folder among the run's artifacts or None)
     artifacts: list[tuple[str, str | None]] = field(default_factory=list)
+    # Paths among the run's artifacts to delete (superseded checkpoints), after the above.
+    deletions: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.metrics or self.params or self.tags or self.artifacts)
+        return bool(self.metrics or self.params or self.tags or self.artifacts or self.deletions)
 
     @property
     def point_count(self) -> int:
@@ -113,6 +115,9 @@ class Run:
     status: Status = Status.RUNNING
     failure: RunFailure | None = None
     live_view: bool = True
+    # A sweep's trial: the journal (its key in the same session folder) of its parent run,
+    # whose id the sync process puts into the trial's mlflow.parentRunId tag.
+    parent_journal: str | None = None
     # Filled by the sender: per-metric history and the next implicit step of each metric.
     curves: dict[str, Curve] = field(default_factory=dict)
     next_step: dict[str, int] = field(default_factory=dict)
@@ -121,6 +126,11 @@ class Run:
     pending_points: int = 0
     # Why the store refused this run for good (e.g. its experiment is deleted), if it did.
     store_problem: str | None = None
+    # What could not be made durable (a full or read-only disk under the journal), and why:
+    # never stored, so the run ends FAILED and its record says so.
+    lost_points: int = 0
+    lost_items: int = 0
+    lost_reason: str | None = None
 
     @property
     def ended(self) -> bool:

@@ -9,6 +9,7 @@ The rest of the package calls these and has no platform branches of its own.
   start time from ``/proc`` on Linux; elsewhere a pid that answers signal 0 counts as alive.
 - How much CPU the machine leaves idle: ``/proc/stat`` on Linux; elsewhere the load average;
   where neither exists, nothing is known.
+- Another process's working folder and environment: ``/proc`` on Linux; elsewhere unknown.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "IdleCpu",
     "lower_priority",
     "process_alive",
+    "process_cwd_and_environ",
     "process_start_ticks",
     "try_lock",
     "unlock",
@@ -150,3 +152,15 @@ class IdleCpu:
         if now is None and getloadavg is not None:
             return max(0.0, float(os.cpu_count() or 1) - float(getloadavg()[0]))
         return None
+
+
+def process_cwd_and_environ(pid: int) -> tuple[Path, dict[str, str]] | None:
+    """Another process's working folder and environment (Linux ``/proc``, this user's processes
+    only), or None where they cannot be read."""
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
+    return cwd, {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs}

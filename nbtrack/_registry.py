@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from nbtrack import _buffer
 from nbtrack._buffer import Buffer
 from nbtrack._model import Batch, Run
+from nbtrack._threads import ended_runs
 
 __all__ = [
     "Output",
@@ -26,6 +27,8 @@ __all__ = [
     "deactivate",
     "draining",
     "forget",
+    "keep",
+    "review_guard",
     "serve",
 ]
 
@@ -56,6 +59,16 @@ class TrackedRun:
     # was made MLflow's active run (to be released at the cell's end).
     import_watch: object = None
     mlflow_attached: bool = False
+    # The cell execution (IPython's ExecutionInfo) that started the run: only its end ends the
+    # run, not the end of a cell it ran itself. None outside IPython's cell events.
+    cell: object = None
+    # The threads alive when the run started: those started later belong to it (_threads).
+    threads_before: frozenset[threading.Thread] = frozenset()
+    # Things to undo when the cell ends (hooks a watched model carries, a patched framework),
+    # run last-registered first by ``kernel/cell.end`` while the run is still the active one.
+    at_end: list[Callable[[], object]] = field(default_factory=list)
+    # The system metrics samples the run follows (``kernel/system.SystemSamples``), if any.
+    system: Any = None
     # Held by whoever turns the buffer into batches, so that the final drain at cell end and
     # the sender thread never interleave.
     drain_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -72,19 +85,47 @@ def current() -> TrackedRun | None:
 
 
 def activate(tracked: TrackedRun) -> None:
+    """Make ``tracked`` the run that ``nbtrack.log`` logs into, from the calling thread (the
+    cell's) and from threads started from now on; threads of ended runs that still log are
+    kept out of it (see nbtrack._threads)."""
     global _current  # noqa: PLW0603 - the registry is module state by design: one kernel, one active run
+    buffer = tracked.buffer
+    buffer.owner = threading.get_ident()
+    tracked.threads_before = ended_runs.snapshot()
+    loggers = ended_runs.loggers()
+    if loggers:
+        buffer.guard(loggers)
     with _lock:
         _current = tracked
         _draining.append(tracked)
-        _buffer.active = tracked.buffer
+        _buffer.active = buffer
+
+
+def keep(tracked: TrackedRun) -> None:
+    """Drain and follow ``tracked`` like any run, without making it the one ``nbtrack.log``
+    logs into: a run that no cell code logs into (a sweep's parent)."""
+    with _lock:
+        _draining.append(tracked)
 
 
 def deactivate(tracked: TrackedRun) -> None:
+    """The run's cell ended: nothing more is logged into it; threads started during it now
+    belong to an ended run."""
     global _current  # noqa: PLW0603
     with _lock:
-        if _current is tracked:
-            _current = None
-            _buffer.active = None
+        if _current is not tracked:
+            return
+        _current = None
+        _buffer.active = None
+    ended_runs.run_ended(tracked.run.run_name, tracked.threads_before, tracked.buffer.helpers)
+
+
+def review_guard(tracked: TrackedRun) -> None:
+    """Lift the run's guard once no thread of an ended run that logs is alive any more, so
+    that its calls cost no more than usual (called by the sender at each wake)."""
+    buffer = tracked.buffer
+    if buffer.guarded and not ended_runs.loggers():
+        buffer.unguard()
 
 
 def draining() -> list[TrackedRun]:

@@ -29,7 +29,7 @@ from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
 from nbtrack.errors import NbtrackWarning
 
-__all__ = ["drain", "ensure_sender"]
+__all__ = ["drain", "ensure_sender", "show"]
 
 _Call = tuple[int | None, float, dict[str, Any]]
 
@@ -47,6 +47,8 @@ def drain(tracked: TrackedRun) -> Batch:
                 batch.params.update(payload)
             elif kind == "tags":
                 batch.tags.update(payload)
+            elif kind == "delete":
+                batch.deletions.append(payload)
             else:
                 batch.artifacts.append(payload)
         if not batch:
@@ -62,13 +64,20 @@ def drain(tracked: TrackedRun) -> Batch:
         return batch
 
 
+def show(tracked: TrackedRun, batch: Batch) -> None:
+    """Points stored in MLflow by someone else (the sync process's system metrics): into the
+    run's curves, and so its live view and record, but not into its journal."""
+    with tracked.drain_lock:
+        _extend_curves(tracked.run, batch)
+
+
 def _extend_curves(run: Run, batch: Batch) -> None:
     for key, points in batch.metrics.items():
         curve = run.curves.get(key)
         if curve is None:
             curve = run.curves[key] = Curve()
         had_nonfinite = curve.nonfinite
-        curve.extend(points.steps, points.values)
+        curve.extend(points.steps, points.values, points.seconds)
         if curve.nonfinite and not had_nonfinite:
             # A NaN/inf loss is the classic sign of divergence: make it searchable in MLflow.
             batch.tags[f"nbtrack.nonfinite.{key}"] = f"first at step {_first_nonfinite(points)}"
@@ -242,6 +251,7 @@ class Sender:
         ended = tracked.run.ended  # read first: the cell's end drains an ended run itself
         if not ended:
             drain(tracked)
+            _registry.review_guard(tracked)
         done = tracked.poll() if tracked.poll is not None else ended
         if done:
             # Stored, ended, and its record says so: nothing more to do for it.

@@ -174,6 +174,13 @@ VARIABLES: tuple[Variable, ...] = (
         "a number of seconds >= 0",
     ),
     Variable(
+        "NBTRACK_SYSTEM_METRICS", "system_metrics", _seconds, 10.0, "10",
+        "seconds between samples of the system metrics (CPU, memory, disk, network, and GPU "
+        "utilisation, memory and power where NVML answers), taken by MLflow's monitor in the "
+        "sync process while a tracked cell runs and logged as `system/...`; 0 turns them off",
+        "a number of seconds >= 0",
+    ),
+    Variable(
         "NBTRACK_NOTEBOOK", "notebook", _text, None, "",
         "the notebook's path, where the frontend does not tell the kernel",
         "a path",
@@ -213,6 +220,7 @@ class Settings:
     exit_wait: float
     sync_nice: int
     sync_timeout: float
+    system_metrics: float
     notebook: str | None
     other_processes: str
     run_journal: Path | None

@@ -14,6 +14,7 @@ __all__ = [
     "NbtrackWarning",
     "NoActiveRunError",
     "NotebookError",
+    "RunNotInStoreError",
     "UiStartError",
 ]
 
@@ -47,3 +48,13 @@ class NotebookError(NbtrackError):
 
 class UiStartError(NbtrackError, RuntimeError):
     """The MLflow UI did not come up; the message carries the end of its log."""
+
+
+class RunNotInStoreError(NbtrackError, RuntimeError):
+    """A call that needs MLflow's client (``log_model``, ``log_dataset``) ran while the tracking
+    store had not created the tracked run (unreachable, or slow to answer)."""
+
+
+class SweepError(NbtrackError, RuntimeError):
+    """A sweep (``%%track --sweep``) stopped: a trial failed with ``--stop-on-error``, or
+    every trial failed. Its parent run ends FAILED; the trials' runs say why each failed."""

@@ -35,6 +35,7 @@ __all__ = [
     "make_client",
     "release",
     "resolve_uri",
+    "when_imported",
     "when_mlflow_imported",
 ]
 
@@ -216,7 +217,12 @@ def release(run_id: str) -> None:
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
-    """Calls ``callback`` once module ``name`` has been imported for the first time."""
+    """Calls ``callback`` once module ``name`` has been imported for the first time.
+
+    Looking the module up without importing it (``importlib.util.find_spec``, as Lightning and
+    Transformers do to see whether MLflow is installed) does not count: the watch stays until
+    the module is really executed.
+    """
 
     def __init__(self, name: str, callback: Callable[[ModuleType], None]) -> None:
         self.name = name
@@ -227,20 +233,20 @@ class _AfterImport(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname != self.name:
             return None
-        remove_import_watch(self)
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return spec
         loader = spec.loader
-        callback = self.callback
+        watch = self
 
         class _Loader(importlib.abc.Loader):
             def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
                 return loader.create_module(spec)
 
             def exec_module(self, module: ModuleType) -> None:
+                remove_import_watch(watch)
                 loader.exec_module(module)
-                callback(module)
+                watch.callback(module)
 
         spec.loader = _Loader()
         return spec
@@ -252,10 +258,16 @@ _watch_lock = threading.Lock()
 def when_mlflow_imported(callback: Callable[[ModuleType], None]) -> object:
     """Call ``callback`` right after ``import mlflow`` first runs in this process (or at once
     if it ran already). Returns a handle for ``remove_import_watch``."""
-    if "mlflow" in sys.modules:
-        callback(sys.modules["mlflow"])
+    return when_imported("mlflow", callback)
+
+
+def when_imported(name: str, callback: Callable[[ModuleType], None]) -> object:
+    """Call ``callback`` right after module ``name`` is first imported in this process (or at
+    once if it was already). Returns a handle for ``remove_import_watch`` (None if called)."""
+    if name in sys.modules:
+        callback(sys.modules[name])
         return None
-    watch = _AfterImport("mlflow", callback)
+    watch = _AfterImport(name, callback)
     with _watch_lock:
         sys.meta_path.insert(0, watch)
     return watch

@@ -32,6 +32,8 @@ if ! $py -c "import torch" 2>/dev/null; then
   $py -m pip install -q torch==2.13.0
 fi
 extras="[demo]"
-[ "$want_test" = 1 ] && extras="[demo,test]"
+# The test suite also trains with the frameworks nbtrack integrates with (Lightning,
+# Transformers, scikit-learn): torch stays pinned in the same command, or pip may swap it.
+[ "$want_test" = 1 ] && extras="[demo,test,frameworks]"
 # Builds the lab extension into the package (hatch-jupyter-builder runs jlpm in labextension/).
-$py -m pip install -q -e ".${extras}"
+$py -m pip install -q torch==2.13.0 -e ".${extras}"

@@ -17,7 +17,12 @@ from helpers.kernels import Kernel
 
 # Every kernel and subprocess started by the tests inherits these.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+# Nothing is downloaded at run time: the framework tests build their models from configs.
+os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("NBTRACK_LIVE_PLOT", "0")
+# System metrics (on by default) would add system/* metrics to every run the tests read back;
+# the tests of system metrics turn them on (tests/kernel/test_pytorch.py).
+os.environ.setdefault("NBTRACK_SYSTEM_METRICS", "0")
 
 _FOLDER_MARKS = {"kernel": "kernel", "server": "server", "browser": "browser"}
 

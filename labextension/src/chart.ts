@@ -2,16 +2,19 @@
  * An interactive line chart of metric curves, drawn with uPlot (~50 KB, canvas).
  *
  * uPlot gives drag-to-zoom (double-click resets), a legend with the values
- * under the cursor, and click-to-hide on legend entries; this adds a title, a
- * log-scale switch and resizing with the container. Labels reach the page as
+ * under the cursor (at full precision), and click-to-hide on legend entries;
+ * this adds a title, an x-axis choice (step, time since start, clock time;
+ * the record's choice first), a log-scale switch and resizing with the
+ * container. Axis ticks have 2-4 significant digits. Labels reach the page as
  * text only: uPlot sets legend labels through textContent and draws axes on a
  * canvas.
  */
 import uPlot from 'uplot';
 
-import { alignSeries, IChartSpec } from './charts';
+import { alignSeries, IChartSpec, X_TITLES } from './charts';
 import { el } from './dom';
-import { formatNumber } from './format';
+import { formatFull, formatNumber, timeUnit } from './format';
+import { XAxis } from './record';
 
 /** Distinct line colors that read on light and dark themes. */
 const PALETTE = [
@@ -27,7 +30,23 @@ export class MetricChart {
 
   constructor(spec: IChartSpec) {
     this._spec = spec;
+    this._x = spec.defaultX;
     this._plotHost = el('div', { className: 'nbtrack-chart-plot' });
+    const xPicker = el('select', {
+      className: 'nbtrack-chart-x',
+      title: 'x axis: the step, the time since the run started, or the clock time'
+    });
+    for (const choice of spec.xChoices) {
+      const option = el('option', { text: X_TITLES[choice] });
+      option.value = choice;
+      option.selected = choice === this._x;
+      xPicker.appendChild(option);
+    }
+    xPicker.disabled = spec.xChoices.length < 2;
+    xPicker.addEventListener('change', () => {
+      this._x = xPicker.value as XAxis;
+      this._rebuild();
+    });
     const logToggle = el('input', { attrs: { type: 'checkbox' } });
     logToggle.disabled = !spec.logAllowed;
     logToggle.addEventListener('change', () => {
@@ -49,6 +68,7 @@ export class MetricChart {
       'div',
       { className: 'nbtrack-chart-head' },
       el('span', { className: 'nbtrack-chart-title', text: spec.title, title: spec.title }),
+      xPicker,
       logLabel
     );
     this.node = el('div', { className: 'nbtrack-chart' }, head, this._plotHost);
@@ -83,7 +103,9 @@ export class MetricChart {
     }
     this._plot?.destroy();
     this.node.dataset.scale = this._log ? 'log' : 'linear';
-    const { xs, ys } = alignSeries(this._spec.series);
+    this.node.dataset.x = this._x;
+    const { xs, ys } = alignSeries(this._spec.series, this._x);
+    const x = xAxisFormat(this._x, xs);
     const style = getComputedStyle(this.node);
     const fg = style.getPropertyValue('--jp-ui-font-color1').trim() || '#444';
     const grid = style.getPropertyValue('--jp-border-color2').trim() || '#ddd';
@@ -98,9 +120,9 @@ export class MetricChart {
       height: HEIGHT,
       cursor: { drag: { x: true, y: false, setScale: true } },
       legend: { live: true },
-      scales: { x: { time: false }, y: this._log ? { distr: 3 } : { auto: true } },
+      scales: { x: { time: this._x === 'wall' }, y: this._log ? { distr: 3 } : { auto: true } },
       axes: [
-        { ...axis, label: 'step' },
+        { ...axis, label: x.label, ...(x.ticks ? { values: x.ticks } : {}) },
         {
           ...axis,
           size: 56,
@@ -110,14 +132,15 @@ export class MetricChart {
         }
       ],
       series: [
-        { label: 'step' },
+        { label: x.label, ...(x.hover ? { value: x.hover } : {}) },
         ...this._spec.series.map((s, i) => ({
           label: s.label,
           stroke: PALETTE[i % PALETTE.length],
           width: 1.5,
           spanGaps: true,
           points: { show: sparse },
-          value: (_u: uPlot, v: number | null) => (v === null ? '—' : formatNumber(v))
+          // The legend shows the value under the cursor in full; the ticks round.
+          value: (_u: uPlot, v: number | null) => (v === null ? '—' : formatFull(v))
         }))
       ]
     };
@@ -125,11 +148,42 @@ export class MetricChart {
   }
 
   private readonly _spec: IChartSpec;
+  private _x: XAxis;
   private readonly _plotHost: HTMLDivElement;
   private readonly _observer: ResizeObserver;
   private _plot: uPlot | null = null;
   private _width = 0;
   private _log = false;
+}
+
+/**
+ * How an x axis is labelled: its title, and tick and hover formatters (none:
+ * uPlot's own, as for clock time).
+ */
+function xAxisFormat(
+  axis: XAxis,
+  xs: readonly number[]
+): {
+  label: string;
+  ticks?: (u: uPlot, splits: number[]) => string[];
+  hover?: (u: uPlot, v: number | null) => string;
+} {
+  if (axis === 'wall') {
+    return { label: X_TITLES.wall };
+  }
+  if (axis === 'step') {
+    return {
+      label: X_TITLES.step,
+      ticks: (_u, splits) => splits.map(v => formatNumber(v)),
+      hover: (_u, v) => (v === null ? '—' : formatFull(v))
+    };
+  }
+  const [seconds, unit] = timeUnit(xs.length > 0 ? xs[xs.length - 1] - Math.min(0, xs[0]) : 0);
+  return {
+    label: `${X_TITLES.relative} (${unit})`,
+    ticks: (_u, splits) => splits.map(v => formatNumber(v / seconds)),
+    hover: (_u, v) => (v === null ? '—' : `${formatFull(v)} s`)
+  };
 }
 
 /** A grid of charts; returns the element and a function that frees them. */

@@ -6,7 +6,7 @@
  * HTML/SVG fallback draws. Nothing here looks at metric names, so JupyterLab
  * and the fallback can never group a run differently.
  */
-import { Goal, IMetricSummary, IRunRecord } from './record';
+import { Goal, IMetricSummary, IRunRecord, XAxis } from './record';
 
 export interface ISeriesSpec {
   readonly label: string;
@@ -14,6 +14,10 @@ export interface ISeriesSpec {
   readonly goal?: Goal;
   readonly steps: readonly number[];
   readonly values: readonly number[];
+  /** Seconds since the run started, one per point; null when unknown. */
+  readonly times?: readonly number[] | null;
+  /** When the run started (epoch ms), for clock time; null when unknown. */
+  readonly startTime?: number | null;
 }
 
 export interface IChartSpec {
@@ -21,11 +25,25 @@ export interface IChartSpec {
   readonly series: readonly ISeriesSpec[];
   /** A log scale only makes sense when every plotted value is positive. */
   readonly logAllowed: boolean;
+  /** The axis the record chose: the step, or time where the steps do not line up. */
+  readonly defaultX: XAxis;
+  /** The axes every series of the chart can be drawn against (the step always). */
+  readonly xChoices: readonly XAxis[];
 }
+
+/** What each x axis is called on a chart. */
+export const X_TITLES: Readonly<Record<XAxis, string>> = {
+  step: 'step',
+  relative: 'time since start',
+  wall: 'wall-clock time'
+};
 
 /** Charts for one run: one per panel of its record, in the record's order. */
 export function runCharts(record: IRunRecord): IChartSpec[] {
-  return Private.panelCharts(record.panels, [{ record, label: name => name }]);
+  return Private.panelCharts(
+    record.panels.map((names, i) => ({ names, axis: record.panelX[i] ?? 'step' })),
+    [{ record, label: name => name }]
+  );
 }
 
 /**
@@ -36,10 +54,45 @@ export function runCharts(record: IRunRecord): IChartSpec[] {
 export function overlayCharts(
   runs: ReadonlyArray<{ readonly label: string; readonly record: IRunRecord }>
 ): IChartSpec[] {
+  const records = runs.map(r => r.record);
   return Private.panelCharts(
-    mergePanels(runs.map(r => r.record)),
+    mergePanels(records).map(names => ({ names, axis: mergedAxis(records, names) })),
     runs.map(({ label, record }) => ({ record, label: (name: string) => `${label} · ${name}` }))
   );
+}
+
+/**
+ * The axis of a merged panel: time since start when any run's panel of these
+ * metrics needs it to line its curves up, else the step.
+ */
+function mergedAxis(records: readonly IRunRecord[], names: readonly string[]): XAxis {
+  for (const record of records) {
+    for (const [i, panel] of record.panels.entries()) {
+      if (record.panelX[i] === 'relative' && panel.some(name => names.includes(name))) {
+        return 'relative';
+      }
+    }
+  }
+  return 'step';
+}
+
+/**
+ * A series' x values on an axis: steps, seconds since the run started, or
+ * clock time in seconds (what uPlot's time scale takes); null when the series
+ * has no times.
+ */
+export function xValues(s: ISeriesSpec, axis: XAxis): readonly number[] | null {
+  if (axis === 'step') {
+    return s.steps;
+  }
+  if (!s.times) {
+    return null;
+  }
+  if (axis === 'relative') {
+    return s.times;
+  }
+  const start = s.startTime;
+  return typeof start === 'number' ? s.times.map(t => start / 1000 + t) : null;
 }
 
 /**
@@ -70,27 +123,31 @@ export function mergePanels(records: readonly IRunRecord[]): string[][] {
 }
 
 /**
- * Put curves on a common x axis for plotting: the sorted union of all steps,
- * with null where a curve has no point (and for NaN or infinite values, which
- * cannot be drawn).
+ * Put curves on a common x axis for plotting: the sorted union of all x values
+ * (steps by default), with null where a curve has no point (and for NaN or
+ * infinite values, which cannot be drawn).
  */
-export function alignSeries(series: readonly ISeriesSpec[]): {
+export function alignSeries(
+  series: readonly ISeriesSpec[],
+  axis: XAxis = 'step'
+): {
   xs: number[];
   ys: Array<Array<number | null>>;
 } {
-  const allSteps = new Set<number>();
-  for (const s of series) {
-    for (const step of s.steps) {
-      allSteps.add(step);
+  const columns = series.map(s => xValues(s, axis) ?? s.steps);
+  const allXs = new Set<number>();
+  for (const column of columns) {
+    for (const x of column) {
+      allXs.add(x);
     }
   }
-  const xs = [...allSteps].sort((a, b) => a - b);
+  const xs = [...allXs].sort((a, b) => a - b);
   const index = new Map(xs.map((x, i) => [x, i]));
-  const ys = series.map(s => {
+  const ys = series.map((s, k) => {
     const column: Array<number | null> = new Array(xs.length).fill(null);
-    s.steps.forEach((step, i) => {
+    columns[k].forEach((x, i) => {
       const v = s.values[i];
-      column[index.get(step)!] = Number.isFinite(v) ? v : null;
+      column[index.get(x)!] = Number.isFinite(v) ? v : null;
     });
     return column;
   });
@@ -104,16 +161,16 @@ namespace Private {
    * legend.
    */
   export function panelCharts(
-    panels: ReadonlyArray<ReadonlyArray<string>>,
+    panels: ReadonlyArray<{ readonly names: ReadonlyArray<string>; readonly axis: XAxis }>,
     runs: ReadonlyArray<{ readonly record: IRunRecord; readonly label: (metric: string) => string }>
   ): IChartSpec[] {
     const charts: IChartSpec[] = [];
-    for (const names of panels) {
+    for (const { names, axis } of panels) {
       const members: ISeriesSpec[] = [];
       const drawn = new Set<string>();
       for (const { record, label } of runs) {
         for (const name of names) {
-          const s = series(record.metrics.get(name), label(name));
+          const s = series(record, name, label(name));
           if (s) {
             members.push(s);
             drawn.add(name);
@@ -121,10 +178,15 @@ namespace Private {
         }
       }
       if (members.length > 0) {
+        const xChoices = (['step', 'relative', 'wall'] as XAxis[]).filter(choice =>
+          members.every(s => xValues(s, choice) !== null)
+        );
         charts.push({
           title: names.filter(name => drawn.has(name)).join(', '),
           series: members,
-          logAllowed: members.every(allPositive)
+          logAllowed: members.every(allPositive),
+          defaultX: xChoices.includes(axis) ? axis : 'step',
+          xChoices
         });
       }
     }
@@ -132,11 +194,12 @@ namespace Private {
   }
 
   /** A metric's curve as a series; null when there is no line to draw (under 2 points). */
-  function series(metric: IMetricSummary | undefined, label: string): ISeriesSpec | null {
+  function series(record: IRunRecord, name: string, label: string): ISeriesSpec | null {
+    const metric: IMetricSummary | undefined = record.metrics.get(name);
     if (!metric || metric.curve === null || metric.curve.steps.length < 2) {
       return null;
     }
-    return { label, goal: metric.goal, ...metric.curve };
+    return { label, goal: metric.goal, ...metric.curve, startTime: record.run.startTime };
   }
 
   function allPositive(s: ISeriesSpec): boolean {

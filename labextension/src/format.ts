@@ -24,6 +24,32 @@ export function formatNumber(value: number | null): string {
   return String(Number(value.toPrecision(4)));
 }
 
+/** A value at full precision, for hover: what the record holds, nothing rounded. */
+export function formatFull(value: number | null): string {
+  if (value === null) {
+    return '—';
+  }
+  if (!Number.isFinite(value)) {
+    return formatNumber(value);
+  }
+  return String(value);
+}
+
+/**
+ * [seconds per unit, unit] to label a time axis spanning `spanS` seconds:
+ * seconds up to two minutes, minutes up to two hours, hours beyond (as
+ * nbtrack.record.axes.time_unit does for the SVG).
+ */
+export function timeUnit(spanS: number): [number, string] {
+  if (spanS < 120) {
+    return [1, 's'];
+  }
+  if (spanS < 7200) {
+    return [60, 'min'];
+  }
+  return [3600, 'h'];
+}
+
 /** "42.1 s", "3 min 05 s", "2 h 07 min". */
 export function formatDuration(seconds: number | null): string {
   if (seconds === null || !Number.isFinite(seconds) || seconds < 0) {

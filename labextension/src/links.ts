@@ -7,6 +7,12 @@
  */
 import { safeHttpUrl } from './record';
 
+/**
+ * MLflow 3's UI opens experiments in its GenAI view unless the address says
+ * otherwise (nbtrack.ui.registry.TRAINING_VIEW); it keeps it while navigating.
+ */
+export const TRAINING_VIEW = 'workflowType=machine_learning';
+
 /** The UI's base address (no fragment, no query) from any http(s) UI URL, else null. */
 export function uiBase(url: string | null | undefined): string | null {
   const safe = safeHttpUrl(url);
@@ -40,7 +46,8 @@ export function compareRunsUrl(base: string | null, runs: readonly IRunRef[]): s
   const experiments = unique(runs.map(r => r.experimentId));
   const query =
     `runs=${encodeURIComponent(JSON.stringify(ids))}` +
-    `&experiments=${encodeURIComponent(JSON.stringify(experiments))}`;
+    `&experiments=${encodeURIComponent(JSON.stringify(experiments))}` +
+    `&${TRAINING_VIEW}`;
   return `${root}#/compare-runs?${query}`;
 }
 
@@ -52,7 +59,7 @@ export function runUrl(base: string | null, run: IRunRef): string | null {
   }
   return (
     `${root}#/experiments/${encodeURIComponent(run.experimentId)}` +
-    `/runs/${encodeURIComponent(run.id)}`
+    `/runs/${encodeURIComponent(run.id)}?${TRAINING_VIEW}`
   );
 }
 
@@ -61,10 +68,10 @@ function unique(values: ReadonlyArray<string | null>): string[] {
 }
 
 /**
- * The MLflow UI address to give the user: the direct one when the page itself
- * is served from this machine, otherwise the one through Jupyter's proxy
- * (a localhost link is useless on a remote or JupyterHub server). `proxyUrl`
- * may be relative to the page. Null when neither is an http(s) URL.
+ * The MLflow UI address to give the user: the one through Jupyter's proxy
+ * whenever the server offers it (behind Jupyter's login; a UI on 127.0.0.1 has
+ * none, and every user of the machine can reach it), else the direct one.
+ * `proxyUrl` may be relative to the page. Null when neither is an http(s) URL.
  */
 export function chooseUiAddress(
   url: string | null,
@@ -80,7 +87,5 @@ export function chooseUiAddress(
       proxied = null;
     }
   }
-  const host = new URL(pageUrl).hostname;
-  const local = host === 'localhost' || host === '127.0.0.1' || host === '[::1]';
-  return local ? (direct ?? proxied) : (proxied ?? direct);
+  return proxied ?? direct;
 }

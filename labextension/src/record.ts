@@ -9,13 +9,20 @@
  */
 
 /** The MIME type of a run record in a notebook output bundle. */
+import { ISweep, parseSweep } from './sweep';
+
 export const MIME_TYPE = 'application/vnd.nbtrack.run+json';
 
 /**
  * The newest record schema this extension understands. Version 2 added
- * `panels`; version 1 records are still read, one chart per metric.
+ * `panels`; version 1 records are still read, one chart per metric. Version 3
+ * added point times, each panel's x axis (`panel_x`), metrics listed without
+ * a curve and `metrics_omitted`; older records are drawn against the step.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
+
+/** The x axes a chart can use: the step, time since the run started, clock time. */
+export type XAxis = 'step' | 'relative' | 'wall';
 
 /** Curves longer than this are cut: the writer decimates to far fewer points. */
 const MAX_CURVE_POINTS = 20000;
@@ -31,6 +38,8 @@ export interface ICurve {
   readonly steps: number[];
   /** Values at those steps; NaN and infinities are kept as JavaScript numbers. */
   readonly values: number[];
+  /** Seconds since the run started, one per point; null when the record has none. */
+  readonly times: number[] | null;
 }
 
 export interface IMetricSummary {
@@ -81,8 +90,14 @@ export interface IRunRecord {
    * (docs/record-schema.md); readers draw them as they are.
    */
   readonly panels: ReadonlyArray<ReadonlyArray<string>>;
+  /** The x axis each panel is drawn against by default, parallel to `panels`. */
+  readonly panelX: ReadonlyArray<XAxis>;
+  /** Metrics the run logged that the record leaves out (they are in MLflow). */
+  readonly metricsOmitted: number;
   readonly error: IRunError | null;
   readonly sync: { readonly state: string; readonly pendingPoints: number } | null;
+  /** A sweep's parent run: its trials, ranked (src/sweep.ts); null for other runs. */
+  readonly sweep: ISweep | null;
 }
 
 export type ParseResult =
@@ -126,6 +141,7 @@ export function parseRecord(data: unknown): ParseResult {
   }
   const warnings: string[] = [];
   const metrics = parseMetrics(value['metrics'], warnings);
+  const layout = parsePanels(value['panels'], value['panel_x'], schema, metrics, warnings);
   const record: IRunRecord = {
     schema,
     nbtrackVersion: optText(value['nbtrack_version']),
@@ -135,9 +151,12 @@ export function parseRecord(data: unknown): ParseResult {
     notebook: parseNotebook(value['notebook']),
     params: parseParams(value['params'], warnings),
     metrics,
-    panels: parsePanels(value['panels'], schema, metrics, warnings),
+    panels: layout.panels,
+    panelX: layout.axes,
+    metricsOmitted: optFinite(value['metrics_omitted']) ?? 0,
     error: parseError(value['error']),
-    sync: parseSync(value['sync'])
+    sync: parseSync(value['sync']),
+    sweep: parseSweep(value['sweep'], warnings)
   };
   if (value['ui_url'] !== undefined && value['ui_url'] !== null && record.uiUrl === null) {
     warnings.push('ignored "ui_url": only http and https links are followed');
@@ -274,8 +293,11 @@ function parseCurve(value: unknown, key: string, warnings: string[]): ICurve | n
   if (rawSteps.length !== rawValues.length) {
     warnings.push(`the curve of ${name} has ${rawSteps.length} steps but ${rawValues.length} values`);
   }
+  // Times are kept only when every point has one: a partial time axis would mislead.
+  const rawTimes = Array.isArray(value['times']) ? (value['times'] as unknown[]) : null;
+  let timed = rawTimes !== null && rawTimes.length === rawSteps.length;
   const n = Math.min(rawSteps.length, rawValues.length, MAX_CURVE_POINTS);
-  const points: Array<[number, number]> = [];
+  const points: Array<[number, number, number]> = [];
   let sorted = true;
   for (let i = 0; i < n; i++) {
     const step = rawSteps[i];
@@ -283,15 +305,23 @@ function parseCurve(value: unknown, key: string, warnings: string[]): ICurve | n
     if (typeof step !== 'number' || !Number.isFinite(step) || v === null) {
       continue;
     }
+    const t = timed ? rawTimes![i] : NaN;
+    if (timed && (typeof t !== 'number' || !Number.isFinite(t))) {
+      timed = false;
+    }
     if (points.length > 0 && step < points[points.length - 1][0]) {
       sorted = false;
     }
-    points.push([step, v]);
+    points.push([step, v, t as number]);
   }
   if (!sorted) {
     points.sort((a, b) => a[0] - b[0]);
   }
-  return { steps: points.map(p => p[0]), values: points.map(p => p[1]) };
+  return {
+    steps: points.map(p => p[0]),
+    values: points.map(p => p[1]),
+    times: timed ? points.map(p => p[2]) : null
+  };
 }
 
 /**
@@ -303,11 +333,14 @@ function parseCurve(value: unknown, key: string, warnings: string[]): ICurve | n
  */
 function parsePanels(
   value: unknown,
+  rawAxes: unknown,
   schema: number,
   metrics: ReadonlyMap<string, IMetricSummary>,
   warnings: string[]
-): string[][] {
+): { panels: string[][]; axes: XAxis[] } {
   const panels: string[][] = [];
+  const axes: XAxis[] = [];
+  const declared = Array.isArray(rawAxes) ? rawAxes : [];
   const placed = new Set<string>();
   if (value === undefined || value === null) {
     if (schema >= 2) {
@@ -317,7 +350,7 @@ function parsePanels(
     warnings.push('ignored "panels": not a list of lists of metric names');
   } else {
     let malformed = false;
-    for (const entry of value) {
+    for (const [index, entry] of value.entries()) {
       if (!Array.isArray(entry)) {
         malformed = true;
         continue;
@@ -336,6 +369,8 @@ function parsePanels(
       }
       if (kept.length > 0) {
         panels.push(kept);
+        const axis = declared[index];
+        axes.push(axis === 'relative' || axis === 'wall' ? axis : 'step');
       }
     }
     if (malformed) {
@@ -345,9 +380,10 @@ function parsePanels(
   for (const name of metrics.keys()) {
     if (!placed.has(name)) {
       panels.push([name]);
+      axes.push('step');
     }
   }
-  return panels;
+  return { panels, axes };
 }
 
 function parseError(value: unknown): IRunError | null {

@@ -1,33 +1,84 @@
 /**
  * The full view of one run record: header, error, metrics, params and charts.
  * Used by the output renderer; all record text goes in as text.
+ *
+ * What it draws is bounded whatever the record holds (a hand-written or old
+ * record may list thousands of metrics): the first charts and table rows, and
+ * buttons that open the rest a batch at a time.
  */
 import { chartGrid } from './chart';
-import { runCharts } from './charts';
+import { IChartSpec, runCharts } from './charts';
 import { el, externalLink, statusBadge, textTable } from './dom';
 import { formatDuration, formatNumber, formatTime } from './format';
 import { IRunRecord } from './record';
+import { bestParams, trialsChart, trialsTable } from './sweep';
 
 /** Params beyond this many are folded away behind a "show all" toggle. */
 const PARAMS_SHOWN_OPEN = 12;
+/** Charts drawn at first, and how many more each click opens. */
+export const CHARTS_PER_BATCH = 12;
+/** Metric rows listed at first, and how many more each click opens. */
+export const METRIC_ROWS_PER_BATCH = 50;
 
 export function recordView(
   record: IRunRecord,
   warnings: readonly string[]
 ): { node: HTMLDivElement; dispose: () => void } {
-  const charts = chartGrid(runCharts(record));
+  const trials = record.sweep ? trialsChart(record.sweep) : null;
+  const charts = chartBatches(trials ? [trials, ...runCharts(record)] : runCharts(record));
   const node = el(
     'div',
     { className: 'nbtrack-record' },
     header(record),
     errorBox(record),
     syncNote(record),
+    sweepSection(record),
     metricsTable(record),
+    omittedNote(record),
     paramsTable(record),
     charts.node,
     warningsNote(warnings)
   );
   return { node, dispose: charts.dispose };
+}
+
+/**
+ * The first charts, then a button naming how many more there are that draws
+ * the next batch: thousands of canvases at once would freeze the page.
+ */
+function chartBatches(specs: readonly IChartSpec[]): { node: HTMLDivElement; dispose: () => void } {
+  const disposers: Array<() => void> = [];
+  const node = el('div', { className: 'nbtrack-chart-batches' });
+  const more = el('button', { className: 'nbtrack-more nbtrack-more-charts' });
+  let shown = 0;
+  const showNext = (): void => {
+    const grid = chartGrid(specs.slice(shown, shown + CHARTS_PER_BATCH));
+    disposers.push(grid.dispose);
+    node.insertBefore(grid.node, more);
+    shown = Math.min(specs.length, shown + CHARTS_PER_BATCH);
+    const rest = specs.length - shown;
+    more.hidden = rest === 0;
+    more.textContent = `Show ${Math.min(rest, CHARTS_PER_BATCH)} more charts (${rest} not drawn)`;
+    more.title = specs
+      .slice(shown, shown + 50)
+      .map(s => s.title)
+      .join('\n');
+  };
+  more.addEventListener('click', showNext);
+  node.appendChild(more);
+  showNext();
+  return { node, dispose: () => disposers.forEach(dispose => dispose()) };
+}
+
+function omittedNote(record: IRunRecord): HTMLElement | null {
+  if (record.metricsOmitted <= 0) {
+    return null;
+  }
+  const where = record.uiUrl ? ' (open the run in MLflow)' : '';
+  return el('div', {
+    className: 'nbtrack-record-note',
+    text: `${record.metricsOmitted} more metrics are in MLflow only${where}.`
+  });
 }
 
 function header(record: IRunRecord): HTMLElement {
@@ -88,11 +139,27 @@ function metricsTable(record: IRunRecord): HTMLElement | null {
       `${m.count === null ? '—' : m.count}${nonfinite}`
     ];
   });
-  return textTable(
-    'nbtrack-table nbtrack-metrics',
-    ['metric', 'last', 'best', 'min', 'max', 'points'],
-    rows
-  );
+  const head = ['metric', 'last', 'best', 'min', 'max', 'points'];
+  const table = textTable('nbtrack-table nbtrack-metrics', head, rows.slice(0, METRIC_ROWS_PER_BATCH));
+  if (rows.length <= METRIC_ROWS_PER_BATCH) {
+    return table;
+  }
+  let shown = METRIC_ROWS_PER_BATCH;
+  const more = el('button', { className: 'nbtrack-more nbtrack-more-metrics' });
+  const label = (): string =>
+    `Show ${Math.min(rows.length - shown, METRIC_ROWS_PER_BATCH)} more of ${rows.length} metrics`;
+  more.textContent = label();
+  more.addEventListener('click', () => {
+    const next = textTable('nbtrack-table', head, rows.slice(shown, shown + METRIC_ROWS_PER_BATCH));
+    const body = table.tBodies[0];
+    for (const row of [...next.tBodies[0].rows]) {
+      body.appendChild(row);
+    }
+    shown += METRIC_ROWS_PER_BATCH;
+    more.hidden = shown >= rows.length;
+    more.textContent = label();
+  });
+  return el('div', { className: 'nbtrack-metrics-box' }, table, more);
 }
 
 function paramsTable(record: IRunRecord): HTMLElement | null {
@@ -120,4 +187,33 @@ function warningsNote(warnings: readonly string[]): HTMLElement | null {
     className: 'nbtrack-record-note',
     text: `Parts of this record were unreadable: ${warnings.join('; ')}`
   });
+}
+
+/** A sweep's trials ranked by its metric, the best marked, and its params to copy. */
+function sweepSection(record: IRunRecord): HTMLElement | null {
+  const sweep = record.sweep;
+  if (!sweep) {
+    return null;
+  }
+  const table = trialsTable(sweep);
+  const best = bestParams(sweep);
+  const more = sweep.trialsOmitted ? `; ${sweep.trialsOmitted} more trials in MLflow` : '';
+  return el(
+    'div',
+    { className: 'nbtrack-sweep' },
+    el('div', {
+      className: 'nbtrack-sweep-summary',
+      text: `Sweep: ${sweep.sampler} search, ${sweep.trials.length} trials, study ${sweep.study}${more}`
+    }),
+    textTable('nbtrack-trials', table.header, table.rows),
+    best
+      ? el(
+          'div',
+          { className: 'nbtrack-best-params' },
+          el('div', { text: `Best params (trial #${sweep.best}), to paste into the cell or as a dict:` }),
+          el('pre', { text: best.lines }),
+          el('pre', { text: best.dict })
+        )
+      : null
+  );
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { alignSeries, mergePanels, overlayCharts, runCharts } from '../src/charts';
+import { alignSeries, mergePanels, overlayCharts, runCharts, xValues } from '../src/charts';
 import { IRunRecord, parseRecord } from '../src/record';
 import { rawRecord } from './fixtures';
 
@@ -161,4 +161,83 @@ test('aligned series share the union of steps with gaps as null', () => {
     [1, null, null],
     [null, 5, 6]
   ]);
+});
+
+test('a panel the record draws against time gets time first, and every axis it can use', () => {
+  const record = parseRecord(
+    rawRecord({
+      schema: 3,
+      metrics: {
+        'train/loss': {
+          last: 0.5,
+          curve: { steps: [0, 500, 944], values: [2, 1, 0.5], times: [0.1, 30, 57] }
+        },
+        'val/loss': {
+          last: 0.6,
+          curve: { steps: [0, 7, 14], values: [1.9, 1.1, 0.6], times: [3.8, 30.2, 56.7] }
+        },
+        'val/acc': { last: 0.9, curve: { steps: [0, 14], values: [0.5, 0.9] } }
+      },
+      panels: [['train/loss', 'val/loss'], ['val/acc']],
+      panel_x: ['relative', 'step']
+    })
+  );
+  assert.ok(record.ok);
+  const [loss, acc] = runCharts(record.record);
+  assert.equal(loss.defaultX, 'relative');
+  assert.deepEqual(loss.xChoices, ['step', 'relative', 'wall']);
+  // No times recorded for val/acc: the step is its only axis.
+  assert.equal(acc.defaultX, 'step');
+  assert.deepEqual(acc.xChoices, ['step']);
+  // Against time the two curves interleave: they line up where step would squeeze one.
+  const { xs, ys } = alignSeries(loss.series, 'relative');
+  assert.deepEqual(xs, [0.1, 3.8, 30, 30.2, 56.7, 57]);
+  assert.deepEqual(ys[1], [null, 1.9, null, 1.1, 0.6, null]);
+  // Clock time is seconds since the epoch, for uPlot's time scale.
+  assert.equal(xValues(loss.series[0], 'wall')![0], 1763779200 + 0.1);
+});
+
+test('times stay with their points when a curve arrives out of order', () => {
+  const result = parseRecord(
+    rawRecord({
+      schema: 3,
+      metrics: {
+        m: { last: 1, curve: { steps: [2, 0, 1], values: [3, 1, 2], times: [20, 0, 10] } },
+        partial: { last: 1, curve: { steps: [0, 1], values: [1, 2], times: [0, 'soon'] } }
+      }
+    })
+  );
+  assert.ok(result.ok);
+  assert.deepEqual(result.record.metrics.get('m')!.curve, {
+    steps: [0, 1, 2],
+    values: [1, 2, 3],
+    times: [0, 10, 20]
+  });
+  // One bad time and the curve has none: a partial time axis would mislead.
+  assert.equal(result.record.metrics.get('partial')!.curve!.times, null);
+});
+
+test('comparing runs draws a merged panel against time if any run needs it', () => {
+  const timed = (id: string, axis: string): IRunRecord => {
+    const parsed = parseRecord(
+      rawRecord({
+        schema: 3,
+        run: { id, name: id, start_time: 1763779200000 },
+        metrics: {
+          'train/loss': { last: 1, curve: { steps: [0, 9], values: [2, 1], times: [0, 9] } },
+          'val/loss': { last: 1, curve: { steps: [0, 1], values: [2, 1], times: [4, 9] } }
+        },
+        panels: [['train/loss', 'val/loss']],
+        panel_x: [axis]
+      })
+    );
+    assert.ok(parsed.ok);
+    return parsed.record;
+  };
+  const charts = overlayCharts([
+    { label: 'a', record: timed('a', 'step') },
+    { label: 'b', record: timed('b', 'relative') }
+  ]);
+  assert.equal(charts.length, 1);
+  assert.equal(charts[0].defaultX, 'relative');
 });

@@ -22,6 +22,8 @@ test("MLflow's compare view gets JSON lists of run and experiment ids", () => {
   assert.ok(route.startsWith('/compare-runs?'));
   assert.deepEqual(JSON.parse(query.get('runs') ?? ''), ['a', 'b', 'c']);
   assert.deepEqual(JSON.parse(query.get('experiments') ?? ''), ['1', '2']);
+  // MLflow 3 opens its model-training view only when the address asks for it.
+  assert.equal(query.get('workflowType'), 'machine_learning');
 });
 
 test('no compare link without two run ids or a safe base', () => {
@@ -37,14 +39,17 @@ test('no compare link without two run ids or a safe base', () => {
 test("a run's page is under the experiment", () => {
   assert.equal(
     runUrl('http://h:5000/', { id: 'r1', experimentId: '3' }),
-    'http://h:5000/#/experiments/3/runs/r1'
+    'http://h:5000/#/experiments/3/runs/r1?workflowType=machine_learning'
   );
   assert.equal(runUrl('http://h:5000/', { id: 'r1', experimentId: null }), null);
 });
 
-test('the proxied UI address is preferred away from localhost', () => {
+test('the proxied UI address, behind Jupyter\'s login, is preferred wherever it exists', () => {
   const direct = 'http://127.0.0.1:5123/';
-  assert.equal(chooseUiAddress(direct, '/user/me/mlflow/', 'http://localhost:8888/lab'), direct);
+  assert.equal(
+    chooseUiAddress(direct, '/mlflow/', 'http://localhost:8888/lab'),
+    'http://localhost:8888/mlflow/'
+  );
   assert.equal(
     chooseUiAddress(direct, '/user/me/mlflow/', 'https://hub.example/user/me/lab'),
     'https://hub.example/user/me/mlflow/'

@@ -73,9 +73,9 @@ test('a record given as JSON text is parsed too', () => {
 });
 
 test('a newer schema is refused with an upgrade hint', () => {
-  const result = parseRecord(rawRecord({ schema: 3 }));
+  const result = parseRecord(rawRecord({ schema: 4 }));
   assert.equal(result.ok, false);
-  assert.match(result.ok ? '' : result.error, /schema 3.*upgrade nbtrack/);
+  assert.match(result.ok ? '' : result.error, /schema 4.*upgrade nbtrack/);
 });
 
 test('data that is not a record is refused', () => {
@@ -188,5 +188,5 @@ test('curves out of order are sorted by step', () => {
   const r = parsed(
     rawRecord({ metrics: { m: { curve: { steps: [2, 0, 1], values: [20, 0, 10] } } } })
   );
-  assert.deepEqual(r.metrics.get('m')?.curve, { steps: [0, 1, 2], values: [0, 10, 20] });
+  assert.deepEqual(r.metrics.get('m')?.curve, { steps: [0, 1, 2], values: [0, 10, 20], times: null });
 });

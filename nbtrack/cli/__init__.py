@@ -24,9 +24,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     show = commands.add_parser(
-        "show", help="list the runs recorded in a saved notebook (no kernel or store needed)"
+        "show",
+        help="list the runs recorded in a saved notebook, or one in detail (no kernel or store)",
     )
     show.add_argument("notebook", help="path to an .ipynb file")
+    show.add_argument(
+        "--run", metavar="NAME_OR_ID", help="show one run in detail: all params, every metric"
+    )
+    show.add_argument("--json", action="store_true", help="print JSON (records without curves)")
 
     ui = commands.add_parser(
         "ui", help="start (or find) an MLflow UI for a tracking store and print its address"
@@ -51,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "show":
         from nbtrack.cli.show import main as show_main
 
-        return show_main(args.notebook)
+        return show_main(args.notebook, run=args.run, as_json=args.json)
     from nbtrack.cli.ui import main as ui_main
 
     return ui_main(args.tracking_uri, wait=not args.no_wait)

@@ -1,6 +1,8 @@
-"""``nbtrack show NOTEBOOK.ipynb``: the runs recorded in a saved notebook, as a table.
+"""``nbtrack show NOTEBOOK.ipynb [--run NAME_OR_ID] [--json]``: the runs recorded in a saved
+notebook, as a table, one run in detail, or JSON for scripts.
 
-Reads the records that tracked cells left in their outputs; needs no kernel, no tracking store
+Reads the records that tracked cells left in their outputs (``nbtrack.record.notebook``, which
+refuses huge or hostile records in bounded time and memory); needs no kernel, no tracking store
 and no network, so it answers "what did this notebook train, and how did it go?" for any file.
 """
 
@@ -9,13 +11,11 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from nbtrack.errors import InvalidRecordError, NotebookError
-from nbtrack.record import MIME_TYPE, parse_record
+from nbtrack.errors import NotebookError
+from nbtrack.record.notebook import FoundRecord, records_in_notebook
 
 __all__ = ["FoundRecord", "NotebookError", "format_table", "main", "records_in_notebook"]
 
@@ -23,65 +23,6 @@ _KEY_PARAMS = 3
 _KEY_METRICS = 3
 # Columns that give up width first when the terminal is narrow, and how far they may shrink.
 _MIN_WIDTHS = {"cell": 6, "run": 10, "status": 8, "params": 10, "metrics": 14}
-
-
-@dataclass(frozen=True)
-class FoundRecord:
-    """A record found in a notebook: the cell it is in and the record (or why it is unreadable)."""
-
-    cell_index: int
-    cell_id: str | None
-    record: dict[str, Any] | None
-    problem: str | None = None
-
-
-def records_in_notebook(path: str | Path) -> list[FoundRecord]:
-    """Every nbtrack record in a notebook's outputs, in cell order.
-
-    A record that fails validation is returned with ``problem`` set instead of raising, so one
-    damaged output does not hide the others. Raises ``NotebookError`` when the file cannot be
-    read as a notebook.
-    """
-    return list(_scan(_load(Path(path))))
-
-
-def _load(path: Path) -> Mapping[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        msg = f"{path}: no such file"
-        raise NotebookError(msg) from None
-    except IsADirectoryError:
-        msg = f"{path}: is a folder, expected an .ipynb file"
-        raise NotebookError(msg) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        msg = f"{path}: cannot read it ({exc})"
-        raise NotebookError(msg) from None
-    try:
-        notebook = json.loads(text)
-    except ValueError as exc:
-        msg = f"{path}: not a notebook, the file is not valid JSON ({exc})"
-        raise NotebookError(msg) from None
-    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
-        msg = f"{path}: not a Jupyter notebook (no list of cells in it)"
-        raise NotebookError(msg)
-    return notebook
-
-
-def _scan(notebook: Mapping[str, Any]) -> Iterator[FoundRecord]:
-    for index, cell in enumerate(notebook["cells"]):
-        if not isinstance(cell, dict):
-            continue
-        cell_id = cell.get("id") if isinstance(cell.get("id"), str) else None
-        outputs = cell.get("outputs")
-        for output in outputs if isinstance(outputs, list) else []:
-            data = output.get("data") if isinstance(output, dict) else None
-            if not isinstance(data, dict) or MIME_TYPE not in data:
-                continue
-            try:
-                yield FoundRecord(index, cell_id, parse_record(data[MIME_TYPE]))
-            except InvalidRecordError as exc:
-                yield FoundRecord(index, cell_id, None, str(exc))
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,18 +121,28 @@ def format_table(found: Sequence[FoundRecord], width: int) -> str:
     return "\n".join(lines)
 
 
-def main(notebook_path: str, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Print the runs recorded in a notebook (the ``nbtrack show`` command).
+def main(
+    notebook_path: str,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    *,
+    run: str | None = None,
+    as_json: bool = False,
+) -> int:
+    """Print the runs recorded in a notebook (the ``nbtrack show`` command): a table, or with
+    ``run`` (a run's name or id, or the start of its id) that run in detail; ``as_json`` prints
+    JSON instead (the records without their curves).
 
-    Returns 0 when at least one record could be read, 1 when the file is not a readable
-    notebook or holds no readable record; problems go to ``err`` (stderr).
+    Returns 0 when at least one record could be read (and ``run`` was found), 1 when the file
+    is not a readable notebook, holds no readable record, or has no such run; problems go to
+    ``err`` (stderr), one line each.
     """
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     try:
         found = records_in_notebook(notebook_path)
     except NotebookError as exc:
-        print(f"nbtrack show: {exc}", file=err)
+        print(f"nbtrack show: {_printable(str(exc))}", file=err)
         return 1
     if not found:
         print(
@@ -200,9 +151,113 @@ def main(notebook_path: str, out: TextIO | None = None, err: TextIO | None = Non
             file=err,
         )
         return 1
-    width = shutil.get_terminal_size(fallback=(100, 24)).columns
-    print(format_table(found, width), file=out)
     for f in found:
         if f.problem:
             print(f"nbtrack show: cell {f.cell_index}: {_printable(f.problem)}", file=err)
+    if run is not None:
+        chosen = _find_run(found, run)
+        if chosen is None:
+            names = ", ".join(sorted({_printable(f.record["run"]["name"]) for f in found
+                                      if f.record is not None})) or "none"  # fmt: skip
+            print(f"nbtrack show: no run named {run!r} or with that id (runs: {names})", file=err)
+            return 1
+        text = json.dumps(_as_json(chosen), indent=2) if as_json else format_run(chosen)
+        print(text, file=out)
+        return 0
+    if as_json:
+        print(json.dumps([_as_json(f) for f in found], indent=2), file=out)
+    else:
+        width = shutil.get_terminal_size(fallback=(100, 24)).columns
+        print(format_table(found, width), file=out)
     return 0 if any(f.record is not None for f in found) else 1
+
+
+def _find_run(found: Sequence[FoundRecord], key: str) -> FoundRecord | None:
+    """The run whose id, id prefix (6 characters or more) or name is ``key``; for a name
+    several runs share, the last one in the notebook."""
+    readable = [f for f in found if f.record is not None]
+    for f in readable:
+        if f.record is not None and f.record["run"]["id"] == key:
+            return f
+    by_name = [f for f in readable if f.record is not None and f.record["run"]["name"] == key]
+    if by_name:
+        return by_name[-1]
+    prefixed = [f for f in readable if f.record is not None and len(key) >= 6
+                and (f.record["run"]["id"] or "").startswith(key)]  # fmt: skip
+    return prefixed[-1] if len(prefixed) == 1 else None
+
+
+def _as_json(found: FoundRecord) -> dict[str, Any]:
+    """A record for scripts: everything but its curves and chart layout."""
+    entry: dict[str, Any] = {"cell_index": found.cell_index, "cell_id": found.cell_id}
+    if found.record is None:
+        entry["problem"] = found.problem
+        return entry
+    record = {k: v for k, v in found.record.items() if k not in ("panels", "panel_x")}
+    record["metrics"] = {
+        name: {k: v for k, v in metric.items() if k != "curve"}
+        for name, metric in found.record["metrics"].items()
+    }
+    entry["record"] = record
+    return entry
+
+
+def format_run(found: FoundRecord) -> str:
+    """One run in detail: status, where it ran, links, every param, and each metric's last and
+    best value (as the record holds them: 7 significant digits)."""
+    from nbtrack.record.format import fmt_step, headline, stop_line, sync_line
+
+    record = found.record or {}
+    run = record["run"]
+    lines = [f"run {run['name']!r}: {headline(record)}"]
+    cell = f"{found.cell_index}" + (f" ({found.cell_id})" if found.cell_id else "")
+    facts = [
+        ("id", run.get("id")),
+        ("experiment", _experiment(run)),
+        ("cell", cell),
+        ("MLflow", record.get("ui_url")),
+        ("tracking", record.get("tracking_uri")),
+    ]
+    lines += [f"  {label:<11}{value}" for label, value in facts if value]
+    lines += [f"  {extra}" for extra in (stop_line(record), sync_line(record)) if extra]
+    params = record["params"]
+    if params:
+        omitted = record.get("params_omitted") or 0
+        lines.append(f"params ({len(params) + omitted}{', some only in MLflow' * bool(omitted)}):")
+        width = min(32, max(len(k) for k in params))
+        lines += [f"  {k:<{width}}  {v}" for k, v in params.items()]
+    metrics = record["metrics"]
+    if metrics:
+        omitted = record.get("metrics_omitted") or 0
+        lines.append(f"metrics ({len(metrics) + omitted}):")
+        width = min(32, max(len(k) for k in metrics))
+        lines.append(f"  {'':<{width}}  {'last':>16}  {'best':>16}  {'goal':>4}  {'points':>8}")
+        for name, m in metrics.items():
+            last = (
+                f"{_full(m['last'])} @{fmt_step(m['last_step'])}" if m["last"] is not None else "-"
+            )
+            best = (
+                f"{_full(m['best'])} @{fmt_step(m['best_step'])}" if m["best"] is not None else "-"
+            )
+            lines.append(f"  {name:<{width}}  {last:>16}  {best:>16}  {m['goal'] or '-':>4}  "
+                         f"{m['count']:>8,}")  # fmt: skip
+        if omitted:
+            lines.append(f"  ... and {omitted:,} more metrics, in MLflow only")
+    return "\n".join(_printable_line(line) for line in lines)
+
+
+def _experiment(run: Mapping[str, Any]) -> str | None:
+    name, number = run.get("experiment_name"), run.get("experiment_id")
+    if name and number:
+        return f"{name} ({number})"
+    return name or number
+
+
+def _full(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.7g}"
+    return _fmt(value)
+
+
+def _printable_line(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text)

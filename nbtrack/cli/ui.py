@@ -20,7 +20,8 @@ def main(tracking_uri: str | None, wait: bool) -> int:
     uri = resolve_uri(tracking_uri)
     already = find_ui(uri)
     try:
-        ui = already or ensure_ui(uri)
+        # In the foreground the UI lives as long as this command; with --no-wait on its own.
+        ui = already or ensure_ui(uri, owned=wait)
     except UiStartError as exc:
         print(f"nbtrack ui: {exc}", file=sys.stderr)
         return 1

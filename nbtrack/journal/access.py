@@ -3,10 +3,10 @@
 Credentials reach a server in one of three ways, all MLflow's own: ``MLFLOW_TRACKING_USERNAME``
 and ``MLFLOW_TRACKING_PASSWORD``, a bearer token in ``MLFLOW_TRACKING_TOKEN``, or the user
 name and password inside the tracking URI (``http://alice:...@host``). nbtrack writes none of
-them anywhere: the journal's ``session.json`` holds the URI without them, and the sync process
-gets them in its environment (``worker_environment``), as a replay (``nbtrack sync``) takes
-them from its own (``adopt_credentials``). A kernel whose credentials change restarts its sync
-process with the new ones (``fingerprint``), so that fixing them in the notebook is enough.
+them anywhere: the journal's ``session.json`` holds the URI without them, the sync process
+gets the full URI in its environment (``journal.session``), and a replay (``nbtrack sync``)
+takes it from its own. A kernel whose credentials change restarts its sync process with the
+new ones (``fingerprint``), so that fixing them in the notebook is enough.
 
 A server that refuses the credentials (401) or the user (403) is not "down": the message says
 which it is, names the user (never the password or the token) and says how to fix it, and the
@@ -19,20 +19,16 @@ import hashlib
 import os
 from urllib.parse import unquote, urlsplit
 
-from nbtrack._redact import redact_text, strip_uri_credentials
+from nbtrack.journal.store_errors import StoreUnavailable
 
 __all__ = [
     "ACCESS_REFUSED",
     "RunRefused",
-    "StoreUnavailable",
     "access_problem",
-    "adopt_credentials",
-    "describe_error",
     "fingerprint",
     "identity",
     "raise_refusal",
     "refused_status",
-    "worker_environment",
 ]
 
 _USERNAME = "MLFLOW_TRACKING_USERNAME"
@@ -41,15 +37,6 @@ _TOKEN = "MLFLOW_TRACKING_TOKEN"  # noqa: S105 - the variable's name
 _URI = "MLFLOW_TRACKING_URI"
 # How every access problem starts, so the kernel words it as a refusal, not an outage.
 ACCESS_REFUSED = "refused access"
-
-
-class StoreUnavailable(Exception):
-    """The store did not accept a request; retry later. The message holds no credentials.
-    ``access``: it refused the credentials (401), which no quick retry will fix."""
-
-    def __init__(self, message: str, access: bool = False) -> None:
-        super().__init__(message)
-        self.access = access
 
 
 class RunRefused(Exception):
@@ -68,33 +55,12 @@ _DOING = {
 }
 
 
-def _userinfo(uri: str) -> tuple[str | None, str | None]:
+def _user(uri: str) -> str | None:
+    """The user name inside ``uri`` (``http://alice:...@host``), if any."""
     parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return None, None
-    user = None if parts.username is None else unquote(parts.username)
-    password = None if parts.password is None else unquote(parts.password)
-    return user, password
-
-
-def worker_environment(uri: str) -> dict[str, str]:
-    """The variables the sync process of ``uri`` needs besides the kernel's environment: the
-    user name and password of the URI, so that the URI itself can be written without them."""
-    user, password = _userinfo(uri)
-    if user is None:
-        return {}
-    return {_USERNAME: user, _PASSWORD: password or ""}
-
-
-def adopt_credentials(uri: str) -> None:
-    """Let MLflow in this process (a sync process, ``nbtrack sync``) sign in to the store
-    ``uri`` (written without credentials) with the user name and password that
-    ``MLFLOW_TRACKING_URI`` holds for the same store, if it does: they move into
-    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, so that MLflow is given the bare URI and never
-    prints or logs one with a password."""
-    given = os.environ.get(_URI, "").strip()
-    if given and given != uri and strip_uri_credentials(given) == uri:
-        os.environ.update(worker_environment(given))
+    if "@" not in parts.netloc or parts.username is None:
+        return None
+    return unquote(parts.username)
 
 
 def fingerprint(uri: str) -> str:
@@ -106,7 +72,7 @@ def fingerprint(uri: str) -> str:
 
 def identity(uri: str = "") -> str:
     """Who the server sees, for a message: a user name, the token's variable, or nobody."""
-    user = os.environ.get(_USERNAME) or _userinfo(uri)[0]
+    user = os.environ.get(_USERNAME) or _user(uri)
     if user:
         return f"user {user!r}"
     if os.environ.get(_TOKEN):
@@ -159,11 +125,3 @@ def raise_refusal(method: str, error: BaseException, experiment: str) -> None:
     if status == 403:
         raise RunRefused(problem) from error
     raise StoreUnavailable(problem, access=True) from error
-
-
-def describe_error(error: BaseException) -> str:
-    """An error as one line for a log or a message: no credentials, no multi-line dumps."""
-    text = (
-        f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
-    )
-    return redact_text(text)[:500]

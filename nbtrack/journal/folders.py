@@ -4,40 +4,43 @@ The spool root holds one *session* folder per kernel and tracking store::
 
     <spool root>/                  0700
       <session>/                   0700, one kernel and one store
-        session.json               kernel pid (+ start time), tracking URI, format version
+        session.json               kernel pid (+ start time), tracking URI without its credentials
+                                   and a hash of the full URI, format version
         worker.lock                flock-ed by the sync process uploading this session
         worker.log                 the sync process's own log (no credentials in it)
         status.json                the sync process's view of the store: reachable or not, why
         hurry                      exists while the kernel waits for the upload: no pacing then
+        reserve                    disk space set aside, given back to end a run on a full disk
         <run>.spool                the run's journal, appended by the kernel (format.py)
         <run>.state                the sync process's progress: acknowledged offset, run id
         <run>.files/               copies of the run's artifacts, staged by the kernel
+        <run>.system               system metrics samples the sync process took for the run,
+                                   for the kernel's live view and record (journal/system.py)
         <run>.rejected             what the store refused for good, kept with the reason
         <run>.<n>.child            the journal of another process of the run's cell (a worker,
                                    a torch.distributed rank: ``child.py``), and its ``.state``
 
 Everything here is created private to its owner whatever the umask (``nbtrack._files``):
 params, tags and code are in these files. A folder that another user owns, or could write to,
-is never read back.
+is never read back. No file holds a credential: the sync process is handed the store's full
+URI in its environment, and a later ``nbtrack sync`` takes it from its own environment
+(``SessionInfo.connect_uri``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Iterator
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from nbtrack import _platform
-from nbtrack._files import (
-    is_private,
-    make_private_dir,
-    open_private,
-    read_json,
-    write_json_atomic,
-)
+from nbtrack._files import is_private, open_private, read_json, why_not_private, write_json_atomic
+from nbtrack._redact import strip_uri_credentials
 from nbtrack._settings import cache_dir, settings
 from nbtrack.journal.format import FORMAT_VERSION
 
@@ -45,28 +48,48 @@ __all__ = [
     "CHILD_SUFFIX",
     "FILES_SUFFIX",
     "HURRY_FILE",
+    "RESERVE_FILE",
     "SPOOL_SUFFIX",
     "STATE_SUFFIX",
     "STATUS_FILE",
+    "STORE_URI_VARIABLE",
+    "JournalError",
     "SessionInfo",
     "SessionLock",
     "acknowledged",
     "child_journals",
     "is_orphan",
-    "keep_rejected",
+    "keep_reserve",
     "pending_spools",
     "refused",
+    "release_reserve",
     "session_folders",
     "spool_root",
+    "staged_artifact",
     "staged_file",
+    "store_key",
+    "untrusted",
 ]
+
+log = logging.getLogger("nbtrack.sync")
 
 SPOOL_SUFFIX = ".spool"
 STATE_SUFFIX = ".state"
 FILES_SUFFIX = ".files"
 CHILD_SUFFIX = ".child"
 HURRY_FILE = "hurry"
+RESERVE_FILE = "reserve"
+# Room kept free for ending runs on a full disk: an end line and a few small state files of
+# the sync process, with a filesystem's block size to spare.
+_RESERVE_BYTES = 64 * 1024
 STATUS_FILE = "status.json"
+# How a kernel hands its store's full URI to its sync process (never written to a file).
+STORE_URI_VARIABLE = "NBTRACK_SYNC_STORE_URI"
+
+
+class JournalError(OSError):
+    """A journal, or the folder it goes in, could not be made: nothing can be tracked durably
+    until this is fixed (the message says how)."""
 
 
 def spool_root() -> Path:
@@ -74,14 +97,28 @@ def spool_root() -> Path:
     return settings().spool_dir or cache_dir() / "spool"
 
 
+def store_key(uri: str) -> str:
+    """A name for a store that reveals nothing of its URI (which may hold a password)."""
+    return hashlib.sha256(uri.encode("utf-8")).hexdigest()[:32]
+
+
 @dataclass
 class SessionInfo:
-    """Who owns a session folder: the kernel's pid (and start time) and its store."""
+    """Who owns a session folder: the kernel's pid (and start time) and its store, named by
+    its URI without credentials and a hash of the full URI."""
 
     folder: Path
     kernel_pid: int
     kernel_start_ticks: int | None
-    tracking_uri: str
+    tracking_uri: str  # without credentials: for people to read
+    store_key: str  # store_key() of the full URI: to find the full URI again
+
+    @classmethod
+    def create(
+        cls, folder: Path, kernel_pid: int, kernel_start_ticks: int | None, uri: str
+    ) -> SessionInfo:
+        return cls(folder, kernel_pid, kernel_start_ticks, strip_uri_credentials(uri),
+                   store_key(uri))  # fmt: skip
 
     @classmethod
     def load(cls, folder: Path) -> SessionInfo | None:
@@ -92,11 +129,14 @@ class SessionInfo:
         if content is None or content.get("format") != FORMAT_VERSION:
             return None
         try:
+            uri = str(content["tracking_uri"])
             return cls(
                 folder=folder,
                 kernel_pid=int(content["kernel_pid"]),
                 kernel_start_ticks=content.get("kernel_start_ticks"),
-                tracking_uri=str(content["tracking_uri"]),
+                tracking_uri=strip_uri_credentials(uri),
+                # Sessions written before the key was kept hold the full URI itself.
+                store_key=str(content.get("store_key") or store_key(uri)),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -109,8 +149,22 @@ class SessionInfo:
                 "kernel_pid": self.kernel_pid,
                 "kernel_start_ticks": self.kernel_start_ticks,
                 "tracking_uri": self.tracking_uri,
+                "store_key": self.store_key,
             },
         )
+
+    def is_store(self, uri: str) -> bool:
+        """Whether ``uri`` (with its credentials) is this session's store."""
+        return store_key(uri) == self.store_key
+
+    def connect_uri(self, candidates: Iterable[str | None]) -> str | None:
+        """The store's full URI: the first of ``candidates`` (URIs from the environment) that
+        is this session's store, or the URI kept in the file if it had no credentials to
+        lose; None when the credentials are nowhere to be found."""
+        for uri in (*candidates, self.tracking_uri):
+            if uri and self.is_store(uri):
+                return uri
+        return None
 
     def kernel_alive(self) -> bool:
         return _platform.process_alive(self.kernel_pid, self.kernel_start_ticks)
@@ -178,16 +232,6 @@ def acknowledged(spool: Path, size: int | None) -> bool:
     return int(state.get("offset", 0)) >= size
 
 
-def keep_rejected(spool: Path, why: str, args: Any, kwargs: Any) -> Path:
-    """Keep a call the store refused for good, with the reason, beside the spool root (the
-    session folder is removed once its runs are done); returns the folder it went to."""
-    rejected = make_private_dir(spool.parent.parent / "rejected")
-    with open_private(rejected / f"{spool.parent.name}-{spool.stem}.rejected", "a") as out:
-        out.write(f"{time.time():.3f} {why}\n")
-        out.write(f"  args={args!r:.2000}\n  kwargs={kwargs!r:.100000}\n")
-    return rejected
-
-
 def session_folders(root: Path) -> Iterator[Path]:
     """Session folders under ``root`` that this user may trust (see ``is_private``)."""
     if not is_private(root):
@@ -198,6 +242,45 @@ def session_folders(root: Path) -> Iterator[Path]:
                 yield folder
 
 
+def untrusted(root: Path) -> list[str]:
+    """What under ``root`` will not be replayed because another user could have put it there:
+    a line each, saying why (empty if everything there is this user's own)."""
+    if not root.exists():
+        return []
+    why = why_not_private(root)
+    if why is not None:
+        return [f"nothing in {root} is replayed: {why} (make it yours and `chmod 700` it)"]
+    lines = []
+    with contextlib.suppress(OSError):
+        for entry in sorted(root.iterdir()):
+            why = why_not_private(entry)
+            if why is not None and (entry.is_dir() or entry.is_symlink()):
+                lines.append(f"{entry.name}: not replayed: {why}")
+    return lines
+
+
+def keep_reserve(folder: Path) -> None:
+    """Set some disk space aside in a session folder (a file of zeros), for ending runs on a
+    full disk; nothing if there is no room even for that."""
+    reserve = folder / RESERVE_FILE
+    if reserve.exists():
+        return
+    try:
+        with open_private(reserve, "wb") as out:
+            out.write(bytes(_RESERVE_BYTES))
+    except OSError:
+        reserve.unlink(missing_ok=True)
+
+
+def release_reserve(folder: Path) -> bool:
+    """Give a session's reserved space back to the disk; False if there was none."""
+    try:
+        (folder / RESERVE_FILE).unlink()
+    except OSError:
+        return False
+    return True
+
+
 def staged_file(spool: Path, relative: str) -> Path | None:
     """The staged artifact ``relative`` of ``spool``'s run, or None if that path would leave the
     run's own ``.files`` folder (a journal only uploads what nbtrack itself staged there)."""
@@ -206,3 +289,26 @@ def staged_file(spool: Path, relative: str) -> Path | None:
     if not target.is_relative_to(base.resolve()) or target == base.resolve():
         return None
     return target
+
+
+def staged_artifact(spool: Path, relative: str) -> Path | None:
+    """The staged file or folder ``relative`` of ``spool``'s run, ready to upload; None (and a
+    warning) if the path leaves the staging folder or is gone. Only what the kernel staged in
+    the run's own folder is uploaded, whatever a journal line says: a journal must not be able
+    to send an arbitrary file of the user's. Staged copies hold no links (links are followed
+    when staging), so a link found here was put by someone else: removed, never followed."""
+    path = staged_file(spool, relative)
+    if path is None:
+        log.warning("journal %s: artifact path %r is outside its staging folder; skipped",
+                    spool.stem, relative)  # fmt: skip
+        return None
+    if not path.exists():
+        log.warning("journal %s: artifact %s vanished before upload; skipped", spool.stem, path)
+        return None
+    for parent, folders, files in os.walk(path) if path.is_dir() else ():
+        for name in [*folders, *files]:
+            entry = Path(parent) / name
+            if entry.is_symlink():
+                log.warning("journal %s: %s is a link; not uploaded", spool.stem, name)
+                entry.unlink()
+    return path

@@ -5,7 +5,8 @@ A run's journal (``<run>.spool``) holds one JSON document per line; ``t`` says w
 - ``start``: the run's identity (experiment name, run name, start time, tags);
 - ``b``: a batch of metric points, below;
 - ``p``: params; ``g``: tags; ``a``: an artifact nbtrack staged (path relative to the run's
-  ``.files`` folder, and its destination among the run's artifacts);
+  ``.files`` folder, and its destination among the run's artifacts); ``x``: an artifact path
+  to delete from the run (a superseded checkpoint);
 - ``end``: status, end time, and how many points could not be written, if any.
 
 A ``b`` line holds its points as packed little-endian arrays in base64, which the kernel writes

@@ -76,6 +76,3 @@ class InFlight:
             self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="nbtrack-upload")
         return self._pool
 
-
-def _smoothed(old: float, new: float) -> float:
-    return new if not old else old + _SMOOTHING * (new - old)

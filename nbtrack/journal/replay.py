@@ -14,8 +14,10 @@ _LONGEST_PAUSE_S = 5.0
 
 
 def main(spool_dir: str | None) -> int:
-    """Replay every orphaned session folder; print one line per folder. Exit code 0 on success,
-    1 when something is kept for a later try (store unreachable, or it refused a run)."""
+    """Replay every orphaned session folder; print one line per folder, and one per folder not
+    replayed because another user could have put it there. Exit code 0 on success, 1 when
+    something is kept for a later try (store unreachable, it refused a run, credentials
+    missing) or the spool folder itself is not private."""
     # Our own retries (with backoff) decide when to give up, not MLflow's long HTTP retry loop.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
@@ -31,4 +33,8 @@ def main(spool_dir: str | None) -> int:
         return 0
     for line in done:
         print(f"nbtrack sync: {line}")
-    return 1 if any("kept for a later" in line for line in done) else 0
+    return (
+        1
+        if any("kept for a later" in line or line.startswith("nothing in ") for line in done)
+        else 0
+    )

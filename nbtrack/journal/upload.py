@@ -12,19 +12,27 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from nbtrack._files import read_json, write_json_atomic
-from nbtrack.journal.access import RunRefused, StoreUnavailable, describe_error, raise_refusal
+from nbtrack.journal.access import RunRefused, raise_refusal
 from nbtrack.journal.children import ChildUploads
-from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, keep_rejected, staged_file
+from nbtrack.journal.deletions import delete_artifact
+from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, staged_artifact
 from nbtrack.journal.format import read_lines, unpack
 from nbtrack.journal.inflight import InFlight
 from nbtrack.journal.preview import Preview
+from nbtrack.journal.store_errors import (
+    StoreUnavailable,
+    error_line,
+    keep_rejected,
+    permanent,
+)
 from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
 
-__all__ = ["RunUploader"]
+__all__ = ["MAX_METRICS_PER_BATCH", "RunUploader"]
 
 log = logging.getLogger("nbtrack.sync")
 
@@ -36,21 +44,6 @@ _READ_CHUNK = 4 * 1024 * 1024
 # A run the store refused for a reason the user can fix (a deleted experiment) is tried again
 # this often.
 _REFUSED_RETRY_S = 30.0
-# MLflow error codes that no retry will fix; anything else (connection refused, 5xx, a locked
-# SQLite file) is worth retrying.
-_PERMANENT_ERRORS = frozenset(
-    {
-        "INVALID_PARAMETER_VALUE",
-        "RESOURCE_DOES_NOT_EXIST",
-        "INVALID_STATE",
-        "BAD_REQUEST",
-        "RESOURCE_ALREADY_EXISTS",
-    }
-)
-
-
-def _permanent(error: Exception) -> bool:
-    return getattr(error, "error_code", None) in _PERMANENT_ERRORS
 
 
 class RunUploader:
@@ -64,6 +57,8 @@ class RunUploader:
         inflight: InFlight | None = None,
     ) -> None:
         self.spool = spool
+        # The run id of the parent journal a start line names (nbtrack.journal.parents).
+        self.parents: Callable[[str], str | None] | None = None
         self.client = client
         # How many log_batch requests to keep in flight, learnt per store (shared by its runs).
         self.inflight = inflight or InFlight()
@@ -169,7 +164,7 @@ class RunUploader:
         return True
 
     def points(self, record: dict[str, Any]) -> list[Any]:
-        """A ``b`` line's points as MLflow metrics."""
+        """A ``b`` line's points as MLflow metrics (less those the preview sent ahead)."""
         from mlflow.entities import Metric
 
         times = [unpack(column, "d") for column in record["ts"]]
@@ -224,6 +219,8 @@ class RunUploader:
             self.send_tags(record["g"])
         elif kind == "a":
             self._artifact(str(record.get("path", "")), record.get("dest"))
+        elif kind == "x":
+            self._delete_artifact(str(record.get("path", "")))
         elif kind == "end":
             self._end(record)
 
@@ -236,18 +233,18 @@ class RunUploader:
             self._call("log_batch", self._run_id(), tags=chunk)
 
     def _artifact(self, relative: str, destination: str | None) -> None:
-        # Only what the kernel staged in this run's own folder is uploaded, whatever the line
-        # says: a journal must not be able to send an arbitrary file of the user's.
-        path = staged_file(self.spool, relative)
-        if path is None:
-            log.warning("journal %s: artifact path %r is outside its staging folder; skipped",
-                        self.key, relative)  # fmt: skip
-        elif path.is_dir():
-            self._call("log_artifacts", self._run_id(), str(path), destination)
-        elif path.is_file():
-            self._call("log_artifact", self._run_id(), str(path), destination)
-        else:
-            log.warning("journal %s: artifact %s vanished before upload; skipped", self.key, path)
+        path = staged_artifact(self.spool, relative)
+        if path is not None:
+            method = "log_artifacts" if path.is_dir() else "log_artifact"
+            self._call(method, self._run_id(), str(path), destination)
+
+    def _delete_artifact(self, artifact: str) -> None:
+        run = self._call("get_run", self._run_id())
+        try:
+            if run is not None:
+                delete_artifact(run.info.artifact_uri, self.client.tracking_uri, artifact, self.key)
+        except Exception as error:
+            raise StoreUnavailable(f"delete_artifacts: {error_line(error)}") from error
 
     def _end(self, record: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -260,10 +257,13 @@ class RunUploader:
             # reported as a clean success.
             reason = (
                 f"{lost_points:,} points and {lost_items:,} params/tags/artifacts could not be "
-                f"written to the local journal ({record.get('problem') or 'write error'})"
+                f"written to nbtrack's local journal ({record.get('problem') or 'write error'})"
             )
+            if self.skipped_lines:
+                reason += f"; {self.skipped_lines} unreadable journal lines skipped"
             tags = [
                 RunTag("nbtrack.lost_points", str(lost_points)),
+                RunTag("nbtrack.lost_items", str(lost_items)),
                 RunTag("nbtrack.end_reason", reason[:4900]),
             ]
             self._call("log_batch", self._run_id(), tags=tags)
@@ -311,6 +311,9 @@ class RunUploader:
         else:
             tags = {str(k): str(v) for k, v in dict(start.get("tags") or {}).items()}
             tags["nbtrack.spool_key"] = self.key
+            parent = start.get("parent") and self.parents and self.parents(str(start["parent"]))
+            if parent:
+                tags["mlflow.parentRunId"] = parent
             if self.created_late:
                 tags["nbtrack.offline"] = "true"
             self.run_id = self._store(
@@ -341,25 +344,20 @@ class RunUploader:
             raise
         except Exception as error:
             self._raise_refusal(name, error)
-            raise StoreUnavailable(f"{name}: {describe_error(error)}") from error
+            raise StoreUnavailable(f"{name}: {error_line(error)}") from error
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return getattr(self.client, method)(*args, **kwargs)
         except Exception as error:
             self._raise_refusal(method, error)
-            if _permanent(error):
-                self._reject(method, args, kwargs, error)
+            if permanent(error):
+                keep_rejected(self.spool, method, args, kwargs, error)
                 return None
-            raise StoreUnavailable(f"{method}: {describe_error(error)}") from error
+            raise StoreUnavailable(f"{method}: {error_line(error)}") from error
 
     def _raise_refusal(self, method: str, error: Exception) -> None:
         raise_refusal(method, error, str((self.start or {}).get("experiment_name") or "Default"))
-
-    def _reject(self, method: str, args: Any, kwargs: Any, error: Exception) -> None:
-        """Keep what the store refused for good, with the reason, instead of dropping it."""
-        kept = keep_rejected(self.spool, f"{method} refused: {describe_error(error)}", args, kwargs)
-        log.error("store refused %s for %s: %s (kept in %s)", method, self.key, error, kept)
 
     def _ack(self, offset: int) -> None:
         self.offset = offset
@@ -385,13 +383,17 @@ class RunUploader:
     def remove(self) -> None:
         """The run is in the store and ended: its journal is no longer needed. What the kernel
         still needs to know (the run's id) stays in ``<run>.done``."""
-        write_json_atomic(
-            self.spool.with_suffix(".done"),
-            {"run_id": self.run_id, "experiment_id": self.experiment_id},
-        )
         self.children.remove()
         files = self.spool.with_suffix(FILES_SUFFIX)
         if files.exists():
             shutil.rmtree(files, ignore_errors=True)
-        self.state_path.unlink(missing_ok=True)
+        # The journal goes first: on a full disk, that is what makes room for the note.
         self.spool.unlink(missing_ok=True)
+        self.state_path.unlink(missing_ok=True)
+        try:
+            write_json_atomic(
+                self.spool.with_suffix(".done"),
+                {"run_id": self.run_id, "experiment_id": self.experiment_id},
+            )
+        except OSError as error:  # the kernel learnt the run's id from the state file
+            log.warning("journal %s: cannot leave its .done note: %s", self.key, error)

@@ -19,29 +19,24 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from nbtrack import _platform
-from nbtrack._files import write_json_atomic
-from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack._settings import settings
-from nbtrack.journal.access import StoreUnavailable, adopt_credentials
 from nbtrack.journal.folders import (
-    HURRY_FILE,
-    STATUS_FILE,
+    STORE_URI_VARIABLE,
     SessionInfo,
     SessionLock,
     is_orphan,
     pending_spools,
     session_folders,
     spool_root,
+    untrusted,
 )
-from nbtrack.journal.format import run_ended
-from nbtrack.journal.inflight import InFlight
 from nbtrack.journal.pacer import Pacer
-from nbtrack.journal.upload import MAX_METRICS_PER_BATCH, RunUploader
+from nbtrack.journal.store_errors import error_line
+from nbtrack.journal.uploader import SessionUploader
 from nbtrack.journal.worker_log import configure_logging
-from nbtrack.tracking import is_local, make_client
+from nbtrack.tracking import resolve_uri
 
 __all__ = ["main", "recover_orphans", "run_worker"]
 
@@ -49,201 +44,6 @@ log = logging.getLogger("nbtrack.sync")
 
 _POLL_S = 0.05
 _IDLE_POLL_S = 0.25
-# A SQLite file locked by other writers (MLflow waits 20 s per statement already) is told to the
-# user only if it stays locked this long.
-_LOCKED_QUIETLY_S = 120.0
-
-
-class Backoff:
-    """Growing pauses while the store is unreachable: 0.25 s, doubling up to ``longest``
-    (default ``NBTRACK_RETRY_MAX_S``)."""
-
-    def __init__(self, longest: float | None = None) -> None:
-        self.longest = longest
-        self.pause = 0.0
-        self.retry_at = 0.0
-
-    def failed(self) -> float:
-        longest = self.longest if self.longest is not None else settings().retry_max_s
-        self.pause = min(max(0.25, self.pause * 2), longest)
-        self.retry_at = time.monotonic() + self.pause
-        return self.pause
-
-    def succeeded(self) -> None:
-        self.pause = 0.0
-        self.retry_at = 0.0
-
-    def ready(self) -> bool:
-        return time.monotonic() >= self.retry_at
-
-
-class SessionUploader:
-    """Uploads every journal of one session folder, and tells the kernel how the store is."""
-
-    def __init__(
-        self, info: SessionInfo, pacer: Pacer | None = None, longest_pause: float | None = None
-    ) -> None:
-        self.info = info
-        self.pacer = pacer
-        self.client: Any = None
-        self.uploaders: dict[Path, RunUploader] = {}
-        self.experiments: dict[str, str] = {}
-        self.inflight = InFlight(single=is_local(info.tracking_uri))
-        self.backoff = Backoff(longest_pause)
-        self._problem: str | None = None
-        # The server refused our credentials (401): retried rarely, and given up once the
-        # kernel is gone (the journal waits for `nbtrack sync` with credentials that work).
-        self.access_refused = False
-        # Since when a SQLite store has been locked by another process (0: it is not).
-        self._locked_since = 0.0
-
-    def step(self) -> bool:
-        """One pass over the session's journals; True if anything was uploaded."""
-        if not self.backoff.ready():
-            return False
-        try:
-            progressed = self._step()
-        except StoreUnavailable as error:
-            self._unreachable(error)
-            return False
-        self._reachable()
-        return progressed
-
-    def _step(self) -> bool:
-        if self.client is None:
-            self.client = self._connect()
-        progressed = False
-        spools = pending_spools(self.info.folder)
-        for spool in spools:  # runs first: a person may be waiting for a new run's link
-            uploader = self._uploader(spool)
-            if self._problem is not None:  # the store is back: this run waited for it
-                uploader.mark_created_late()
-            progressed |= not uploader.created and uploader.create()
-        for spool in spools:
-            uploader = self._uploader(spool)
-            if not uploader.created:
-                continue
-            pacer = self._pacer_for(spool)
-            if pacer is not None:
-                if uploader.preview.due():  # the newest points ahead of the paced rest
-                    uploader.send_preview()
-                if not pacer.ready():
-                    continue
-                cpu = time.process_time()  # the requests in flight run in threads of their own
-                progressed |= uploader.step(max_points=MAX_METRICS_PER_BATCH)
-                pacer.spent(time.process_time() - cpu)
-            else:
-                progressed |= uploader.step()
-            if uploader.ended:
-                uploader.remove()
-                del self.uploaders[spool]
-        return progressed
-
-    def _connect(self) -> Any:
-        try:
-            adopt_credentials(self.info.tracking_uri)
-            return make_client(self.info.tracking_uri)
-        except Exception as error:
-            msg = f"opening the store: {type(error).__name__}: {error}"
-            raise StoreUnavailable(redact_text(msg.splitlines()[0])[:500]) from error
-
-    def _uploader(self, spool: Path) -> RunUploader:
-        uploader = self.uploaders.get(spool)
-        if uploader is None:
-            uploader = self.uploaders[spool] = RunUploader(
-                spool, self.client, self.experiments, self.inflight
-            )
-            if self.pacer is not None and not run_ended(spool):
-                self.pacer.hold()
-        return uploader
-
-    def _pacer_for(self, spool: Path) -> Pacer | None:
-        """The pacer, if this journal's run is still being logged by a live kernel nobody
-        waits for; None means full speed."""
-        pacer = self.pacer
-        if (
-            pacer is None
-            or pacer.share >= 1
-            or (self.info.folder / HURRY_FILE).exists()
-            or run_ended(spool)
-        ):
-            return None
-        return pacer
-
-    def _unreachable(self, error: StoreUnavailable) -> None:
-        now = time.monotonic()
-        if "database is locked" in str(error):
-            # Another kernel's sync process is writing the same SQLite file: wait our turn,
-            # quietly, unless the lock is held for so long that something is wrong.
-            self._locked_since = self._locked_since or now
-            if now - self._locked_since < _LOCKED_QUIETLY_S:
-                self.backoff.retry_at = now + _POLL_S * 5
-                log.info("store busy (locked by another process), retrying: %s", error)
-                return
-        for spool in pending_spools(self.info.folder):
-            self._uploader(spool).mark_created_late()
-        self.access_refused = error.access
-        pause = self.backoff.failed()
-        if error.access:
-            # Wrong credentials do not fix themselves; hammering a server with them can lock
-            # the account. The kernel restarts us when its credentials change.
-            pause = self.backoff.pause = self.backoff.longest or settings().retry_max_s
-            self.backoff.retry_at = now + pause
-        log.warning("store unavailable, retrying in %.1fs: %s", pause, error)
-        self._report(str(error))
-
-    def _reachable(self) -> None:
-        self.access_refused = False
-        self._locked_since = 0.0
-        self.backoff.succeeded()
-        self._report(None)
-
-    def _report(self, problem: str | None) -> None:
-        if problem == self._problem:
-            return
-        self._problem = problem
-        try:
-            write_json_atomic(
-                self.info.folder / STATUS_FILE, {"problem": problem, "since": time.time()}
-            )
-        except OSError as error:
-            log.warning("cannot write %s: %s", STATUS_FILE, error)
-
-    def finish_abandoned(self) -> None:
-        """After the kernel died and everything journaled is uploaded: end what it left
-        running."""
-        reason = (
-            f"kernel (pid {self.info.kernel_pid}) died before the cell finished; nbtrack "
-            "uploaded every point it had journaled"
-        )
-        for spool in pending_spools(self.info.folder):
-            uploader = self._uploader(spool)
-            uploader.step()
-            if uploader.problem is not None:
-                continue  # refused by the store (deleted experiment): kept for `nbtrack sync`
-            if not uploader.ended:
-                uploader.finish_abandoned(reason)
-            uploader.remove()
-            self.uploaders.pop(spool, None)
-
-    def drain_all(self, deadline: float | None = None) -> None:
-        """Upload until nothing is left (kernel gone), retrying while the store is down."""
-        while pending_spools(self.info.folder):
-            if self.backoff.ready():
-                try:
-                    while self._step():
-                        pass
-                    self.finish_abandoned()
-                    self._reachable()
-                except StoreUnavailable as error:
-                    self._unreachable(error)
-                if all(u.problem is not None for u in self.uploaders.values()) and self.uploaders:
-                    return  # only runs the store refused are left: kept for `nbtrack sync`
-                if self.access_refused:
-                    return  # kept for `nbtrack sync` with credentials that work
-            if deadline is not None and time.monotonic() > deadline:
-                return
-            time.sleep(max(_POLL_S, self.backoff.retry_at - time.monotonic()))
 
 
 def recover_orphans(
@@ -253,38 +53,74 @@ def recover_orphans(
     root: Path | None = None,
     longest_pause: float | None = None,
 ) -> list[str]:
-    """Replay every orphaned session of this user under ``root`` (default: the spool root),
-    of ``tracking_uri`` if given. Returns what was done, a line per session. With
+    """Replay every orphaned session of this user under ``root`` (default: the spool root).
+    ``tracking_uri``: the full URI of the one store to replay (a sync process replays its own
+    store's); None: every store this environment can reach with its credentials (``nbtrack
+    sync``). Returns what was done, a line per session, and what was not trusted. With
     ``give_up_after_s``, a session whose store stays unreachable that long is kept for a later
     try; ``longest_pause`` bounds the pauses between retries."""
-    done: list[str] = []
-    for folder in session_folders(root or spool_root()):
+    root = root or spool_root()
+    done = untrusted(root)
+    for line in done:
+        log.warning("%s", line)
+    for folder in session_folders(root):
         if folder == skip or not is_orphan(folder):
             continue
         info = SessionInfo.load(folder)
         if info is None:
             continue
-        if tracking_uri is not None and info.tracking_uri != tracking_uri:
+        if tracking_uri is not None and not info.is_store(tracking_uri):
+            continue
+        uri = tracking_uri or info.connect_uri(
+            [os.environ.get("MLFLOW_TRACKING_URI"), resolve_uri()]
+        )
+        if uri is None:
+            done.append(
+                f"{folder.name}: the credentials of {info.tracking_uri} are not in this "
+                "environment (set MLFLOW_TRACKING_URI to the store's full URI); kept for a "
+                "later `nbtrack sync`"
+            )
             continue
         lock = SessionLock(folder)
         if not lock.acquire():
             continue
         try:
-            uploader = SessionUploader(info, longest_pause=longest_pause)
-            spools = pending_spools(folder)
-            deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
-            uploader.drain_all(deadline)
-            where = strip_uri_credentials(info.tracking_uri)
-            if not pending_spools(folder):
-                done.append(f"{folder.name}: {len(spools)} run(s) uploaded to {where}")
-                shutil.rmtree(folder, ignore_errors=True)
-            else:
-                refused = [u.problem for u in uploader.uploaders.values() if u.problem]
-                why = refused[0] if refused else "store unreachable"
-                done.append(f"{folder.name}: {why}; kept for a later `nbtrack sync`")
+            done.append(_recover(info, uri, give_up_after_s, longest_pause))
+        except Exception as error:  # noqa: BLE001 - one session must not stop the others
+            # Whatever went wrong, the journal stays as it is for a later try; the user gets
+            # one line, not a traceback.
+            log.warning("replaying %s failed: %s", folder.name, error_line(error))
+            done.append(
+                f"{folder.name}: could not be replayed ({error_line(error)}); kept for a later "
+                "`nbtrack sync`"
+            )
         finally:
             lock.release()
     return done
+
+
+def _recover(
+    info: SessionInfo, uri: str, give_up_after_s: float | None, longest_pause: float | None
+) -> str:
+    """Replay one orphaned session (``uri``: its store's full URI); what happened, in one
+    line."""
+    folder = info.folder
+    uploader = SessionUploader(info, uri, longest_pause=longest_pause)
+    spools = pending_spools(folder)
+    deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
+    uploader.drain_all(deadline)
+    if not pending_spools(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+        # (the session keeps the store's URI without its credentials)
+        return f"{folder.name}: {len(spools)} run(s) uploaded to {info.tracking_uri}"
+    refused = [u.problem for u in uploader.uploaders.values() if u.problem]
+    if refused:
+        why = refused[0]
+    elif uploader.local_problem and not uploader.problem:
+        why = uploader.local_problem
+    else:
+        why = f"store unreachable: {uploader.problem or 'no answer'}"
+    return f"{folder.name}: {why}; kept for a later `nbtrack sync`"
 
 
 def run_worker(folder: Path) -> int:
@@ -295,14 +131,18 @@ def run_worker(folder: Path) -> int:
         return 0
     info = SessionInfo.load(folder)
     if info is None:
-        log.error("no readable session.json in %s", folder.name)
+        log.error("no readable session.json in %s, or it is not this user's own", folder.name)
+        return 1
+    uri = os.environ.pop(STORE_URI_VARIABLE, None) or info.tracking_uri
+    if not info.is_store(uri):
+        log.error("the kernel did not hand over the full URI of %s", info.tracking_uri)
         return 1
     # Journals of earlier kernels that died on the same store, picked up off the main loop.
     threading.Thread(
-        target=recover_orphans, args=(info.tracking_uri, folder), name="orphans", daemon=True
+        target=recover_orphans, args=(uri, folder), name="orphans", daemon=True
     ).start()
     pacer = Pacer(settings().sync_cpu_share)
-    uploader = SessionUploader(info, pacer)
+    uploader = SessionUploader(info, uri, pacer, system_interval=settings().system_metrics)
     wake = _Wake()
     idle_polls = 0
     while True:
@@ -310,6 +150,7 @@ def run_worker(folder: Path) -> int:
         uploader.pacer = pacer if alive else None
         progressed = uploader.step()
         if not alive:
+            uploader.stop_system_metrics()
             uploader.drain_all()
             if (
                 not pending_spools(folder)

@@ -1,60 +1,37 @@
-"""The kernel's side of the journal: write a run's journal, start the sync process, wait for it.
+"""The kernel's writer of one run's journal, and what it reads back of the run's upload.
 
 ``Journal`` is one run's write-ahead file. The sender thread appends each batch to it (under the
 run's drain lock, so there is one writer) before anything else sees the batch; a line is in the
 operating system before the call returns, so a kernel killed right after loses nothing written.
-``SyncSession`` is this kernel's session folder for one tracking store and the sync process
-(``nbtrack.journal.worker``) that uploads it. ``wait_all`` is ``nbtrack.wait()``.
+What cannot be written (a full or read-only disk) is counted, told to the run, and carried by
+the end line. The session folder it lives in, and the sync process that uploads it, are
+``nbtrack.journal.session``.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
-import shutil
-import subprocess
-import threading
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nbtrack import _platform
-from nbtrack._files import make_private_dir, open_private, read_json
+from nbtrack._files import make_private_dir, open_private, private_copy, read_json
 from nbtrack._model import Batch, Run
-from nbtrack._redact import strip_uri_credentials
-from nbtrack._settings import settings
-from nbtrack.journal.access import fingerprint, worker_environment
 from nbtrack.journal.folders import (
     FILES_SUFFIX,
-    HURRY_FILE,
     STATE_SUFFIX,
-    STATUS_FILE,
-    SessionInfo,
-    acknowledged,
-    is_orphan,
-    pending_spools,
-    refused,
-    session_folders,
-    spool_root,
+    JournalError,
+    keep_reserve,
+    release_reserve,
 )
 from nbtrack.journal.format import encode, metrics_line
-from nbtrack.journal.launch import start_worker
 
-__all__ = ["Journal", "JournalError", "Progress", "SyncSession", "session_for", "wait_all"]
+if TYPE_CHECKING:
+    from nbtrack.journal.session import SyncSession
 
-_POLL_S = 0.02
-# A sync process that dies sooner than this after its start is restarted after a growing pause
-# (up to _RESTART_MAX_S), not at once: a broken environment must not become a crash loop.
-_QUICK_DEATH_S = 5.0
-_RESTART_MAX_S = 30.0
-
-
-class JournalError(OSError):
-    """The journal could not be created: nothing can be tracked durably until this is fixed."""
+__all__ = ["Journal", "JournalError", "Progress"]
 
 
 @dataclass(frozen=True)
@@ -80,11 +57,7 @@ class Journal:
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
         except OSError as error:
-            msg = (
-                f"nbtrack cannot write its journal in {self.path.parent} ({error.strerror}); "
-                "set NBTRACK_SPOOL_DIR to a writable folder with free space"
-            )
-            raise JournalError(msg) from error
+            raise JournalError(_cannot_write(self.path.parent, error.strerror)) from error
         self._size = 0
         self._staged = 0
         self._ended = False
@@ -93,22 +66,31 @@ class Journal:
         self.lost_points = 0
         self.lost_items = 0
         self.write_problem: str | None = None
-        self._write(
-            {
-                "t": "start",
-                "experiment_name": run.experiment_name,
-                "run_name": run.run_name,
-                "start_time": run.start_time_ms,
-                "tags": run.tags,
-            }
-        )
+        start = {
+            "t": "start",
+            "experiment_name": run.experiment_name,
+            "run_name": run.run_name,
+            "start_time": run.start_time_ms,
+            "tags": run.tags,
+        }
+        if run.parent_journal is not None:
+            start["parent"] = run.parent_journal
+        if not self._write(start):
+            # Without its first line the run could never be created: no run at all, and the
+            # cell is told why, rather than a run that nobody can end.
+            os.close(self._fd)
+            self.path.unlink(missing_ok=True)
+            raise JournalError(_cannot_write(self.path.parent, self.write_problem))
+        keep_reserve(session.folder)
         self._run_id: str | None = None
         self._experiment_id: str | None = None
         session.wake()
 
     # ------------------------------------------------------------------ written by the kernel
 
-    def update(self, run: Run, batch: Batch) -> None:  # noqa: ARG002 - the Output protocol
+    def update(self, run: Run, batch: Batch) -> None:
+        """Append the batch; what cannot be written is counted, and the run (its record, the
+        live view) is told how much was lost and why."""
         if batch.metrics and not self._write(metrics_line(batch.metrics)):
             self.lost_points += batch.point_count
         if batch.params and not self._write({"t": "p", "p": batch.params}):
@@ -118,6 +100,15 @@ class Journal:
         for path, destination in batch.artifacts:
             if not self._write({"t": "a", "path": path, "dest": destination}):
                 self.lost_items += 1
+        for artifact in batch.deletions:
+            if not self._write({"t": "x", "path": artifact}):
+                self.lost_items += 1
+        self.tell(run)
+
+    def tell(self, run: Run) -> None:
+        """Copy what could not be made durable onto the run, for its record."""
+        run.lost_points, run.lost_items = self.lost_points, self.lost_items
+        run.lost_reason = self.write_problem if self.lost_points or self.lost_items else None
 
     def stage(self, source: Path) -> str:
         """Copy a file or folder into the run's staging folder now (later changes to it are not
@@ -125,18 +116,23 @@ class Journal:
         self._staged += 1
         relative = f"artifact-{self._staged}/{source.name}"
         target = make_private_dir(self.files / f"artifact-{self._staged}") / source.name
-        if source.is_dir():
-            shutil.copytree(source, target, symlinks=True)
-        else:
-            shutil.copy2(source, target)
+        private_copy(source, target)
         return relative
 
-    def stage_text(self, relative: str, text: str) -> None:
-        """Write a text file (code, environment) into the run's staging folder."""
+    def stage_text(self, relative: str, text: str) -> bool:
+        """Write a text file (code, environment) into the run's staging folder. False if it
+        could not be written (it is then counted as lost, and nothing half-written stays)."""
         target = self.files / relative
-        make_private_dir(target.parent)
-        with open_private(target, "w") as out:
-            out.write(text)
+        try:
+            make_private_dir(target.parent)
+            with open_private(target, "w") as out:
+                out.write(text)
+        except OSError as error:
+            target.unlink(missing_ok=True)
+            self.lost_items += 1
+            self.write_problem = error.strerror or str(error)
+            return False
+        return True
 
     def end(self, run: Run) -> bool:
         """Write the end line (status, end time, what was lost). False if it could not be
@@ -154,7 +150,13 @@ class Journal:
     def retry_end(self) -> bool:
         if self._ended:
             return True
-        if self._end_line is None or not self._write(self._end_line):
+        if self._end_line is None:
+            return False
+        # On a full disk the session's reserve makes room for the end line (and for the sync
+        # process's last acknowledgements), so that the run can still be ended.
+        if not self._write(self._end_line) and not (
+            release_reserve(self.session.folder) and self._write(self._end_line)
+        ):
             return False
         self._ended = True
         os.close(self._fd)
@@ -178,7 +180,7 @@ class Journal:
         except OSError as error:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._size)
-            self.write_problem = f"{error.strerror or error} ({self.path.parent})"
+            self.write_problem = error.strerror or str(error)
             return False
         self._size += len(line)
         return True
@@ -203,6 +205,26 @@ class Journal:
             problem=state.get("problem"),
         )
 
+    def wait_for_run_id(self, timeout: float) -> str | None:
+        """The run's id in the store, waiting up to ``timeout`` for the sync process to create
+        it; None at once if the store is unreachable or refused the run."""
+        deadline = time.monotonic() + timeout
+        while True:
+            progress = self.progress()
+            if progress.run_id is not None:
+                return str(progress.run_id)
+            if progress.problem is not None or self.session.store_problem() is not None:
+                return None
+            if time.monotonic() >= deadline:
+                return None
+            self.session.wake()
+            time.sleep(0.01)
+
+    @property
+    def key(self) -> str:
+        """The journal's name in its session folder, by which a child run names its parent."""
+        return self.path.stem
+
     def pending_points(self, total: int) -> int:
         """About how many of the run's ``total`` points the store does not have yet."""
         progress = self.progress()
@@ -212,178 +234,9 @@ class Journal:
         return round(total * left / progress.size)
 
 
-class SyncSession:
-    """This kernel's session folder for one tracking store, and its sync process."""
-
-    def __init__(self, tracking_uri: str) -> None:
-        self.tracking_uri = tracking_uri
-        root = make_private_dir(spool_root())
-        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        self.folder = make_private_dir(root / name)
-        SessionInfo(
-            folder=self.folder,
-            kernel_pid=os.getpid(),
-            kernel_start_ticks=_platform.process_start_ticks(os.getpid()),
-            # Never the credentials: the sync process gets them in its environment.
-            tracking_uri=strip_uri_credentials(tracking_uri),
-        ).save()
-        self._worker: subprocess.Popen[bytes] | None = None
-        self._credentials = ""
-        self._started_at = 0.0
-        self._restart_at = 0.0
-        self._restart_pause = 0.0
-        self._lock = threading.Lock()
-        self._counter = 0
-        self.ensure_worker()
-
-    def ensure_worker(self) -> None:
-        """Start the sync process, or start it again if it died or if this kernel's
-        credentials for the store changed (the old process may be stuck on refused ones)."""
-        with self._lock:
-            running = self._worker is not None and self._worker.poll() is None
-            credentials = fingerprint(self.tracking_uri)
-            if running and credentials != self._credentials and self._worker is not None:
-                self._worker.terminate()  # acknowledged work is kept; the rest is redone
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._worker.wait(timeout=10)
-                self._worker = None
-                running = False
-            if running:
-                return
-            now = time.monotonic()
-            if self._worker is not None:
-                if now < self._restart_at:
-                    return
-                quick = now - self._started_at < _QUICK_DEATH_S
-                self._restart_pause = (
-                    min(_RESTART_MAX_S, max(0.5, 2 * self._restart_pause)) if quick else 0.0
-                )
-                self._restart_at = now + self._restart_pause
-            self._started_at = now
-            self._credentials = credentials
-            self._worker = start_worker(self.folder, worker_environment(self.tracking_uri))
-
-    def wake(self) -> None:
-        """Tell the sync process there is news (a new run, an ended one): it looks at once
-        instead of at its next poll."""
-        worker = self._worker
-        if worker is not None and worker.stdin is not None:
-            with contextlib.suppress(OSError, ValueError):
-                worker.stdin.write(b"\n")
-                worker.stdin.flush()
-
-    @property
-    def worker_pid(self) -> int | None:
-        return None if self._worker is None else self._worker.pid
-
-    def new_spool(self) -> Path:
-        with self._lock:
-            self._counter += 1
-            counter = self._counter
-        return self.folder / f"run{counter:04d}-{uuid.uuid4().hex[:6]}.spool"
-
-    def store_problem(self) -> str | None:
-        """Why the sync process cannot reach the store right now, or None if it can."""
-        status = read_json(self.folder / STATUS_FILE) or {}
-        problem = status.get("problem")
-        return None if problem is None else str(problem)
-
-    def wait(
-        self,
-        timeout: float | None,
-        upto: dict[Path, int] | None = None,
-        until: Callable[[], bool] | None = None,
-    ) -> bool:
-        """Block until every run of the session is stored (or ``until()`` is true); False on
-        timeout, or as soon as the only runs left are ones the store refused (they wait for
-        the user, not for time). ``upto`` maps the journal of a run still being logged to the
-        size that is enough. Interruptible: a KeyboardInterrupt stops the waiting, not the
-        upload.
-        """
-        upto = upto or {}
-        deadline = None if timeout is None else time.monotonic() + timeout
-        hurry = self.folder / HURRY_FILE
-        # Someone waits: the sync process stops pacing the upload of runs still being logged.
-        with contextlib.suppress(OSError):
-            hurry.touch()
-        self.wake()
-        try:
-            while True:
-                if until is not None:
-                    if until():
-                        return True
-                else:
-                    left = [
-                        path
-                        for path in pending_spools(self.folder)
-                        if not acknowledged(path, upto.get(path))
-                    ]
-                    if not left:
-                        return True
-                    if all(refused(path) for path in left):
-                        return False
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
-                self.ensure_worker()
-                time.sleep(_POLL_S)
-        finally:
-            hurry.unlink(missing_ok=True)
-
-
-_sessions: dict[str, SyncSession] = {}
-_sessions_lock = threading.Lock()
-
-
-def session_for(tracking_uri: str) -> SyncSession:
-    """This kernel's session for ``tracking_uri``, created (with its sync process) on first use."""
-    with _sessions_lock:
-        session = _sessions.get(tracking_uri)
-        if session is None:
-            session = _sessions[tracking_uri] = SyncSession(tracking_uri)
-        else:
-            session.ensure_worker()  # restarted if it died, or if the credentials changed
-        return session
-
-
-def adopt_orphans(tracking_uri: str) -> bool:
-    """If dead kernels left journals for this store, start this kernel's sync process now: it
-    replays them (ending those runs FAILED) before this kernel tracks anything. True if any."""
-    stored_as = strip_uri_credentials(tracking_uri)
-    for folder in session_folders(spool_root()):
-        info = SessionInfo.load(folder)
-        if info is not None and info.tracking_uri == stored_as and is_orphan(folder):
-            session_for(tracking_uri)
-            return True
-    return False
-
-
-def wait_all(timeout: float | None = None, upto: dict[Path, int] | None = None) -> bool:
-    """Wait until every run of this kernel is stored; False if ``timeout`` ran out first.
-    ``upto``: journals of runs still being logged, and how much of each is enough."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    for session in list(_sessions.values()):
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not session.wait(left, upto=upto):
-            return False
-    return True
-
-
-def _after_fork_in_child() -> None:
-    # A forked child has no sessions of its own: its parent's sync processes and journals are
-    # the parent's, and the child must not wait for them (or start one) when it exits.
-    global _sessions_lock  # noqa: PLW0603
-    _sessions.clear()
-    _sessions_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-@atexit.register
-def _wait_at_exit() -> None:
-    # The sync process would finish on its own, but waiting here means a clean shutdown ends
-    # with everything stored and the session folder gone.
-    if _sessions:
-        with contextlib.suppress(KeyboardInterrupt):
-            wait_all(settings().exit_wait)
+def _cannot_write(folder: Path, why: str | None) -> str:
+    return (
+        f"nbtrack cannot write the run's journal in {folder} ({why or 'write error'}), so it "
+        "cannot track this cell; free some space there, or set NBTRACK_SPOOL_DIR to a writable "
+        "folder with free space"
+    )

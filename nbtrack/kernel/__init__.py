@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from nbtrack.kernel import cell
+from nbtrack.kernel import cell, run_data
 
 __all__ = ["register", "unregister"]
 
@@ -51,14 +51,16 @@ def unregister(shell: Any) -> None:
 
 
 def _pre_run_cell(info: Any) -> None:
-    cell.current_cell.raw_cell = getattr(info, "raw_cell", "") or ""
-    cell.current_cell.cell_id = getattr(info, "cell_id", None)
+    from IPython import get_ipython
+
+    cell.cell_started(get_ipython(), info)
 
 
 def _post_run_cell(result: Any) -> None:
-    # Interrupting the end of a cell skips the wait for the upload; the run was already ended.
+    # An interrupt that lands before nbtrack holds interrupts back is dropped here; the run
+    # is then ended when the next cell starts (cell.cell_started).
     with contextlib.suppress(KeyboardInterrupt):
-        cell.end(result)
+        cell.cell_ended(result)
     info = getattr(result, "info", None)
     source = getattr(info, "raw_cell", None)
     if source:
@@ -74,4 +76,4 @@ def _observe(shell: Any, source: str) -> None:
         python = shell.transform_cell(source)
     except Exception:  # noqa: BLE001 - a cell IPython could not read binds nothing we can see
         return
-    cell.session_literals.observe(python)
+    run_data.session_literals.observe(python)

@@ -14,73 +14,45 @@ that those calls land in it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 import threading
 import time
 import traceback
-import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 from nbtrack import _registry, _sender, tracking
 from nbtrack._buffer import Buffer
-from nbtrack._model import MAX_TAG_VALUE_LENGTH, Run, RunFailure, Status, value_text
-from nbtrack._redact import redact_code, redact_text, stored_value
+from nbtrack._model import Run, RunFailure, Status, value_text
+from nbtrack._redact import redact_text
 from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
-from nbtrack._version import VERSION
+from nbtrack.errors import NbtrackWarning
 from nbtrack.journal import child
-from nbtrack.journal.writer import Journal, JournalError, adopt_orphans, session_for
+from nbtrack.journal.session import adopt_orphans, session_for
+from nbtrack.journal.writer import Journal, JournalError
+from nbtrack.kernel import executions
 from nbtrack.kernel.code import CodeRecorder, environment_files, start_reading_environment
-from nbtrack.kernel.context import notebook_path
-from nbtrack.kernel.interrupts import interrupts_deferred
-from nbtrack.kernel.params import SessionLiterals
+from nbtrack.kernel.context import end_wait
+from nbtrack.kernel.interrupts import HeldInterrupts, interrupts_deferred
 from nbtrack.kernel.progress import follow_mlflow, poll, tell_store_problem, wait_synced
+from nbtrack.kernel.run_data import CellOptions, new_run
+from nbtrack.kernel.system import SystemSamples
+from nbtrack.record.metrics import BEST_TAG, best_values_tag
 from nbtrack.view.live import LiveView
 
-__all__ = ["CellOptions", "begin", "end", "warm_up", "watching"]
-
-KERNEL_SESSION = uuid.uuid4().hex
-# Where a person watches and nobody waits for the saved file, a cell's end does not wait for
-# the upload (its record updates itself in place); headless, it waits up to this long, so that
-# the notebook a papermill or nbconvert run saves ends with final records.
-_HEADLESS_END_WAIT_S = 60.0
-
-
-@dataclass
-class CellOptions:
-    """What ``%%track`` was told (already validated)."""
-
-    experiment: str | None = None
-    name: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
-    capture_params: bool = True
-    plot: bool = True
+__all__ = [
+    "CellOptions",
+    "begin",
+    "cell_ended",
+    "cell_started",
+    "end",
+    "end_background",
+    "warm_up",
+]
 
 
-@dataclass
-class CellInfo:
-    """The cell being executed, as IPython's pre_run_cell event described it."""
-
-    raw_cell: str = ""
-    cell_id: str | None = None
-
-
-current_cell = CellInfo()
-session_literals = SessionLiterals()
 _code = CodeRecorder()
-
-
-def watching() -> bool:
-    """Whether a person watches this kernel's outputs live (JupyterLab/Notebook, VS Code),
-    as opposed to nbclient, papermill or nbconvert; ``NBTRACK_LIVE_PLOT`` decides if set."""
-    explicit = settings().live_view
-    if explicit is not None:
-        return explicit
-    return bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID"))
 
 
 def warm_up() -> None:
@@ -108,127 +80,213 @@ _warm = False
 # ------------------------------------------------------------------ begin
 
 
-def begin(shell: Any, options: CellOptions, body: str) -> TrackedRun:
-    """Start tracking ``body`` (the cell without its ``%%track`` line)."""
-    if _registry.current() is not None:
-        from IPython.core.error import UsageError
+def begin(
+    shell: Any,
+    options: CellOptions,
+    body: str,
+    *,
+    own_cell: bool = False,
+    background: bool = False,
+    view: Callable[[Run, threading.Lock], LiveView] = LiveView,
+) -> TrackedRun:
+    """Start tracking ``body``: the cell being executed without its ``%%track`` line, whose
+    end ends the run (``cell_ended``); or, ``own_cell``, code about to run as a cell of its
+    own (``run_cell_magic``, a sweep's trial), whose caller ends the run (``end``).
 
-        msg = "this cell is already tracked: use %%track (or %track) once per cell"
-        raise UsageError(msg)
+    ``background``: a run that no code logs into (a sweep's parent): drained and followed like
+    any run but never the current one, ended by its caller with ``end_background``. ``view``
+    makes the record shown under the cell."""
+    current = _registry.current()
+    if current is not None and not background:
+        _refuse_second_run(current, own_cell)
     start_reading_environment()
-    run = _new_run(shell, options, body)
-    session = session_for(run.tracking_uri)
+    run = new_run(shell, options, body)
     # From the journal's first line to the run's registration an interrupt would leave a run
     # that nobody ends: it is held back until the run is registered, then ends it KILLED.
     with interrupts_deferred():
         try:
+            session = session_for(run.tracking_uri)
             journal = Journal(session, run)
-        except JournalError as error:
+        except OSError as error:  # a JournalError, or no session folder (read-only, full)
             from IPython.core.error import UsageError
 
-            raise UsageError(str(error)) from None
+            raise UsageError(str(_journal_error(error))) from None
         tracked = TrackedRun(run=run, buffer=Buffer(), journal=journal)
+        tracked.cell = executions.innermost()
         tracked.buffer.overflow = lambda: _sender.drain(tracked)
-        tracked.views.append(LiveView(run, tracked.drain_lock))
+        if options.record:
+            tracked.views.append(view(run, tracked.drain_lock))
         tracked.poll = lambda: poll(tracked)
-        _registry.activate(tracked)
-        child.share(journal.path)  # processes the cell starts log into this run too
+        if settings().system_metrics > 0:
+            tracked.system = SystemSamples(journal.path, show_all=options.system)
+        if background:
+            _registry.keep(tracked)
+        else:
+            _registry.activate(tracked)
+            child.share(journal.path)  # processes the cell starts log into this run too
         if run.params:
             tracked.buffer.pending.append(("params", dict(run.params)))
-        _code.stage(journal, shell, body)
-        tracked.buffer.pending.append(("artifact", ("code", "code")))
+        if _code.stage(journal, shell, body):
+            tracked.buffer.pending.append(("artifact", ("code", "code")))
+        _sender.ensure_sender().wake()
     tell_store_problem(session.store_problem(), run.tracking_uri)
-    _sender.ensure_sender().wake()
-    follow_mlflow(tracked)
+    if not background:
+        follow_mlflow(tracked)
     return tracked
 
 
-def _new_run(shell: Any, options: CellOptions, body: str) -> Run:
-    path = notebook_path(shell.user_ns)
-    code_hash = hashlib.sha256(body.encode()).hexdigest()[:16]
-    run = Run(
-        run_name=options.name or time.strftime("run-%Y%m%d-%H%M%S"),
-        # MLflow's own default experiment when the notebook's name cannot be known.
-        experiment_name=options.experiment or (Path(path).stem if path else "Default"),
-        tracking_uri=tracking.resolve_uri(),
-        notebook_path=path,
-        cell_id=current_cell.cell_id,
-        live_view=options.plot and watching(),
+def _journal_error(error: OSError) -> OSError:
+    if isinstance(error, JournalError):
+        return error
+    from nbtrack.journal.folders import spool_root
+
+    return JournalError(
+        f"nbtrack cannot create its journal folder in {spool_root()} "
+        f"({error.strerror or error}), so it cannot track this cell; set NBTRACK_SPOOL_DIR "
+        "to a writable folder with free space"
     )
-    run.tags.update(
-        {
-            "mlflow.source.type": "NOTEBOOK",
-            "mlflow.source.name": path or "<unsaved notebook>",
-            "nbtrack.code_hash": code_hash,
-            "nbtrack.kernel_session": KERNEL_SESSION,
-            "nbtrack.version": VERSION,
-            "nbtrack.cell": current_cell.cell_id or code_hash,
-        }
-    )
-    if current_cell.cell_id:
-        run.tags["nbtrack.cell_id"] = current_cell.cell_id
-    outer = tracking.active_mlflow_run_id()
-    if outer is not None:
-        # A run the user started by hand stays open: ours nests under it instead of failing
-        # with MLflow's "Run ... is already active".
-        run.tags["mlflow.parentRunId"] = outer
-    run.tags.update(
-        {key: stored_value(value, MAX_TAG_VALUE_LENGTH) for key, value in options.tags.items()}
-    )
-    params: dict[str, Any] = {}
-    if options.capture_params:
-        captured = session_literals.params_for(_python_source(shell, body), shell.user_ns)
-        params.update(captured.values)
-        run.params_from_session = captured.from_session
-        if captured.from_session:
-            run.tags["nbtrack.params_from_session"] = ",".join(captured.from_session)
-    params.update(options.params)
-    run.add_params({key: stored_value(value) for key, value in params.items()})
-    return run
 
 
-def _python_source(shell: Any, body: str) -> str:
-    try:
-        return str(shell.transform_cell(body))
-    except Exception:  # noqa: BLE001 - IPython will report the syntax problem when it runs the cell
-        return body
+def _refuse_second_run(current: TrackedRun, own_cell: bool) -> None:
+    from IPython.core.error import UsageError
+
+    if not own_cell and current.cell is not None and current.cell is executions.innermost():
+        msg = "this cell is already tracked: use %%track (or %track) once per cell"
+    else:
+        msg = (
+            f"%%track cannot start a run inside the tracked cell of run {current.run.run_name!r} "
+            "(a cell run from it with get_ipython().run_cell or run_cell_magic): nested "
+            "tracked cells are not supported, so this code was not run, and the outer run "
+            "goes on. Log into the outer run with nbtrack.log, or track this code in a cell "
+            "of its own."
+        )
+    raise UsageError(msg)
 
 
 # ------------------------------------------------------------------ end
 
 
-def end(result: Any) -> None:
-    """IPython's post_run_cell: end the run this cell started, whatever happened in it."""
-    tracked = _registry.current()
-    if tracked is None:
-        return
+def cell_started(shell: Any, info: Any) -> None:
+    """IPython's pre_run_cell. A run whose cell is over by now lost its end (an interrupt
+    hit IPython's post_run_cell event before nbtrack could hold it back): it ends here."""
+    # An interrupt this early is dropped, as it would be a moment before, while idle.
+    with interrupts_deferred(raise_held=False) as held:
+        executions.started(info)
+        tracked = _registry.current()
+        if tracked is not None and not executions.is_running(tracked.cell):
+            last = getattr(shell, "last_execution_result", None)
+            _end(tracked, last if getattr(last, "info", None) is tracked.cell else None, held)
+
+
+def cell_ended(result: Any) -> None:
+    """IPython's post_run_cell: end the tracked run if this was its cell (not a cell it ran
+    with ``get_ipython().run_cell``, whose end is not the tracked cell's)."""
+    with interrupts_deferred(raise_held=False) as held:
+        executions.ended(result)
+        tracked = _registry.current()
+        if tracked is not None and not executions.is_running(tracked.cell):
+            own = tracked.cell is None or getattr(result, "info", None) is tracked.cell
+            _end(tracked, result if own else None, held)
+
+
+def end(
+    tracked: TrackedRun, result: Any, *, wait: bool = True, status: Status | None = None
+) -> None:
+    """End ``tracked`` with the outcome of the execution ``result`` (an ``ExecutionResult``)
+    of its code: FINISHED, FAILED or KILLED, or ``status`` (a pruned trial is KILLED).
+    ``wait=False``: never wait for the upload (a sweep's trial; the sweep waits at its end)."""
+    with interrupts_deferred(raise_held=False) as held:
+        _end(tracked, result, held, wait=wait, status=status)
+
+
+def end_background(tracked: TrackedRun, error: BaseException | None) -> None:
+    """End a ``background`` run: FINISHED without ``error``, KILLED for a KeyboardInterrupt,
+    FAILED otherwise (the error is recorded as a cell's would be)."""
+    with interrupts_deferred(raise_held=False) as held:
+        if not tracked.run.ended:
+            _close(tracked, error, held, wait=True)
+
+
+def _end(
+    tracked: TrackedRun,
+    result: Any,
+    held: HeldInterrupts,
+    *,
+    wait: bool = True,
+    status: Status | None = None,
+) -> None:
+    """End the run, with interrupts held back until it is ended and its record shown; one
+    that comes meanwhile only cuts the wait for the upload short. ``result`` None: the
+    cell's outcome is unknown (its end event was lost to an interrupt), so the run ends
+    KILLED."""
+    if _registry.current() is not tracked:
+        return  # ended already
+    if result is None:
+        error: BaseException | None = KeyboardInterrupt("interrupted at the cell's end")
+    else:
+        error = result.error_in_exec or result.error_before_exec
+    _close(tracked, error, held, wait=wait, status=status)
+
+
+def _close(
+    tracked: TrackedRun,
+    error: BaseException | None,
+    held: HeldInterrupts,
+    *,
+    wait: bool,
+    status: Status | None = None,
+) -> None:
     run = tracked.run
-    error = None if result is None else (result.error_in_exec or result.error_before_exec)
-    with interrupts_deferred():
-        _registry.deactivate(tracked)
+    _undo_at_end(tracked)
+    if _registry.current() is tracked:
         child.unshare()
-        _finish(tracked, error)
+    _registry.deactivate(tracked)
+    _finish(tracked, error, status)
     if tracked.import_watch is not None:
         tracking.remove_import_watch(tracked.import_watch)
     if tracked.mlflow_attached and run.run_id is not None:
         tracking.release(run.run_id)
-    wait = settings().end_wait
-    if wait is None:
-        wait = 0.0 if watching() else _HEADLESS_END_WAIT_S
-    if wait > 0:
-        with contextlib.suppress(KeyboardInterrupt):  # interrupting stops the wait, not the run
-            wait_synced(tracked, wait)
+    seconds = end_wait() if wait else 0.0
+    if seconds > 0 and not held.pending:
+        # Interrupting stops the wait, not the run.
+        with contextlib.suppress(KeyboardInterrupt), held.interruptible():
+            wait_synced(tracked, seconds)
     poll(tracked, final=True)
     for view in tracked.views:
         if isinstance(view, LiveView):
             view.finish(run)
 
 
-def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
+def _undo_at_end(tracked: TrackedRun) -> None:
+    """Run what the cell asked to undo at its end (a watched model's hooks, a sampler), last
+    registered first, while the run is still active: what they log lands in it. One that fails
+    is reported and keeps neither the others nor the run's end from happening."""
+    while tracked.at_end:
+        undo = tracked.at_end.pop()
+        try:
+            undo()
+        except Exception as error:  # noqa: BLE001 - the run must end whatever a hook does
+            warnings.warn(
+                f"nbtrack: cleaning up after the cell failed: {error!r}",
+                NbtrackWarning,
+                stacklevel=2,
+            )
+
+
+def _user_namespace() -> dict[str, Any]:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return {} if shell is None else dict(shell.user_ns)
+
+
+def _finish(tracked: TrackedRun, error: BaseException | None, status: Status | None) -> None:
     """Status, final drain and the journal's end line, with interrupts held back so that an
     interrupt cannot leave the run half-ended."""
     run = tracked.run
-    if error is None:
+    if status is not None:
+        run.status = status
+    elif error is None:
         run.status = Status.FINISHED
     elif isinstance(error, KeyboardInterrupt):
         run.status = Status.KILLED
@@ -236,32 +294,44 @@ def _finish(tracked: TrackedRun, error: BaseException | None) -> None:
         run.status = Status.FAILED
     pending = tracked.buffer.pending
     if error is not None:
+        # The failure goes to a tag, the run's note, an artifact and the record: redacted once
+        # here, by the text rules and by every secret value the kernel is known to hold.
+        known = _code.known_secrets(_user_namespace())
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        message = redact_text(str(error), known)
         run.failure = RunFailure(
-            type(error).__name__, redact_text(str(error)), redact_code(text), run.last_step
+            type(error).__name__, message, redact_text(text, known), run.last_step
         )
         pending.append(
             (
                 "tags",
                 {
-                    "nbtrack.error": value_text(
-                        redact_text(f"{type(error).__name__}: {error}"), 4900
-                    ),
+                    "nbtrack.error": value_text(f"{type(error).__name__}: {message}", 4900),
                     "mlflow.note.content": (
                         f"Cell ended {run.status.value}:\n```\n{run.failure.traceback[-4500:]}```"
                     ),
                 },
             )
         )
-        with contextlib.suppress(OSError):
-            tracked.journal.stage_text("error/traceback.txt", run.failure.traceback)
+        if tracked.journal.stage_text("error/traceback.txt", run.failure.traceback):
             pending.append(("artifact", ("error", "error")))
     files = environment_files()
-    if files is not None:
-        with contextlib.suppress(OSError):
-            tracked.journal.stage_text("environment/environment.json", files[0])
-            tracked.journal.stage_text("environment/requirements.txt", files[1])
-            pending.append(("artifact", ("environment", "environment")))
+    if (
+        files is not None
+        and tracked.journal.stage_text("environment/environment.json", files[0])
+        and tracked.journal.stage_text("environment/requirements.txt", files[1])
+    ):
+        pending.append(("artifact", ("environment", "environment")))
     run.end_time_ms = int(time.time() * 1000)
     _sender.drain(tracked)
+    # Once every point is in the curves: for nbtrack.runs(), as MLflow keeps only last values.
+    best = best_values_tag(run.curves)
+    if best is not None:
+        pending.append(("tags", {BEST_TAG: best}))
+        _sender.drain(tracked)
+    tracked.journal.tell(run)
+    if run.lost_points or run.lost_items:
+        # What could not be made durable will never be in the store: the run is not a clean
+        # success, and its record and MLflow (upload._end) say FAILED, and why.
+        run.status = Status.FAILED if run.status is Status.FINISHED else run.status
     tracked.journal.end(run)

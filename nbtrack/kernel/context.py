@@ -29,6 +29,28 @@ _KEY_PACKAGES = (
     "ipython",
 )
 
+# Where a person watches and nobody waits for the saved file, a cell's end does not wait for
+# the upload (its record updates itself in place); headless, it waits up to this long, so that
+# the notebook a papermill or nbconvert run saves ends with final records.
+_HEADLESS_END_WAIT_S = 60.0
+
+
+def watching() -> bool:
+    """Whether a person watches this kernel's outputs live (JupyterLab/Notebook, VS Code),
+    as opposed to nbclient, papermill or nbconvert; ``NBTRACK_LIVE_PLOT`` decides if set."""
+    explicit = settings().live_view
+    if explicit is not None:
+        return explicit
+    return bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID"))
+
+
+def end_wait() -> float:
+    """Seconds a cell's end waits for the upload (``NBTRACK_END_WAIT``, or auto)."""
+    wait = settings().end_wait
+    if wait is None:
+        wait = 0.0 if watching() else _HEADLESS_END_WAIT_S
+    return wait
+
 
 def notebook_path(user_ns: dict[str, Any]) -> str | None:
     """The notebook's path as the frontend exposes it, or None when the kernel cannot know.

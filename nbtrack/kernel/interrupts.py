@@ -6,29 +6,60 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["interrupts_deferred"]
+__all__ = ["HeldInterrupts", "interrupts_deferred"]
+
+
+class HeldInterrupts:
+    """What ``interrupts_deferred`` held back, and a window in which interrupts go through."""
+
+    def __init__(self, previous: Any, active: bool) -> None:
+        self.previous = previous
+        self.pending = False
+        self._active = active
+
+    def _hold(self, _signum: int, _frame: object) -> None:
+        self.pending = True
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Let an interrupt through while the block runs (a wait the user may cut short)."""
+        if not self._active:
+            yield
+            return
+        signal.signal(signal.SIGINT, self.previous)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, self._hold)
 
 
 @contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold a kernel interrupt (SIGINT) back while the block runs; it is raised on exit.
+def interrupts_deferred(*, raise_held: bool = True) -> Iterator[HeldInterrupts]:
+    """Hold a kernel interrupt (SIGINT) back while the block runs.
+
+    On exit a held interrupt is raised as the KeyboardInterrupt it would have been, or, with
+    ``raise_held=False``, dropped (``HeldInterrupts.pending`` says it came): at a cell's end
+    the cell's code is over, and an interrupt there only cuts the wait for the upload short.
 
     The handler is swapped rather than the signal masked: Python runs signal handlers in the
     main thread whichever thread the operating system delivered the signal to, so a mask on
-    the main thread alone lets an interrupt through.
+    the main thread alone lets an interrupt through. Outside the main thread, where handlers
+    cannot be set (and KeyboardInterrupt is never raised), nothing is held.
     """
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield HeldInterrupts(None, active=False)
         return
-    pending: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: pending.append(signum))
+    held = HeldInterrupts(signal.getsignal(signal.SIGINT), active=True)
+    signal.signal(signal.SIGINT, held._hold)
     try:
-        yield
+        yield held
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if pending:
-            if callable(previous):
-                previous(signal.SIGINT, None)  # ipykernel's handler raises KeyboardInterrupt
-            elif previous == signal.SIG_DFL:
-                raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, held.previous)
+    if held.pending and raise_held:
+        previous = held.previous
+        if callable(previous):
+            previous(signal.SIGINT, None)  # ipykernel's handler raises KeyboardInterrupt
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt

@@ -9,19 +9,20 @@ calls it once more; after the cell, a change redraws the run's record in place.
 from __future__ import annotations
 
 import threading
-import time
 
 from nbtrack import tracking
 from nbtrack._model import Batch, Run
 from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack._registry import TrackedRun
+from nbtrack.integrations import mlflow_bridge
 from nbtrack.journal.access import ACCESS_REFUSED
 from nbtrack.view.live import LiveView, show_notice
 
 __all__ = ["follow_mlflow", "learn_identity", "poll", "tell_store_problem", "wait_synced"]
 
-# How long a cell that uses MLflow waits for the sync process to create its run.
-_ATTACH_WAIT_S = 10.0
+# How long a cell that uses MLflow waits for the sync process to create its run: a kernel's
+# first run waits for MLflow's import and, in a new folder, the store's creation.
+_ATTACH_WAIT_S = 60.0
 
 
 def follow_mlflow(tracked: TrackedRun) -> None:
@@ -31,31 +32,23 @@ def follow_mlflow(tracked: TrackedRun) -> None:
     def attach(_module: object) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # MLflow's active run is per thread; the cell runs in the main one
-        run_id = _wait_for_run_id(tracked, _ATTACH_WAIT_S)
+        run_id = tracked.journal.wait_for_run_id(_ATTACH_WAIT_S)
         if run_id is None:
             show_notice(
                 "nbtrack: the tracking store did not create this run in time, so mlflow "
                 "calls in this cell do not land in it (nbtrack.log still does)."
             )
             return
+        learn_identity(tracked.run, run_id, tracked.journal.progress().experiment_id)
         tracking.attach(run_id, tracked.run.tracking_uri)
         tracked.mlflow_attached = True
+        # From now on MLflow's own logging calls for this run (a framework's logger, autolog)
+        # take nbtrack's fast path into the same run.
+        mlflow_bridge.install()
 
     tracked.import_watch = tracking.when_mlflow_imported(attach)
-
-
-def _wait_for_run_id(tracked: TrackedRun, timeout: float) -> str | None:
-    deadline = time.monotonic() + timeout
-    session = tracked.journal.session
-    while True:
-        progress = tracked.journal.progress()
-        if progress.run_id is not None:
-            learn_identity(tracked.run, progress.run_id, progress.experiment_id)
-            return str(progress.run_id)
-        if progress.problem is not None or time.monotonic() >= deadline:
-            return None
-        session.wake()
-        time.sleep(0.01)
+    # Lightning's MLFlowLogger, created in the cell, joins the run instead of making its own.
+    mlflow_bridge.watch_frameworks()
 
 
 def wait_synced(tracked: TrackedRun, timeout: float) -> None:
@@ -80,6 +73,7 @@ def poll(tracked: TrackedRun, final: bool = False) -> bool:
     if run.ended and not journal.ended:
         journal.retry_end()  # the disk was full at the cell's end; try again
     progress = journal.progress()
+    journal.tell(run)
     before = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
     if progress.run_id is not None:
         learn_identity(run, progress.run_id, progress.experiment_id)
@@ -99,9 +93,12 @@ def poll(tracked: TrackedRun, final: bool = False) -> bool:
         tell_store_problem(unreachable, run.tracking_uri)
         offline = unreachable is not None or progress.problem is not None
         run.sync_state = "offline" if offline else "syncing"
-        run.pending_points = journal.pending_points(total)
+        # Points that never reached the journal are not on their way: they are lost.
+        run.pending_points = journal.pending_points(total - run.lost_points)
     after = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
-    if after != before and not final:
+    # System metrics samples (and, after the cell, its GPU energy) the sync process took.
+    sampled = tracked.system is not None and tracked.system.follow(tracked)
+    if (after != before or sampled) and not final:
         for view in tracked.views:
             if not isinstance(view, LiveView):
                 continue

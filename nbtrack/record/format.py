@@ -23,13 +23,14 @@ __all__ = [
     "fmt_value",
     "from_json_number",
     "headline",
+    "lost_line",
     "stop_line",
     "sync_line",
 ]
 
 MISSING = "\N{EN DASH}"
 # Metrics and params listed in the text and HTML summaries; the rest are counted.
-MAX_TABLE_ROWS = 40
+MAX_TABLE_ROWS = 20
 
 # Control characters (other than tab and newlines) are invalid in XML and meaningless in HTML.
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
@@ -116,18 +117,37 @@ def stop_line(record: Mapping[str, Any]) -> str | None:
     where = "before any metric was logged" if step is None else f"at step {fmt_step(step)}"
     error = record.get("error")
     if error is None:
-        return f"stopped {where}"
+        # Failed for what it could not store, not for an error of its cell.
+        return lost_line(record) or f"stopped {where}"
     message = error["message"].strip().splitlines()[0] if error["message"].strip() else ""
     cause = f"{error['type']}: {message}" if message else error["type"]
     return f"stopped {where}: {cause}"
 
 
-def sync_line(record: Mapping[str, Any]) -> str | None:
-    """What the tracking store does not have yet; None once it has everything."""
+def lost_line(record: Mapping[str, Any]) -> str | None:
+    """What the run logged that could not be made durable and will never be stored."""
     sync = record["sync"]
-    if sync["state"] == "synced":
+    points, items = sync.get("lost_points", 0), sync.get("lost_items", 0)
+    if not points and not items:
         return None
+    what = [f"{points:,} points"] if points else []
+    if items:
+        what.append(f"{items:,} params/tags/artifacts")
+    why = sync.get("lost_reason") or "write error"
+    return f"{' and '.join(what)} not stored: nbtrack could not write its local journal ({why})"
+
+
+def sync_line(record: Mapping[str, Any]) -> str | None:
+    """What the tracking store does not have yet, and what it never will; None once it has
+    everything."""
+    sync = record["sync"]
+    parts = []
+    lost = lost_line(record)
+    if lost and stop_line(record) != lost:
+        parts.append(lost)
     pending = sync["pending_points"]
     if sync["state"] == "offline":
-        return f"offline: {pending} points wait in the local spool for the tracking server"
-    return f"{pending} points still on their way to MLflow"
+        parts.append(f"offline: {pending} points wait in the local spool for the tracking server")
+    elif sync["state"] == "syncing":
+        parts.append(f"{pending} points still on their way to MLflow")
+    return "; ".join(parts) or None

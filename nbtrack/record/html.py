@@ -2,12 +2,14 @@
 
 Written for the strictest viewer: JupyterLab sanitizes untrusted HTML output, removing <style>,
 <script>, <svg> and any CSS property outside its allow-list. So every style is inline and uses
-plain properties, and the chart is an <img> whose source is the SVG as a data: URI (the
-sanitizer keeps those). nbconvert, GitHub and VS Code show the same markup.
+plain properties, and the chart is an <img> whose source is a data: URI (the sanitizer keeps
+those): the chart's PNG, which GitHub's viewer shows too, or the SVG while a live view redraws
+(no PNG is made then). nbconvert, GitHub and VS Code show the same markup.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from collections.abc import Mapping, Sequence
@@ -27,6 +29,7 @@ from nbtrack.record.format import (
 )
 from nbtrack.record.metrics import ALARM_COLOR, series_color
 from nbtrack.record.svg import CHART_WIDTH
+from nbtrack.record.sweep import trials_html
 
 __all__ = ["render_html"]
 
@@ -57,11 +60,12 @@ def _svg_data_uri(svg: str) -> str:
     return "data:image/svg+xml," + quote(svg, safe="/:=,.;()-_!*'@$+?~&")
 
 
-def render_html(record: Mapping[str, Any], svg: str | None = None) -> str:
+def render_html(record: Mapping[str, Any], svg: str | None = None, png: bytes | None = None) -> str:
     """A self-contained HTML summary of a (valid) record: status, run, chart, metrics, params.
 
-    ``svg`` is the chart from ``render_chart(record)``, embedded as an image; None leaves the
-    chart out.
+    ``svg`` is the chart from ``render_chart(record)`` and ``png`` the same chart rasterised
+    (``render_png``); the PNG is embedded as the chart when given, else the SVG; None for both
+    leaves the chart out.
     """
     run = record["run"]
     fg, bg = _STATUS_COLORS.get(run["status"], ("#59636e", "#eaeef2"))
@@ -96,14 +100,19 @@ def render_html(record: Mapping[str, Any], svg: str | None = None) -> str:
         parts.append(f'<div style="{_MUTED};margin:4px 0">{escape(sync)}</div>')
     if svg is not None:
         width, height = _svg_size(svg)
+        if png is not None:
+            source = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        else:
+            source = _svg_data_uri(svg)
         parts.append(
             # Inside a double-quoted attribute only & needs escaping (the URI has no " < >);
             # escaping the SVG's many ' as well would add a quarter to the size.
-            f'<img src="{html.escape(_svg_data_uri(svg), quote=False)}" '
+            f'<img src="{html.escape(source, quote=False)}" '
             f'width="{width}" height="{height}" '
             f'alt="{escape("metrics of run " + str(run["name"]))}" '
             'style="display:block;max-width:100%;height:auto;margin:8px 0 2px 0">'
         )
+    parts.append(trials_html(record))
     parts.append(_metrics_table(record))
     parts.append(_params_table(record))
     parts.append(_footer(record))

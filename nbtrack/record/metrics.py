@@ -6,12 +6,26 @@ and the record draw the same picture.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypeGuard
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
-__all__ = ["ALARM_COLOR", "Goal", "group_metrics", "metric_goal", "panels_for", "series_color"]
+if TYPE_CHECKING:
+    from nbtrack._curves import Curve
+
+__all__ = [
+    "ALARM_COLOR",
+    "BEST_TAG",
+    "Goal",
+    "best_values_tag",
+    "group_metrics",
+    "metric_goal",
+    "panels_for",
+    "series_color",
+]
 
 Goal = Literal["min", "max"]
 
@@ -43,6 +57,8 @@ def _words(name: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(name)]
 
 
+# Names repeat at every redraw of a live view, which may list thousands of metrics.
+@functools.lru_cache(maxsize=16384)
 def metric_goal(name: str) -> Goal | None:
     """Whether smaller or larger is better for a metric, guessed from its name.
 
@@ -58,6 +74,7 @@ def metric_goal(name: str) -> Goal | None:
     return "min" if wants_min else "max"
 
 
+@functools.lru_cache(maxsize=16384)
 def _group_key(name: str) -> str:
     words = [w for w in _words(name) if w not in _ROLE_WORDS]
     return "/".join(words) if words else name.lower()
@@ -140,3 +157,27 @@ def series_color(index: int) -> str:
     """Colour of the index-th metric, shared with the live plot so that colours stay put when
     the record replaces the plot."""
     return _PALETTE[index % len(_PALETTE)]
+
+
+# The best value of each metric with a goal, stored with the run when its cell ends, so that
+# nbtrack.runs() lists best values from one search of the store (MLflow keeps only the last).
+BEST_TAG = "nbtrack.best"
+_BEST_TAG_CHARS = 5000  # MLflow's limit for a tag value
+
+
+def best_values_tag(curves: Mapping[str, Curve]) -> str | None:
+    """``{"metric": [best, step], ...}`` as JSON for the metrics whose goal is known, in
+    logging order, as many as fit in a tag (5000 characters); None when there is none."""
+    parts: list[str] = []
+    size = 2
+    for name, curve in curves.items():
+        goal = metric_goal(name)
+        if goal is None or curve.count <= curve.nonfinite:
+            continue
+        value, step = (curve.min, curve.min_step) if goal == "min" else (curve.max, curve.max_step)
+        part = json.dumps({name: [value, int(step) if step.is_integer() else step]})[1:-1]
+        if size + len(part) + 1 > _BEST_TAG_CHARS:
+            break
+        parts.append(part)
+        size += len(part) + 1
+    return "{" + ",".join(parts) + "}" if parts else None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtrack._model import SYNC_STATES, RunFailure, Status
 from nbtrack.errors import InvalidRecordError
+from nbtrack.record.axes import AXES
 
 if TYPE_CHECKING:
     from nbtrack._curves import Curve
@@ -26,13 +27,23 @@ __all__ = [
     "STATUSES",
     "SYNC_STATES",
     "RecordSource",
+    "check_record_bounds",
     "parse_record",
+    "record_layout",
     "record_panels",
 ]
 
 MIME_TYPE = "application/vnd.nbtrack.run+json"
 # 2 added "panels"; version 1 records (without it) are still read, one panel per metric.
-SCHEMA_VERSION = 2
+# 3 added point times ("times" in curves), each panel's x axis ("panel_x"), metrics without a
+# curve, and "metrics_omitted"; older records are still read, against the step.
+SCHEMA_VERSION = 3
+
+# What a reader parses at most before it refuses a record: nbtrack writes a few thousand JSON
+# values at most, nested six deep. A record far beyond that was not written by nbtrack, and
+# validating it would take minutes (issue 11, item 17).
+MAX_RECORD_VALUES = 200_000
+MAX_RECORD_DEPTH = 32
 
 STATUSES = tuple(status.value for status in Status)
 
@@ -64,6 +75,12 @@ class RecordSource:
     error: RunFailure | Mapping[str, Any] | None = None
     sync_state: str = "synced"
     pending_points: int = 0
+    # What could not be made durable and will never be in the store, and why.
+    lost_points: int = 0
+    lost_items: int = 0
+    lost_reason: str | None = None
+    # A sweep's parent: its trials (nbtrack.record.sweep.sweep_json says what it holds).
+    sweep: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.error, Mapping):
@@ -94,8 +111,10 @@ def _validator() -> Any:
 def parse_record(data: object) -> dict[str, Any]:
     """A record read back from a notebook (dict or JSON text), checked against the schema.
 
-    Raises ``InvalidRecordError`` saying where the record is wrong, or that it was written by
-    a newer nbtrack (schema version above this one's), in which case upgrading nbtrack helps.
+    Raises ``InvalidRecordError`` saying where the record is wrong, that it is far larger or
+    deeper than any record nbtrack writes (checked first, in bounded time), or that it was
+    written by a newer nbtrack (schema version above this one's), in which case upgrading
+    nbtrack helps.
     """
     import jsonschema  # lazily, see _validator
 
@@ -108,6 +127,7 @@ def parse_record(data: object) -> dict[str, Any]:
     if not isinstance(data, dict):
         msg = f"an nbtrack record is a JSON object, got {type(data).__name__}"
         raise InvalidRecordError(msg)
+    check_record_bounds(data)
     found = data.get("schema")
     if isinstance(found, int) and not isinstance(found, bool) and found > SCHEMA_VERSION:
         msg = (
@@ -131,16 +151,57 @@ def record_panels(record: Mapping[str, Any]) -> list[list[str]]:
     that are not metrics of the record are skipped, a metric is drawn in the first panel that
     names it, and a metric no panel names gets a panel of its own, so nothing goes missing.
     """
+    return [panel for panel, _ in record_layout(record)]
+
+
+def check_record_bounds(data: object) -> None:
+    """Raise ``InvalidRecordError`` when ``data`` holds more than ``MAX_RECORD_VALUES`` JSON
+    values or nests deeper than ``MAX_RECORD_DEPTH``.
+
+    Stops at the first value over either bound, so its cost is bounded whatever the size of
+    ``data``; no recursion, so any depth is safe.
+    """
+    count = 0
+    stack: list[tuple[object, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_RECORD_VALUES:
+            msg = (
+                f"refused: the record holds over {MAX_RECORD_VALUES:,} values; nbtrack writes "
+                "a few thousand at most, so it was not written by nbtrack (or was damaged)"
+            )
+            raise InvalidRecordError(msg)
+        if isinstance(value, dict | list):
+            if depth > MAX_RECORD_DEPTH:
+                msg = (
+                    f"refused: the record is nested over {MAX_RECORD_DEPTH} levels deep; "
+                    "nbtrack writes six at most, so it was not written by nbtrack"
+                )
+                raise InvalidRecordError(msg)
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+
+
+def record_layout(record: Mapping[str, Any]) -> list[tuple[list[str], str]]:
+    """``record_panels`` with each panel's x axis: ``"step"`` or ``"relative"`` (time since
+    the run started), as the record's ``panel_x`` says (records before schema 3: the step).
+
+    A panel that ``record_panels`` made up for metrics no panel named is drawn against the step.
+    """
+    raw_axes = record.get("panel_x")
+    axes = raw_axes if isinstance(raw_axes, list) else []
     metrics = record["metrics"]
-    panels: list[list[str]] = []
+    layout: list[tuple[list[str], str]] = []
     placed: set[str] = set()
-    for panel in record.get("panels") or ():
+    for index, panel in enumerate(record.get("panels") or ()):
         kept = []
         for name in panel:
             if isinstance(name, str) and name in metrics and name not in placed:
                 kept.append(name)
                 placed.add(name)
         if kept:
-            panels.append(kept)
-    panels.extend([name] for name in metrics if name not in placed)
-    return panels
+            axis = axes[index] if index < len(axes) and axes[index] in AXES else "step"
+            layout.append((kept, axis))
+    layout.extend(([name], "step") for name in metrics if name not in placed)
+    return layout

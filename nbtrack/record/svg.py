@@ -12,18 +12,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nbtrack.record.axes import AXIS_TITLES, time_unit
 from nbtrack.record.format import escape, fmt_value, from_json_number
 from nbtrack.record.metrics import ALARM_COLOR, series_color
-from nbtrack.record.schema import record_panels
+from nbtrack.record.schema import record_layout
+from nbtrack.record.sweep import trial_series
 
 __all__ = ["CHART_WIDTH", "render_chart"]
 
 CHART_WIDTH = 640
-_MAX_PANELS = 8
-_PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 46, 12, 4, 20
+_MAX_PANELS = 6
+_PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 46, 12, 4, 30
 _LEGEND_ROW = 15
 _CHART_CLIP = 1e300
 _CHAR_WIDTH = 6.2  # average advance of an 11px sans-serif glyph, for legend layout
+# Axes drawn against the step; "trial" is a sweep parent's, whose step is the trial number.
+_BY_STEP = ("step", "trial")
 
 
 @dataclass(frozen=True)
@@ -33,27 +37,49 @@ class _Line:
     steps: Sequence[float]
     values: Sequence[float]
     nonfinite: int
+    # Seconds since the run started, one per point; None when the record has none.
+    times: Sequence[float] | None
 
 
 def render_chart(record: Mapping[str, Any]) -> str | None:
-    """The record's curves as an SVG image, or None when it has no metric.
+    """The record's curves as an SVG image, or None when it has no curve to draw.
 
-    One panel for each of the record's ``panels`` (``record_panels``), the first eight of them,
-    each with its own axes, tick labels and legend; a panel whose values are positive and span
-    two decades or more uses a log scale. NaN and +inf are marked by red-edged triangles on the
-    top edge, -inf on the bottom edge. Each panel is a ``<g class='panel'>`` whose legend is a
-    ``<g class='legend'>``, so that the panels can be read back from the image.
+    One panel for each of the record's ``panels`` that has curves (``record_layout``), the
+    first eight of them, each with its own axes, tick labels, legend and x axis title: the step
+    or the time since the run started, as the record's ``panel_x`` says. A panel whose values
+    are positive and span two decades or more uses a log scale. NaN and +inf are marked by
+    red-edged triangles on the top edge, -inf on the bottom edge. Each panel is a
+    ``<g class='panel'>`` whose legend is a ``<g class='legend'>`` and whose x axis title is a
+    ``<text class='x-title'>``, so that the panels can be read back from the image.
     """
     metrics: Mapping[str, Any] = record["metrics"]
-    if not metrics:
-        return None
     lines: dict[str, _Line] = {}
     for i, (name, m) in enumerate(metrics.items()):
-        values = [from_json_number(v) for v in m["curve"]["values"]]
-        lines[name] = _Line(name, series_color(i), m["curve"]["steps"], values, m["nonfinite"])
-    panels = record_panels(record)
-    hidden = sum(len(p) for p in panels[_MAX_PANELS:])
-    panels = panels[:_MAX_PANELS]
+        curve = m.get("curve")
+        if not isinstance(curve, Mapping):
+            continue  # a metric listed with its summary only
+        values = [from_json_number(v) for v in curve["values"]]
+        times = curve.get("times")
+        if not isinstance(times, list) or len(times) != len(values):
+            times = None
+        lines[name] = _Line(name, series_color(i), curve["steps"], values, m["nonfinite"], times)
+    layout = [
+        (drawn, axis)
+        for panel, axis in record_layout(record)
+        if (drawn := [name for name in panel if name in lines])
+    ]
+    trials = trial_series(record)  # a sweep: its trials' curves of its metric come first
+    hidden = sum(len(p) for p, _ in layout[_MAX_PANELS - bool(trials) :])
+    hidden += len(metrics) - len(lines) + (record.get("metrics_omitted") or 0)
+    for label, color, steps, values in trials:
+        lines[label] = _Line(label, color, steps, values, 0, None)
+    if trials:  # a sweep's parent: its own curves are its trials' values, one per trial
+        layout = [([t[0] for t in trials], "step")] + [(p, "trial") for p, _ in layout]
+    if not layout:
+        return None
+    layout = layout[:_MAX_PANELS]
+    panels = [panel for panel, _ in layout]
+    axes = [axis for _, axis in layout]
     cols = 1 if len(panels) == 1 else 2
     panel_width = CHART_WIDTH // cols
     plot_height = 150 if cols == 1 else 110
@@ -64,19 +90,27 @@ def render_chart(record: Mapping[str, Any]) -> str | None:
         row = panels[row_start : row_start + cols]
         legends = [_legend_layout([lines[n] for n in p], panel_width) for p in row]
         legend_height = max(rows for _, rows in legends) * _LEGEND_ROW
+        row_axes = axes[row_start : row_start + cols]
         for col, (names, (legend, _)) in enumerate(zip(row, legends, strict=True)):
             x = col * panel_width
             panel = [lines[n] for n in names]
             body.append("<g class='panel'>")
             body.extend(
-                _svg_panel(x, y, panel, legend, size=(panel_width, legend_height, plot_height))
+                _svg_panel(
+                    x,
+                    y,
+                    panel,
+                    legend,
+                    size=(panel_width, legend_height, plot_height),
+                    axis=row_axes[col],
+                )
             )
             body.append("</g>")
         y += _PAD_TOP + legend_height + plot_height + _PAD_BOTTOM + 8
     if hidden:
         body.append(
-            f"<text x='4' y='{y + 4:.0f}' fill='#59636e'>{hidden} more metrics are in the "
-            "table and in MLflow</text>"
+            f"<text x='4' y='{y + 4:.0f}' fill='#59636e'>{hidden:,} more metrics are not "
+            "drawn: see the table and MLflow</text>"
         )
         y += 14
     height = math.ceil(y)
@@ -117,8 +151,11 @@ def _svg_panel(
     lines: Sequence[_Line],
     legend: Sequence[tuple[float, int, _Line, str]],
     size: tuple[int, int, int],
+    *,
+    axis: str = "step",
 ) -> list[str]:
-    """One panel at (x0, y0); size is (width, legend height, plot height)."""
+    """One panel at (x0, y0); size is (width, legend height, plot height); ``axis`` is
+    ``"step"`` or ``"relative"`` (drawn against the step when a curve has no times)."""
     width, legend_height, plot_height = size
     left = x0 + _PAD_LEFT
     right = x0 + width - _PAD_RIGHT
@@ -134,7 +171,9 @@ def _svg_panel(
         )
     out.append("</g>")
 
-    steps = [s for line in lines for s in line.steps]
+    if axis not in _BY_STEP and any(line.times is None for line in lines):
+        axis = "step"
+    xs_of = {id(line): (line.steps if axis in _BY_STEP else line.times) or () for line in lines}
     # Clipped so that differences of extreme values (a diverging 1e308) stay finite.
     finite = [
         min(max(v, -_CHART_CLIP), _CHART_CLIP)
@@ -142,13 +181,11 @@ def _svg_panel(
         for v in line.values
         if math.isfinite(v)
     ]
-    x_lo, x_hi = (min(steps), max(steps)) if steps else (0.0, 1.0)
-    if x_hi == x_lo:
-        x_lo, x_hi = x_lo - 1, x_hi + 1
+    x_scale = _XScale.fit([x for xs in xs_of.values() for x in xs], axis)
     y_scale = _YScale.fit(finite)
 
-    def px(step: float) -> float:
-        return left + (step - x_lo) / (x_hi - x_lo) * (right - left)
+    def px(x: float) -> float:
+        return left + (x - x_scale.low) / (x_scale.high - x_scale.low) * (right - left)
 
     def py(value: float) -> float:
         return bottom - y_scale.fraction(value) * plot_height
@@ -165,18 +202,17 @@ def _svg_panel(
         out.append(
             f"<text x='{x0 + 2:.1f}' y='{top - 2:.1f}' fill='#59636e' font-size='9'>log</text>"
         )
-    step_tick = _nice_step(x_hi - x_lo, 6 if width > 400 else 4)
-    first_tick = math.ceil(x_lo / step_tick) * step_tick
-    # Counted, not accumulated: at 1e17 adding a small step would never move the tick.
-    n_ticks = min(12, max(0, math.floor((x_hi - first_tick) / step_tick + 1e-9) + 1))
-    for i in range(n_ticks):
-        tick = first_tick + i * step_tick
+    for tick, label in x_scale.ticks(6 if width > 400 else 4):
         tx = px(tick)
         out.append(
             f"<path d='M{tx:.1f},{bottom:.1f}v3' stroke='#8c959f'/>"
             f"<text x='{tx:.1f}' y='{bottom + 14:.1f}' text-anchor='middle' fill='#59636e'>"
-            f"{escape(_fmt_step_tick(tick))}</text>"
+            f"{escape(label)}</text>"
         )
+    out.append(
+        f"<text class='x-title' x='{(left + right) / 2:.1f}' y='{bottom + 26:.1f}' "
+        f"text-anchor='middle' fill='#59636e' font-size='10'>{escape(x_scale.title)}</text>"
+    )
     out.append(
         f"<rect x='{left:.1f}' y='{top:.1f}' width='{right - left:.1f}' "
         f"height='{plot_height}' fill='none' stroke='#d0d7de'/>"
@@ -187,7 +223,7 @@ def _svg_panel(
 
     budget = max(4, int(right - left))
     for line in lines:
-        steps_arr, values_arr = decimate(line.steps, line.values, budget)
+        steps_arr, values_arr = decimate(xs_of[id(line)], line.values, budget)
         xs = [px(s) for s in steps_arr.tolist()]
         ys_raw = values_arr.tolist()
         segments: list[list[tuple[float, float]]] = [[]]
@@ -266,6 +302,40 @@ def _fmt_step_tick(step: float) -> str:
         if abs(step) >= size:
             return f"{step / size:.4g}{suffix}"
     return f"{step:.4g}"
+
+
+@dataclass(frozen=True)
+class _XScale:
+    """A panel's horizontal axis: steps, or seconds since the run started labelled in
+    seconds, minutes or hours."""
+
+    low: float
+    high: float
+    unit: float  # axis units per tick unit: 1 for steps, 1/60/3600 for s/min/h
+    title: str
+
+    @classmethod
+    def fit(cls, xs: Sequence[float], axis: str) -> _XScale:
+        low, high = (min(xs), max(xs)) if xs else (0.0, 1.0)
+        if axis in _BY_STEP:
+            unit, title = 1.0, AXIS_TITLES.get(axis, axis)
+        else:  # the ticks count from the run's start; the range spans the points drawn
+            unit, unit_name = time_unit(high)
+            title = f"{AXIS_TITLES[axis]} ({unit_name})"
+        if high == low:
+            low, high = low - unit, high + unit
+        return cls(low, high, unit, title)
+
+    def ticks(self, target: int) -> list[tuple[float, str]]:
+        """(position, label) of round ticks, in the axis' unit."""
+        spacing = _nice_step((self.high - self.low) / self.unit, target) * self.unit
+        first = math.ceil(self.low / spacing) * spacing
+        # Counted, not accumulated: at 1e17 adding a small step would never move the tick.
+        count = min(12, max(0, math.floor((self.high - first) / spacing + 1e-9) + 1))
+        return [
+            (first + i * spacing, _fmt_step_tick((first + i * spacing) / self.unit))
+            for i in range(count)
+        ]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from nbtrack.record.format import (
     stop_line,
     sync_line,
 )
+from nbtrack.record.sweep import trials_text
 
 __all__ = ["render_text"]
 
@@ -31,6 +32,7 @@ def render_text(record: Mapping[str, Any]) -> str:
     for extra in (stop_line(record), sync_line(record)):
         if extra:
             lines.append(f"  {extra}")
+    lines.extend(trials_text(record))
     metrics = record["metrics"]
     width = min(32, max((len(name) for name in metrics), default=0))
     shown = list(metrics.items())[:MAX_TABLE_ROWS]

@@ -23,7 +23,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from nbtrack import tracking
-from nbtrack._redact import strip_uri_credentials
+from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack.errors import UiStartError
 from nbtrack.server.config import NbtrackServer
 from nbtrack.server.runs import (
@@ -31,6 +31,7 @@ from nbtrack.server.runs import (
     check_reachable,
     list_runs,
     notebook_store,
+    public_store,
     store_is_empty,
 )
 from nbtrack.ui import process as ui_process
@@ -75,8 +76,10 @@ class _NbtrackHandler(APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"reason": reason}))
 
-    def notebook(self) -> tuple[str, Path]:
-        """The ``path`` argument as (path relative to the root, absolute path); 4xx if bad."""
+    def notebook(self) -> tuple[str, Path, Path]:
+        """The ``path`` argument as (path relative to the root, absolute path, the folder whose
+        store it uses); 4xx if bad. ``path`` names a notebook, or a folder (``.``, ``sub/..``):
+        then that folder itself, never the one above it."""
         path = self.get_query_argument("path", None)
         if not path:
             raise web.HTTPError(
@@ -90,12 +93,13 @@ class _NbtrackHandler(APIHandler):
         target = (root / path).resolve()
         if not target.is_relative_to(root):
             raise web.HTTPError(403, f"path {path!r} is outside the server root")
-        if not target.parent.is_dir():
-            raise web.HTTPError(404, f"no folder {target.parent.relative_to(root).as_posix()!r}")
-        return target.relative_to(root).as_posix(), target
+        folder = target if target.is_dir() else target.parent
+        if not folder.is_dir():
+            raise web.HTTPError(404, f"no folder {folder.relative_to(root).as_posix()!r}")
+        return target.relative_to(root).as_posix(), target, folder
 
-    def store_of(self, notebook: Path) -> str:
-        return notebook_store(notebook.parent, self.state.config.tracking_uri)
+    def store_of(self, folder: Path) -> str:
+        return notebook_store(folder, self.state.config.tracking_uri)
 
     async def blocking(self, func: Callable[..., T], *args: Any, timeout: float) -> T:
         """``func(*args)`` in the extension's thread pool; store failures become 503s."""
@@ -107,7 +111,18 @@ class _NbtrackHandler(APIHandler):
             msg = f"no answer within {timeout:.0f} s (NbtrackServer.store_timeout)"
             raise web.HTTPError(503, msg) from exc
         except StoreError as exc:
+            # The page gets a reason anyone may read; the server's log gets the details.
+            cause = exc.__cause__
+            self.log.warning("nbtrack: %s: %s", exc, redact_text(repr(cause)) if cause else "")
             raise web.HTTPError(503, str(exc)) from exc
+
+    def checked(self, func: Callable[..., T], uri: str, *args: Any) -> T:
+        """``func(uri, *args)``, its StoreError naming the store as the page may show it."""
+        try:
+            return func(uri, *args)
+        except StoreError as exc:
+            name = public_store(uri, self.state.root_dir)
+            raise StoreError(f"tracking store {name}: {exc}") from exc.__cause__
 
     def proxy_url(self, uri: str) -> str | None:
         """``<base_url>mlflow/`` when jupyter-server-proxy serves a UI of this very store."""
@@ -123,8 +138,8 @@ class RunsHandler(_NbtrackHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        rel, target = self.notebook()
-        uri = self.store_of(target)
+        rel, target, folder = self.notebook()
+        uri = self.store_of(folder)
         config = self.state.config
         timeout = config.store_timeout
         if store_is_empty(uri):
@@ -132,12 +147,13 @@ class RunsHandler(_NbtrackHandler):
             ui = None
             runs: list[dict[str, Any]] = []
         else:
-            await self.blocking(check_reachable, uri, timeout=timeout)
+            await self.blocking(self.checked, check_reachable, uri, timeout=timeout)
             if config.ui_autostart:
                 ui = await _ensure_ui(self, uri)
             else:
                 ui = await self.blocking(ui_process.find_ui, uri, timeout=timeout)
             runs = await self.blocking(
+                self.checked,
                 functools.partial(
                     list_runs,
                     notebook_path=rel,
@@ -164,17 +180,27 @@ class UiHandler(_NbtrackHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        _, target = self.notebook()
-        uri = self.store_of(target)
+        _, _, folder = self.notebook()
+        uri = self.store_of(folder)
         ui = await self.blocking(ui_process.find_ui, uri, timeout=self.state.config.store_timeout)
         self.finish({"url": ui.url if ui else None, "proxy_url": self.proxy_url(uri)})
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        _, target = self.notebook()
-        uri = self.store_of(target)
-        await self.blocking(check_reachable, uri, timeout=self.state.config.store_timeout)
+        _, _, folder = self.notebook()
+        uri = self.store_of(folder)
+        if store_is_empty(uri):
+            # An MLflow UI on a store that does not exist yet would create it, in whatever
+            # folder the page named: nothing is created from the page.
+            where = folder.relative_to(self.state.root_dir).as_posix()
+            msg = (
+                f"nothing was logged in {where!r} yet (it has no mlflow.db): run a tracked "
+                "cell there first"
+            )
+            raise web.HTTPError(404, msg)
+        timeout = self.state.config.store_timeout
+        await self.blocking(self.checked, check_reachable, uri, timeout=timeout)
         ui = await _ensure_ui(self, uri)
         self.finish({"url": ui.url, "proxy_url": self.proxy_url(uri)})
 
@@ -188,7 +214,10 @@ async def _ensure_ui(handler: _NbtrackHandler, uri: str) -> ui_process.UiServer:
             timeout=timeout + 15.0,  # ensure_ui's own limit fires first, with the log tail
         )
     except UiStartError as exc:
-        raise web.HTTPError(503, f"could not start an MLflow UI: {exc}") from exc
+        # The UI's log tail and paths are for the server's log, not the page.
+        handler.log.warning("nbtrack: %s", redact_text(str(exc)))
+        msg = "could not start an MLflow UI; the Jupyter server's log has its output"
+        raise web.HTTPError(503, msg) from exc
 
 
 def _source_names(root: Path, rel: str, target: Path) -> list[str]:

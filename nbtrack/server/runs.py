@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from nbtrack._redact import is_secret_name, strip_uri_credentials
+from nbtrack._redact import is_secret_name, redact_text, strip_uri_credentials
 from nbtrack._version import VERSION
 from nbtrack.record.metrics import panels_for
 from nbtrack.record.schema import SCHEMA_VERSION, STATUSES
@@ -30,7 +31,49 @@ _EXPERIMENTS_PER_SEARCH = 100
 
 
 class StoreError(Exception):
-    """The tracking store could not be read; the message says which store and why."""
+    """The tracking store could not be read. The message says why in words fit for any user of
+    the page: no credentials, no SQL, no absolute paths; ``__cause__`` has the details."""
+
+
+_SQL_DETAIL = re.compile(r"\s*(\[SQL:.*|\(Background on this error.*)", re.DOTALL)
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])/(?:[^\s/'\"()\[\]]+/)*[^\s/'\"()\[\]]*")
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"()<>]+")
+
+
+def describe_error(error: BaseException) -> str:
+    """One short line about ``error`` that is safe to show: its kind and its first line, with
+    SQL statements, URLs (they may hold credentials) and absolute paths left out."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    text = _SQL_DETAIL.sub("", text).splitlines()[0] if text else ""
+    text = _URL.sub(lambda m: _public_address(m.group(0)), text)
+    text = _ABSOLUTE_PATH.sub("<path>", redact_text(text))[:300]
+    kind = type(error).__name__
+    return f"{kind}: {text}" if text else kind
+
+
+def _public_address(url: str) -> str:
+    """A URL as the page may show it: scheme, host and port only."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if _port(parts) else ''}"
+
+
+def _port(parts: Any) -> int | None:
+    try:
+        return int(parts.port) if parts.port else None
+    except ValueError:
+        return None
+
+
+def public_store(uri: str, root: Path) -> str:
+    """How a reason names a store: a SQLite file by its path under the server's root (else
+    its file name), any other store by scheme, host and port."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///") :].partition("?")[0])
+        try:
+            return path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            return path.name
+    return _public_address(uri) if "://" in uri else strip_uri_credentials(uri)
 
 
 def notebook_store(folder: Path, configured: str | None) -> str:
@@ -60,15 +103,16 @@ def check_reachable(uri: str) -> None:
     try:
         port = parts.port or _DEFAULT_PORTS[scheme]
     except ValueError as exc:
-        msg = f"tracking URI {strip_uri_credentials(uri)!r} is malformed: {exc}"
+        msg = f"the tracking URI's port is not a number ({_public_address(uri)})"
         raise StoreError(msg) from exc
     try:
         with socket.create_connection((parts.hostname, port), timeout=_CONNECT_TIMEOUT_S):
             pass
     except OSError as exc:
         msg = (
-            f"tracking store {strip_uri_credentials(uri)} is unreachable ({exc}); start it or "
-            "set NbtrackServer.tracking_uri / MLFLOW_TRACKING_URI to a store that runs"
+            f"tracking store {_public_address(uri)} is unreachable "
+            f"({exc.strerror or type(exc).__name__}); start it or set "
+            "NbtrackServer.tracking_uri / MLFLOW_TRACKING_URI to a store that runs"
         )
         raise StoreError(msg) from exc
 
@@ -93,8 +137,7 @@ def list_runs(
         return _list_runs(uri, source_names, notebook_path, max_runs, ui)
     # OSError covers requests' errors (REST stores); SQLAlchemyError a broken database file.
     except (MlflowException, SQLAlchemyError, OSError) as exc:
-        msg = f"tracking store {strip_uri_credentials(uri)} could not be read: {exc}"
-        raise StoreError(msg) from exc
+        raise StoreError(f"could not be read ({describe_error(exc)})") from exc
 
 
 def _list_runs(
@@ -189,7 +232,9 @@ def _record(
         "notebook": {"path": notebook_path, "cell_id": tags.get("nbtrack.cell_id")},
         # Code outside nbtrack may have logged a credential as a param: never serve it.
         "params": {
-            str(key): str(value) for key, value in data.params.items() if not is_secret_name(key)
+            str(key): redact_text(str(value))
+            for key, value in data.params.items()
+            if not is_secret_name(key)
         },
         "metrics": metrics,
         # Grouped by the function the kernel's records use, so a run looks the same here.
@@ -237,7 +282,7 @@ def _error(tag: str | None) -> dict[str, Any] | None:
     """The kernel stores a failed cell's exception as ``nbtrack.error`` = ``"Type: message"``."""
     if not tag:
         return None
-    kind, sep, message = tag.partition(": ")
+    kind, sep, message = redact_text(tag).partition(": ")
     if not sep:
         return {"type": None, "message": tag, "step": None}
     return {"type": kind, "message": message, "step": None}

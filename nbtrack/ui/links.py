@@ -7,8 +7,9 @@ from urllib.parse import quote, urlsplit
 
 from nbtrack._redact import strip_uri_credentials
 from nbtrack.ui.process import UiServer, find_ui
+from nbtrack.ui.registry import TRAINING_VIEW
 
-__all__ = ["run_url", "ui_link_html"]
+__all__ = ["proxy_link_html", "run_url", "ui_link_html"]
 
 
 def run_url(uri: str, experiment_id: str | None, run_id: str | None) -> str | None:
@@ -20,7 +21,7 @@ def run_url(uri: str, experiment_id: str | None, run_id: str | None) -> str | No
         ui = find_ui(uri)
         return None if ui is None else ui.run_url(experiment_id, run_id)
     base = strip_uri_credentials(uri).split("?", 1)[0].rstrip("/")
-    return f"{base}/#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}"
+    return f"{base}/#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}?{TRAINING_VIEW}"
 
 
 def ui_link_html(ui: UiServer, proxy_url: str | None = None) -> str:
@@ -40,6 +41,17 @@ def ui_link_html(ui: UiServer, proxy_url: str | None = None) -> str:
             f'rel="noopener noreferrer">{proxied}</a>)'
         )
     return f'<div class="nbtrack-ui-link">{" ".join(parts)}</div>'
+
+
+def proxy_link_html(proxy_url: str) -> str:
+    """The link to the MLflow UI served through the Jupyter server (behind its login)."""
+    if not _is_link_safe(proxy_url):
+        return '<div class="nbtrack-ui-link">MLflow UI: no safe link</div>'
+    proxied = html.escape(proxy_url, quote=True)
+    return (
+        f'<div class="nbtrack-ui-link">MLflow UI (through Jupyter, behind its login): '
+        f'<a href="{proxied}" target="_blank" rel="noopener noreferrer">{proxied}</a></div>'
+    )
 
 
 def _is_link_safe(url: str) -> bool:

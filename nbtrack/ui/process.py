@@ -5,10 +5,16 @@
 the same store, or a new ``mlflow server`` bound to 127.0.0.1 on a free port. Which UI runs for
 which store is kept in private registry files (``registry``); an entry is trusted only after the
 UI answers ``/health``, and stale entries are removed.
+
+A UI on 127.0.0.1 has no login: every user of the machine can reach it. So a UI is tied to the
+process that started it (``nbtrack.ui.guard``): it stops when that kernel or Jupyter server
+ends, however it ends. The store's URI, which may hold a password, reaches ``mlflow server``
+in its environment, never on its command line (which every local user can read).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import http.client
 import os
@@ -25,7 +31,14 @@ from nbtrack.tracking import resolve_uri
 from nbtrack.ui import registry
 from nbtrack.ui.registry import UiServer
 
-__all__ = ["DEFAULT_START_TIMEOUT_S", "UiServer", "ensure_ui", "find_ui", "stop_ui"]
+__all__ = [
+    "DEFAULT_START_TIMEOUT_S",
+    "UiServer",
+    "ensure_ui",
+    "find_ui",
+    "stop_owned_uis",
+    "stop_ui",
+]
 
 #: How long ``ensure_ui`` waits for a new UI by default. ``mlflow server`` needs 5-30 s on a busy
 #: two-core machine (imports, database migrations), so this is generous on purpose.
@@ -36,6 +49,9 @@ _PROBE_TIMEOUT_S = 2.0
 # long-lived kernel or Jupyter server runs) and the Popen objects are not garbage collected while
 # the child still runs.
 _children: dict[int, subprocess.Popen[bytes]] = {}
+# Of those, the UIs tied to this process's life (their guard holds our pipe): stopped by
+# stop_owned_uis, at exit at the latest.
+_owned: set[int] = set()
 
 
 def find_ui(tracking_uri: str | None = None) -> UiServer | None:
@@ -47,14 +63,19 @@ def find_ui(tracking_uri: str | None = None) -> UiServer | None:
 
 
 def ensure_ui(
-    tracking_uri: str | None = None, *, timeout: float = DEFAULT_START_TIMEOUT_S
+    tracking_uri: str | None = None,
+    *,
+    timeout: float = DEFAULT_START_TIMEOUT_S,
+    owned: bool = True,
 ) -> UiServer:
     """An MLflow UI for ``tracking_uri`` (default: the store ``resolve_uri`` picks), started
     if none runs yet.
 
-    A new UI is ``mlflow server`` bound to 127.0.0.1 on a free port, detached from the caller.
-    Raises :class:`UiStartError` (with the end of the UI's log) when it exits early or does not
-    answer within ``timeout`` seconds; it is stopped in that case.
+    A new UI is ``mlflow server`` bound to 127.0.0.1 on a free port. With ``owned`` (the
+    default) it stops when this process ends, or at ``stop_owned_uis()``; without, it runs on
+    its own until ``stop_ui`` (``nbtrack ui --no-wait``). Raises :class:`UiStartError` (with the
+    end of the UI's log) when it exits early or does not answer within ``timeout`` seconds; it
+    is stopped in that case.
     """
     uri = resolve_uri(tracking_uri)
     entry = registry.entry_path(uri)
@@ -63,9 +84,30 @@ def ensure_ui(
         found = _alive_entry(entry, uri)
         if found is not None:
             return found
-        ui = _start(uri, timeout)
+        ui = _start(uri, timeout, owned)
         registry.write_entry(entry, ui)
         return ui
+
+
+def stop_owned_uis(timeout: float = 10.0) -> int:
+    """Stop every UI this process started tied to its life (a kernel at exit, the Jupyter
+    server when it stops); returns how many were running."""
+    stopped = 0
+    for pid in sorted(_owned):
+        child = _children.get(pid)
+        if child is not None and child.poll() is None:
+            stopped += 1
+            _forget_entries_of(pid)
+            _terminate(pid, timeout)
+        _owned.discard(pid)
+    return stopped
+
+
+def _forget_entries_of(pid: int) -> None:
+    for entry in registry.state_dir().glob("*.json"):
+        ui = registry.read_entry(entry)
+        if ui is not None and ui.pid == pid:
+            entry.unlink(missing_ok=True)
 
 
 def stop_ui(tracking_uri: str | None = None, *, timeout: float = 10.0) -> bool:
@@ -83,15 +125,14 @@ def stop_ui(tracking_uri: str | None = None, *, timeout: float = 10.0) -> bool:
         return True
 
 
-def server_command(uri: str, port: int) -> list[str]:
+def server_command(port: int) -> list[str]:
+    """``mlflow server`` on 127.0.0.1:``port``; its store comes from ``child_env``."""
     # One worker: this UI serves one person; mlflow's default of 4 costs ~4 processes and memory.
     return [
         sys.executable,
         "-m",
         "mlflow",
         "server",
-        "--backend-store-uri",
-        uri,
         "--host",
         "127.0.0.1",
         "--port",
@@ -101,15 +142,22 @@ def server_command(uri: str, port: int) -> list[str]:
     ]
 
 
-def child_env() -> dict[str, str]:
+def child_env(uri: str) -> dict[str, str]:
+    """The environment of a UI for ``uri``: the store in ``MLFLOW_BACKEND_STORE_URI`` (what
+    ``mlflow server --backend-store-uri`` reads), so that a password in it is not on the
+    process's command line."""
     env = dict(os.environ)
+    env["MLFLOW_BACKEND_STORE_URI"] = uri
+    # `python -m nbtrack.ui.guard` must find this very nbtrack, also from a source checkout.
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     # The job runner (GenAI evaluation jobs) adds three processes and seconds of start-up to a UI
     # that only browses runs; a user who wants it can still set the variable.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     return env
 
 
-def _start(uri: str, timeout: float) -> UiServer:
+def _start(uri: str, timeout: float, owned: bool) -> UiServer:
     state = registry.state_dir()
     log_path = state / f"{registry.key(uri)}.log"
     cwd = _store_folder(uri) or state
@@ -120,23 +168,31 @@ def _start(uri: str, timeout: float) -> UiServer:
         port = _free_port()
         # Private like the registry: MLflow may echo the store URI, password included.
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        command = server_command(port)
+        if owned:
+            command = [sys.executable, "-m", "nbtrack.ui.guard", *command]
         with os.fdopen(log_fd, "wb") as log:
             proc = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
-                server_command(uri, port),
-                stdin=subprocess.DEVNULL,
+                command,
+                # An owned UI's guard stops it when this end of the pipe closes.
+                stdin=subprocess.PIPE if owned else subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
-                env=child_env(),
+                env=child_env(uri),
                 start_new_session=True,
             )
         _children[proc.pid] = proc
+        if owned:
+            _owned.add(proc.pid)
+            _stop_owned_at_exit()
         ui = UiServer(
-            tracking_uri=uri,
+            tracking_uri=strip_uri_credentials(uri),
             url=f"http://127.0.0.1:{port}/",
             pid=proc.pid,
             port=port,
             log_path=str(log_path),
+            store_key=registry.key(uri),
         )
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -223,16 +279,20 @@ def _terminate(pid: int, timeout: float) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     child = _children.pop(pid, None)
+    _owned.discard(pid)
     if child is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=5.0)
+        if child.stdin is not None:
+            with contextlib.suppress(OSError):
+                child.stdin.close()
 
 
 def _alive_entry(entry: Path, uri: str) -> UiServer | None:
     ui = registry.read_entry(entry)
     if ui is None:
         return None
-    if ui.tracking_uri == uri and pid_alive(ui.pid) and _healthy(ui.port):
+    if ui.store_key == registry.key(uri) and pid_alive(ui.pid) and _healthy(ui.port):
         return ui
     entry.unlink(missing_ok=True)
     return None
@@ -245,3 +305,15 @@ def _store_folder(uri: str) -> Path | None:
         folder = Path(uri[len("sqlite:///") :].partition("?")[0]).parent
         return folder if folder.is_dir() else None
     return None
+
+
+_exit_hook = False
+
+
+def _stop_owned_at_exit() -> None:
+    global _exit_hook  # noqa: PLW0603 - registered once per process
+    if not _exit_hook:
+        _exit_hook = True
+        # The guard would stop them anyway once this process is gone; stopping them here
+        # also removes their registry entries.
+        atexit.register(stop_owned_uis, 5.0)

@@ -1,15 +1,22 @@
 """The jupyter-server-proxy entry point: an MLflow UI at ``<base_url>mlflow/`` inside the
-Jupyter server, for setups where the browser cannot reach the kernel's machine directly."""
+Jupyter server, behind its login, and how a kernel knows that this route exists for its store.
+
+That route is the one to offer first: a UI on 127.0.0.1 has no login, and every local user can
+reach it; through the Jupyter server, only who may use the notebook can.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from importlib.metadata import entry_points
 from typing import Any
 
+from nbtrack import _platform
 from nbtrack.tracking import resolve_uri
 from nbtrack.ui.process import DEFAULT_START_TIMEOUT_S, child_env, server_command
 
-__all__ = ["jupyter_server_proxy_config"]
+__all__ = ["jupyter_server_proxy_config", "kernel_proxy_url"]
 
 
 def jupyter_server_proxy_config() -> dict[str, Any]:
@@ -39,9 +46,53 @@ def jupyter_server_proxy_config() -> dict[str, Any]:
 
 
 def _proxy_command(port: int) -> list[str]:
-    return server_command(resolve_uri(), port)
+    return server_command(port)
 
 
 def _proxy_environment() -> dict[str, str]:
     # jupyter-server-proxy layers this over the server's own environment.
-    return {key: value for key, value in child_env().items() if key not in os.environ}
+    return {k: v for k, v in child_env(resolve_uri()).items() if os.environ.get(k) != v}
+
+
+def kernel_proxy_url(uri: str) -> str | None:
+    """``<base_url>mlflow/`` (a path on the Jupyter server's own address) when this kernel runs
+    under a Jupyter server that serves the MLflow UI of ``uri`` through jupyter-server-proxy;
+    None otherwise.
+
+    Decided only from what the kernel can know for sure: the process that started it
+    (``JPY_PARENT_PID``, set by jupyter_client) is a running Jupyter server (its runtime file
+    gives the base URL); jupyter-server-proxy and nbtrack's ``mlflow`` entry are installed in
+    this environment; and the store the proxy serves, the server's ``$MLFLOW_TRACKING_URI``,
+    else ``mlflow.db`` in the server's working folder (read from ``/proc``), is ``uri``.
+    """
+    parent = os.environ.get("JPY_PARENT_PID", "")
+    if not parent.isdigit() or not _proxy_installed():
+        return None
+    server = _server_info(int(parent))
+    seen = _platform.process_cwd_and_environ(int(parent))
+    if server is None or seen is None:
+        return None
+    folder, environment = seen
+    configured = environment.get("MLFLOW_TRACKING_URI", "").strip()
+    served = resolve_uri(configured or "sqlite:///mlflow.db", folder)
+    if served != resolve_uri(uri):
+        return None
+    base = str(server.get("base_url") or "/")
+    return base.rstrip("/") + "/mlflow/"
+
+
+def _proxy_installed() -> bool:
+    if importlib.util.find_spec("jupyter_server_proxy") is None:
+        return False
+    return any(ep.name == "mlflow" for ep in entry_points(group="jupyter_serverproxy_servers"))
+
+
+def _server_info(pid: int) -> dict[str, Any] | None:
+    try:
+        from jupyter_server.serverapp import list_running_servers
+    except ImportError:
+        return None
+    for info in list_running_servers():
+        if info.get("pid") == pid:
+            return dict(info)
+    return None

@@ -1,6 +1,7 @@
 """Which MLflow UI runs for which store: one small private file per store, and a lock.
 
-Entries hold the store URI, which may carry a database password, so the folder is private.
+Entries hold the store's URI without its credentials and a hash of the full URI (files are
+named by it too), in a private folder.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from nbtrack import _platform
 from nbtrack._files import make_private_dir, open_private, write_json_atomic
+from nbtrack._redact import strip_uri_credentials
 from nbtrack._settings import cache_dir, settings
 
 __all__ = [
@@ -33,12 +35,19 @@ __all__ = [
 _LOG_TAIL_CHARS = 3000
 
 
+# MLflow 3's UI opens every experiment in its GenAI view ("Traces 0, Token usage") unless its
+# address says `workflowType=machine_learning`, which it keeps while one navigates; the
+# experiment's mlflow.experimentKind tag (set by nbtrack.tracking) decides only where the UI's
+# view switch is turned off. So nbtrack's links to the UI carry it.
+TRAINING_VIEW = "workflowType=machine_learning"
+
+
 @dataclass(frozen=True)
 class UiServer:
     """A running MLflow UI.
 
-    ``url`` is the UI's root (``http://127.0.0.1:<port>/``); ``tracking_uri`` is the store as the
-    UI was started with it, which may hold credentials: never display it.
+    ``url`` is the UI's root (``http://127.0.0.1:<port>/``); ``tracking_uri`` is its store
+    without credentials, ``store_key`` a hash of the full URI (what finds the UI again).
     """
 
     tracking_uri: str
@@ -46,10 +55,11 @@ class UiServer:
     pid: int
     port: int
     log_path: str
+    store_key: str = ""
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        """Address of one run's page in this UI."""
-        return f"{self.url}#/experiments/{experiment_id}/runs/{run_id}"
+        """Address of one run's page in this UI, in its model-training view."""
+        return f"{self.url}#/experiments/{experiment_id}/runs/{run_id}?{TRAINING_VIEW}"
 
 
 def state_dir() -> Path:
@@ -68,12 +78,15 @@ def entry_path(uri: str) -> Path:
 def read_entry(entry: Path) -> UiServer | None:
     try:
         data = json.loads(entry.read_text(encoding="utf-8"))
+        uri = str(data["tracking_uri"])
         return UiServer(
-            tracking_uri=str(data["tracking_uri"]),
+            tracking_uri=strip_uri_credentials(uri),
             url=str(data["url"]),
             pid=int(data["pid"]),
             port=int(data["port"]),
             log_path=str(data["log_path"]),
+            # Entries written before the key was kept hold the full URI itself.
+            store_key=str(data.get("store_key") or key(uri)),
         )
     except FileNotFoundError:
         return None
@@ -85,7 +98,8 @@ def read_entry(entry: Path) -> UiServer | None:
 
 def write_entry(entry: Path, ui: UiServer) -> None:
     content: dict[str, Any] = {
-        "tracking_uri": ui.tracking_uri,
+        "tracking_uri": strip_uri_credentials(ui.tracking_uri),
+        "store_key": ui.store_key,
         "url": ui.url,
         "pid": ui.pid,
         "port": ui.port,

@@ -15,7 +15,9 @@ What keeps it cheap however long the run:
   ``NBTRACK_PLOT_INTERVAL`` seconds (0.5: two a second); data that arrives inside the interval
   is drawn at its end by a one-shot timer, so the view never stops short of the last step.
 - A redraw's payload is the record, whose curves are decimated to a fixed budget: its size does
-  not grow with the number of points.
+  not grow with the number of points, nor with the number of metrics.
+- Live redraws leave out the record's PNG (its HTML card embeds the SVG chart meanwhile); the
+  final record, shown when the cell ends, has it.
 
 Headless (nbclient, papermill, nbconvert), where nobody watches, the slot holds a one-line
 notice until the cell ends and is then replaced by the record.
@@ -54,11 +56,19 @@ class LiveView:
         self._next_draw = 0.0
         self._final = False
         self.redraws = 0
-        first = record_bundle(run) if self.live else _notice(run)
+        first = self.bundle(run, png=False) if self.live else _notice(run)
         handle = display(first, raw=True, display_id=True)
         self.display_id = None if handle is None else handle.display_id
         if self.live:
-            self._drawn = _change_key(run)
+            self._drawn = self.change_key(run)
+
+    def bundle(self, run: Run, *, png: bool) -> dict[str, Any]:
+        """What is drawn: the run's record (a sweep's view adds its trials)."""
+        return record_bundle(run, png=png)
+
+    def change_key(self, run: Run) -> tuple[object, ...]:
+        """Changes exactly when what ``bundle`` draws changed."""
+        return _change_key(run)
 
     def update(self, run: Run, batch: Batch) -> None:  # noqa: ARG002 - the Output protocol
         """Redraw if the run changed and the last redraw is at least ``interval`` old; cheap
@@ -75,21 +85,21 @@ class LiveView:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            self._show(run)
+            self._show(run, final=True)
 
     def refresh(self, run: Run) -> None:
         """After the cell: the record changed (stored at last, a run id arrived); show it.
         Nothing happens before ``finish``: the cell's end shows the record first."""
         with self._lock:
             if self._final:
-                self._show(run)
+                self._show(run, final=True)
 
     # ------------------------------------------------------------------ internals, under _lock
 
     def _tick(self, run: Run) -> None:
         if self._final:
             return
-        state = _change_key(run)
+        state = self.change_key(run)
         if state == self._drawn:
             return
         now = time.monotonic()
@@ -98,7 +108,7 @@ class LiveView:
             return
         self._next_draw = now + self.interval
         self._drawn = state
-        self._show(run)
+        self._show(run, final=False)
 
     def _schedule(self, run: Run, delay: float) -> None:
         if self._timer is not None:
@@ -116,10 +126,10 @@ class LiveView:
             self._timer = None
             self._tick(run)
 
-    def _show(self, run: Run) -> None:
+    def _show(self, run: Run, *, final: bool) -> None:
         from IPython.display import display, update_display
 
-        bundle = record_bundle(run)
+        bundle = self.bundle(run, png=final)
         self.redraws += 1
         if self.display_id is not None:
             update_display(bundle, raw=True, display_id=self.display_id)
@@ -136,11 +146,15 @@ def _change_key(run: Run) -> tuple[object, ...]:
         run.sync_state,
         run.pending_points,
         run.run_id,
+        run.lost_points + run.lost_items,
     )
 
 
-def record_bundle(run: Run) -> dict[str, Any]:
-    """The run's record as a display bundle (see ``nbtrack.record``)."""
+def record_bundle(
+    run: Run, *, png: bool = True, sweep: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The run's record as a display bundle (see ``nbtrack.record``); ``png=False`` leaves
+    the chart's PNG out (live redraws); ``sweep``: a sweep's trials (``RecordSource.sweep``)."""
     from nbtrack.record import RecordSource, build_bundle
 
     failure = run.failure
@@ -164,8 +178,12 @@ def record_bundle(run: Run) -> dict[str, Any]:
         error=error,
         sync_state=run.sync_state,
         pending_points=run.pending_points,
+        lost_points=run.lost_points,
+        lost_items=run.lost_items,
+        lost_reason=run.lost_reason,
+        sweep=sweep,
     )
-    bundle: dict[str, Any] = build_bundle(source)
+    bundle: dict[str, Any] = build_bundle(source, png=png)
     return bundle
 
 

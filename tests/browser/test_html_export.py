@@ -46,7 +46,9 @@ def test_exported_notebook_shows_the_chart_and_the_summary(chromium: Browser, st
         assert box is not None
         assert box["width"] >= 600
         assert box["height"] >= 100
-        # The SVG inside the data: URI decoded into a real image (a broken one has width 0).
+        # The chart is the record's PNG (what GitHub's viewer shows too), inline in a data:
+        # URI, and it decoded into a real image (a broken one has width 0).
+        assert chart.get_attribute("src") == f"data:image/png;base64,{bundle['image/png']}"
         assert chart.evaluate("img => img.complete ? img.naturalWidth : 0") == 640
 
         text = page.locator("body").inner_text()

@@ -63,6 +63,9 @@ def test_the_record_is_drawn_live_then_stays_as_the_final_record(lab: Lab, page:
     second = _points_shown(page)
     assert second > first, (first, second)
     expect(record).to_have_count(1)
+    deadline = time.monotonic() + 30  # far enough into training for the charts to mean something
+    while _points_shown(page) < 120 and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
     lab.screenshot(page, "live-view")
 
     # At the end it is the run's record, in the same place; print output stays.

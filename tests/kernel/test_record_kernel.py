@@ -41,7 +41,7 @@ def test_finished_and_failed_runs_leave_valid_records_with_fallbacks(store, clie
     output = _record_output(good)
     # The record sits where the live slot was: first output, before the cell's own prints.
     assert good.outputs[0] is output
-    assert set(output.data) == {RECORD, "text/html", "image/svg+xml", "text/plain"}
+    assert set(output.data) == {RECORD, "text/html", "image/svg+xml", "image/png", "text/plain"}
     record = parse_record(output.data[RECORD])
     assert record["run"]["status"] == "FINISHED"
     assert record["run"]["name"] == "good"

@@ -277,7 +277,7 @@ def test_interrupted_cell_is_killed_with_its_metrics(store, client, kernel: Kern
 def test_loading_is_light_and_magic_documents_itself(store, kernel: Kernel):
     _, outputs = kernel.run(
         "%load_ext nbtrack\nimport sys\n"
-        "print(sorted(m for m in ('mlflow', 'plotly', 'torch') if m in sys.modules))"
+        "print(sorted(m for m in ('mlflow', 'pandas', 'plotly', 'torch') if m in sys.modules))"
     )
     printed = "".join(o["text"] for o in outputs if o["type"] == "stream" and o["name"] == "stdout")
     assert printed == "[]\n"  # none of the heavy modules was imported by loading nbtrack

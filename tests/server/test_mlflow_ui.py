@@ -71,7 +71,9 @@ def test_ensure_ui_serves_the_store(ui: process.UiServer, logged: tuple[str, str
     assert run["info"]["run_name"] == "shown-in-ui"
     assert run["info"]["experiment_id"] == exp
     assert {"key": "lr", "value": "0.003"} in run["data"]["params"]
-    assert ui.run_url(exp, run_id) == f"{ui.url}#/experiments/{exp}/runs/{run_id}"
+    assert ui.run_url(exp, run_id) == (
+        f"{ui.url}#/experiments/{exp}/runs/{run_id}?workflowType=machine_learning"
+    )
 
 
 def test_second_call_reuses_the_running_ui(
@@ -152,3 +154,31 @@ def test_link_html_escapes_everything(ui: process.UiServer) -> None:
     assert "&lt;b&gt;" in snippet
     assert "javascript:" not in links.ui_link_html(ui, proxy_url="javascript:alert(1)")
     assert ui.url in links.ui_link_html(ui)
+
+
+def test_a_stores_password_stays_off_the_uis_command_line_and_out_of_nbtracks_files(
+    state: Path,
+) -> None:
+    # Issue 11, items 6 and 9: every local user can read a process's command line.
+    from helpers.servers import Postgres
+
+    postgres = Postgres()  # trust authentication: the password is accepted and ignored
+    uri = postgres.uri.replace("postgres@", "postgres:PW-0a1b2c3d@")
+    try:
+        ui = process.ensure_ui(uri)
+        try:
+            assert requests.get(ui.url + "health", timeout=10).ok
+            for proc in Path("/proc").iterdir():
+                if proc.name.isdigit():
+                    try:
+                        cmdline = (proc / "cmdline").read_bytes()
+                    except OSError:
+                        continue
+                    assert b"PW-0a1b2c3d" not in cmdline, cmdline
+            for path in (state / "ui").rglob("*"):
+                assert b"PW-0a1b2c3d" not in path.read_bytes(), path
+            assert process.find_ui(uri) == ui
+        finally:
+            process.stop_ui(uri)
+    finally:
+        postgres.stop()

@@ -6,11 +6,15 @@ real SQLite store filled with MlflowClient, and a broken store next to another n
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +26,6 @@ import requests
 
 from nbtrack.record import parse_record
 from nbtrack.server.runs import StoreError, check_reachable
-from nbtrack.ui import process as ui_process
 
 pytestmark = pytest.mark.server
 
@@ -85,18 +88,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("jupyter")
-    root = base / "root"
-    (root / "nb").mkdir(parents=True)
-    (root / "nb" / "train.ipynb").write_text("{}")
-    (root / "broken").mkdir()
-    (root / "broken" / "mlflow.db").write_bytes(b"this is not an SQLite database " * 8)
-    (root / "empty").mkdir()
-    uri, ids = _fill_store(root)
+@contextlib.contextmanager
+def _jupyter(
+    base: Path, root: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """A real Jupyter server on ``root`` (started in ``root / "nb"``, whose store the proxy's
+    MLflow UI serves) with nbtrack's server extension and jupyter-server-proxy; its URL."""
     config = base / "config"
-    config.mkdir()
+    config.mkdir(exist_ok=True)
     # The proxy entry as nbtrack's package registers it (entry point); given as config here
     # because the source tree under test is not installed.
     (config / "jupyter_server_config.py").write_text(
@@ -105,7 +104,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "c.ServerApp.jpserver_extensions = {'nbtrack': True,"
         " 'jupyter_server_proxy': True}\n"
     )
-    env = {
+    full_env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "JUPYTER_CONFIG_DIR": str(config),
@@ -115,8 +114,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "IPYTHONDIR": str(base / "ipython"),
         "NBTRACK_STATE_DIR": str(base / "state"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        **(env or {}),
     }
-    env.pop("MLFLOW_TRACKING_URI", None)
+    full_env.pop("MLFLOW_TRACKING_URI", None)
     port = _free_port()
     log = (base / "server.log").open("wb")
     proc = subprocess.Popen(
@@ -130,9 +130,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "--ServerApp.port_retries=0",
             f"--ServerApp.root_dir={root}",
             f"--IdentityProvider.token={TOKEN}",
+            *args,
         ],
         cwd=root / "nb",  # the proxy's MLflow UI serves the store of the server's folder
-        env=env,
+        env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -148,19 +149,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 pass
             assert time.monotonic() < deadline, (base / "server.log").read_text()
             time.sleep(0.2)
-        yield Server(url=url, root=root, store=uri, run_ids=ids)
+        yield url
     finally:
-        proc.terminate()  # jupyter-server-proxy stops the MLflow UI it started
+        proc.terminate()  # the server stops the MLflow UIs it started, the proxy its own
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-        os.environ["NBTRACK_STATE_DIR"] = str(base / "state")
-        try:
-            ui_process.stop_ui(uri)  # the one POST /nbtrack/api/ui started
-        finally:
-            del os.environ["NBTRACK_STATE_DIR"]
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    base = tmp_path_factory.mktemp("jupyter")
+    root = base / "root"
+    (root / "nb").mkdir(parents=True)
+    (root / "nb" / "train.ipynb").write_text("{}")
+    (root / "broken").mkdir()
+    (root / "broken" / "mlflow.db").write_bytes(b"this is not an SQLite database " * 8)
+    (root / "empty").mkdir()
+    uri, ids = _fill_store(root)
+    with _jupyter(base, root) as url:
+        yield Server(url=url, root=root, store=uri, run_ids=ids)
 
 
 def test_runs_endpoint_lists_the_notebooks_runs_as_records(server: Server) -> None:
@@ -288,3 +298,115 @@ def test_mlflow_ui_loads_through_the_jupyter_proxy(server: Server) -> None:
         302,
         403,
     )
+
+
+# Issue 11, item 10: paths, stores created by reading, and what a 503 tells.
+
+
+@pytest.mark.parametrize("path", [".", "nb/..", "./empty/.."])
+def test_a_folder_path_names_that_folder_not_the_one_above(server: Server, path: str) -> None:
+    answer = server.get("nbtrack/api/runs", params={"path": path})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["tracking_uri"] == f"sqlite:///{server.root / 'mlflow.db'}"
+    for inside in ("nb/.", "nb/sub/.."):
+        answer = server.get("nbtrack/api/runs", params={"path": inside})
+        assert answer.json()["tracking_uri"] == server.store
+
+
+def test_no_request_creates_a_store(server: Server) -> None:
+    for path in (".", "empty/new.ipynb", "empty"):
+        assert server.get("nbtrack/api/runs", params={"path": path}).status_code == 200
+        assert server.get("nbtrack/api/ui", params={"path": path}).status_code == 200
+        refused = server.post("nbtrack/api/ui", params={"path": path})
+        assert refused.status_code == 404
+        assert "run a tracked cell" in refused.json()["reason"]
+    for folder in (server.root.parent, server.root, server.root / "empty"):
+        assert not (folder / "mlflow.db").exists(), folder
+
+
+def test_a_corrupt_store_answers_503_without_sql_or_paths(server: Server) -> None:
+    reason = server.get("nbtrack/api/runs", params={"path": "broken/x.ipynb"}).json()["reason"]
+    assert "could not be read" in reason
+    assert "broken/mlflow.db" in reason  # which store: named under the server's root
+    assert "file is not a database" in reason
+    internals = ("SQL", "SELECT", "sqlite_master", "sqlalche.me", tempfile.gettempdir())
+    for internal in (*internals, str(server.root)):
+        assert internal not in reason
+
+
+class _Failing(http.server.BaseHTTPRequestHandler):
+    """A store that accepts connections and answers every request with a server error."""
+
+    def do_GET(self) -> None:
+        self.send_response(500)
+        self.end_headers()
+
+    do_POST = do_GET
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_store_error_answers_503_without_the_uris_credentials(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    failing = http.server.HTTPServer(("127.0.0.1", 0), _Failing)
+    threading.Thread(target=failing.serve_forever, daemon=True).start()
+    base = tmp_path_factory.mktemp("jupyter-credentials")
+    root = base / "root"
+    (root / "nb").mkdir(parents=True)
+    uri = f"http://alice:PW-s3cr3t-77@127.0.0.1:{failing.server_port}/"
+    try:
+        with _jupyter(
+            base,
+            root,
+            f"--NbtrackServer.tracking_uri={uri}",
+            env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+        ) as url:
+            answer = requests.get(
+                url + "nbtrack/api/runs",
+                params={"path": "nb/x.ipynb"},
+                headers={"Authorization": f"token {TOKEN}"},
+                timeout=120,
+            )
+        assert answer.status_code == 503, answer.text
+        reason = answer.json()["reason"]
+        assert f"127.0.0.1:{failing.server_port}" in reason
+        assert "PW-s3cr3t-77" not in reason
+        assert "alice" not in reason
+        assert "PW-s3cr3t-77" not in (base / "server.log").read_text()
+    finally:
+        failing.shutdown()
+
+
+# Issue 11, item 9: an MLflow UI the server started has no login; it ends with the server.
+
+
+def test_the_ui_a_server_started_stops_with_the_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    base = tmp_path_factory.mktemp("jupyter-ui")
+    root = base / "root"
+    (root / "nb").mkdir(parents=True)
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=f"sqlite:///{root / 'nb' / 'mlflow.db'}").create_experiment("x")
+    with _jupyter(base, root) as url:
+        started = requests.post(
+            url + "nbtrack/api/ui",
+            params={"path": "nb/train.ipynb"},
+            headers={"Authorization": f"token {TOKEN}"},
+            timeout=180,
+        )
+        assert started.status_code == 200, started.text
+        ui = started.json()["url"]
+        assert requests.get(ui + "health", timeout=10).ok
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            requests.get(ui + "health", timeout=2)
+        except requests.ConnectionError:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the MLflow UI outlived the Jupyter server that started it")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -165,6 +167,11 @@ def _not_a_mapping(value: Any) -> None:
         (_loss, (0.5, torch.tensor(1 + 1j)), (TypeError, "metric 'loss' is a tensor")),
         (_loss, (0.5, 10**400), (ValueError, "metric 'loss' is too large to store")),
         (_loss, (0.5, 10**100_000), (ValueError, "about 100001 digits")),
+        (_loss, (0.5, -(10**400)), (ValueError, "metric 'loss' is too large to store")),
+        (_loss, (0.5, Fraction(10**400, 3)), (ValueError, "metric 'loss' is too large")),
+        # Finite in their own type, inf as float64: refused too, never stored as inf.
+        (_loss, (0.5, np.longdouble("1e400")), (ValueError, "metric 'loss' is too large")),
+        (_loss, (0.5, Decimal("-1e400")), (ValueError, "metric 'loss' is too large")),
         (_step, (1, -1), (TypeError, "step must be an integer from 0 to 2**63 - 1")),
         (_step, (1, 2**63), (TypeError, "step must be an integer from 0 to 2**63 - 1")),
         (_step, (1, True), (TypeError, "step must be an integer")),
@@ -229,6 +236,20 @@ def test_numpy_scalars_bools_and_ints_become_floats(tracked: TrackedRun) -> None
         "flag": [1.0, 1.0],
         "count": [3.0, 3.0],
         "big": [2.0, 2.0],
+    }
+
+
+def test_decimals_fractions_and_longdoubles_in_range_are_stored(tracked: TrackedRun) -> None:
+    # Only a finite value that float64 cannot hold is refused; an inf the user logged is a
+    # value like any other.
+    for _ in range(2):
+        nbtrack.log(d=Decimal("0.25"), f=Fraction(1, 4), ld=np.longdouble("1e300"))
+        nbtrack.log(d=Decimal("Infinity"), f=Fraction(-3, 1), ld=np.longdouble("-inf"))
+    batch = _sender.drain(tracked)
+    assert {key: list(points.values) for key, points in batch.metrics.items()} == {
+        "d": [0.25, float("inf")] * 2,
+        "f": [0.25, -3.0] * 2,
+        "ld": [1e300, float("-inf")] * 2,
     }
 
 

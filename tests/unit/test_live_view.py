@@ -150,6 +150,25 @@ def test_the_end_leaves_the_final_record_where_the_live_view_was(
     assert len(screen.shown) == drawn
 
 
+def test_live_redraws_leave_the_png_out_and_the_final_record_has_it(
+    screen: Screen, live: tuple[LiveView, Run]
+) -> None:
+    view, run = live
+    add_points(run, "loss", [1.0, 0.5, 0.25])
+    redraw_now(view, run)
+    live_bundle = screen.last()
+    # Rasterising at every redraw would cost the kernel CPU twice a second for nothing: while
+    # the cell runs the HTML card embeds the SVG chart.
+    assert "image/png" not in live_bundle
+    assert "data:image/svg+xml," in live_bundle["text/html"]
+    run.status = Status.FINISHED
+    run.end_time_ms = run.start_time_ms + 1000
+    view.finish(run)
+    final = screen.last()
+    assert final["image/png"]
+    assert f"data:image/png;base64,{final['image/png']}" in final["text/html"]
+
+
 def test_headless_the_slot_is_a_notice_until_the_record_replaces_it(screen: Screen) -> None:
     run = make_run(live=False)
     view = LiveView(run, threading.Lock())
@@ -306,6 +325,41 @@ def test_the_view_shows_step_values_and_sync_state(
     assert "1234" in text.replace(",", "")
     assert "0.25" in text
     assert screen.last()[RECORD]["sync"] == {"state": "syncing", "pending_points": 1200}
+
+
+def test_points_that_could_not_be_stored_are_counted_live_and_in_the_final_record(
+    screen: Screen, live: tuple[LiveView, Run]
+) -> None:
+    from nbtrack.record import parse_record
+
+    view, run = live
+    add_points(run, "loss", np.linspace(1, 0.25, 1000))
+    run.sync_state, run.pending_points = "syncing", 10
+    run.lost_points, run.lost_reason = 990, "No space left on device"
+    view.update(run, None)  # type: ignore[arg-type] # a loss is news: redrawn
+    live_record = screen.last()[RECORD]
+    assert live_record["sync"]["lost_points"] == 990
+    assert "990 points not stored" in screen.last()["text/plain"]
+    run.status, run.sync_state, run.pending_points = Status.FAILED, "synced", 0
+    run.end_time_ms = run.start_time_ms + 1000
+    view.finish(run)
+    final = screen.last()
+    record = parse_record(final[RECORD])
+    assert record["run"]["status"] == "FAILED"
+    assert record["sync"] == {
+        "state": "synced",
+        "pending_points": 0,
+        "lost_points": 990,
+        "lost_items": 0,
+        "lost_reason": "No space left on device",
+    }
+    line = (
+        "990 points not stored: nbtrack could not write its local journal (No space left on device)"
+    )
+    # Said once, as the reason the run failed: not as "stopped at step 999".
+    assert final["text/plain"].count(line) == 1
+    assert "stopped" not in final["text/plain"]
+    assert final["text/html"].count(line) == 1
 
 
 def test_a_redraw_racing_the_end_is_harmless(screen: Screen) -> None:

@@ -1,10 +1,20 @@
-"""Redaction of credentials in code, free text and URIs."""
+"""Redaction of credentials in code (every cell through IPython's transformers and the syntax
+tree), in free text, in values and in URIs. Each rule the README lists has a test here."""
 
 from __future__ import annotations
 
 import pytest
 
-from nbtrack._redact import is_secret_name, redact_code, strip_uri_credentials
+from nbtrack._redact import (
+    REDACTED,
+    is_secret_name,
+    redact_cell,
+    redact_code,
+    redact_text,
+    stored_value,
+    strip_uri_credentials,
+)
+from nbtrack._redact.code import _line_by_line
 
 
 @pytest.mark.parametrize(
@@ -25,6 +35,16 @@ from nbtrack._redact import is_secret_name, redact_code, strip_uri_credentials
         "githubToken",
         "openaiApiKey",
         "private_key",
+        # short and glued names (issue 11, item 3)
+        "pw",
+        "mytoken",
+        "openaikey",
+        "APITOKEN",
+        "creds",
+        "dbpw",
+        "oauth",
+        "X-Api-Key",
+        "Authorization",
     ],
 )
 def test_credential_names_are_recognised(name):
@@ -33,7 +53,18 @@ def test_credential_names_are_recognised(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["tokenizer", "max_tokens", "keyframes", "author", "monkey", "lr", "batch_size", "passes"],
+    [
+        "tokenizer",
+        "max_tokens",
+        "keyframes",
+        "author",
+        "monkey",
+        "lr",
+        "batch_size",
+        "passes",
+        "num_keys",
+        "hockey",
+    ],
 )
 def test_ordinary_names_are_left_alone(name):
     assert not is_secret_name(name)
@@ -61,12 +92,158 @@ def test_code_redaction_covers_assignments_keywords_environ_dicts_and_urls():
     assert "secret = getpass()" in out
 
 
-def test_ipython_syntax_is_redacted_line_by_line():
-    out = redact_code("%env WANDB_API_KEY=abc\n!echo hi\nmy_token = 'zzz'\n%timeit x")
-    assert "abc" not in out
-    assert "zzz" not in out
+# Issue 11, item 1: a cell with IPython syntax is redacted on its syntax tree like any other.
+ITEM_1_FORMS = {
+    "nested dict": 'config = {"api_key": "SECRET-A1", "nested": {"password": "SECRET-A2"}}',
+    "bearer header": 'headers = {"Authorization": "Bearer SECRET-A3"}',
+    "dict call": 'settings = dict(api_key="SECRET-A4")',
+    "multi-line dict": 'cfg = {\n    "lr": 0.1,\n    "token": (\n        "SECRET-A5"\n    ),\n}',
+}
+
+
+@pytest.mark.parametrize("form", sorted(ITEM_1_FORMS))
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("!pip list\n", ""),  # a shell line
+        ("%%track -e x\n", ""),  # a tracked cell as the session history holds it
+        ("%env MODE=debug\nx = !ls\n", "\nhelp?"),  # magics, captured output, help
+        ("", ""),  # plain Python, for comparison
+    ],
+)
+def test_cells_with_ipython_syntax_are_redacted_on_the_syntax_tree(form, before, after):
+    out = redact_code(before + ITEM_1_FORMS[form] + after)
+    assert "SECRET-A" not in out
+    assert REDACTED in out
+    # The cell still reads as it was written.
+    assert out.startswith(before.split("\n")[0])
+    if "lr" in ITEM_1_FORMS[form]:
+        assert '"lr": 0.1' in out
+
+
+def test_ipython_lines_keep_their_form_and_lose_their_secrets():
+    out = redact_code(
+        "%env WANDB_API_KEY=abc1\n"
+        "%set_env HF_TOKEN abc2\n"
+        '!curl -H "Authorization: Bearer abc3" -u bob:abc4 https://x.example/\n'
+        "files = !ls --token abc5\n"
+        "%timeit f(token='abc6')\n"
+        "!echo hi\n"
+        "my_token = 'zzz'\n"
+        "%timeit x"
+    )
+    for leaked in ("abc1", "abc2", "abc3", "abc4", "abc5", "abc6", "zzz"):
+        assert leaked not in out
+    assert "%env WANDB_API_KEY=<redacted>" in out
     assert "!echo hi" in out
+    assert '!curl -H "Authorization: <redacted>" -u bob:<redacted> https://x.example/' in out
     assert "%timeit x" in out
+
+
+def test_shell_and_file_cell_magics_are_redacted_as_text():
+    out = redact_code("%%bash\nexport HF_TOKEN=abc1\nTOKEN=abc2 python train.py\necho done\n")
+    assert "abc1" not in out
+    assert "abc2" not in out
+    assert "echo done" in out
+    env_file = redact_code("%%writefile .env\nAPI_KEY=abc3\nDEBUG=1\n")
+    assert "abc3" not in env_file
+    assert "DEBUG=1" in env_file
+    python_file = redact_code("%%writefile train.py\napi_key = 'abc4'\nlr = 0.1\n")
+    assert "abc4" not in python_file
+    assert "lr = 0.1" in python_file
+
+
+def test_indented_and_prompted_cells_are_redacted_too():
+    out = redact_code("    api_key = 'abc1'\n    !echo --password abc2\n    x = 1")
+    assert "abc1" not in out
+    assert "abc2" not in out
+    assert "x = 1" in out
+    assert "abc3" not in redact_code(">>> token = 'abc3'\n>>> print(token)")
+
+
+def test_the_last_resort_for_code_nothing_parses_goes_line_by_line():
+    # Called directly: a cell only gets here when even IPython's transformers and the
+    # parser give up on it.
+    source = 'api_key = "abc1"\ncfg = {\n  "token": "abc2",\ndef (:\n%env HF_TOKEN=abc3\nok = 1'
+    out = _line_by_line(source).text
+    for leaked in ("abc1", "abc2", "abc3"):
+        assert leaked not in out
+    assert "ok = 1" in out
+    # And a broken cell does go there.
+    assert "abc1" not in redact_code(source)
+
+
+# Issue 11, item 3: one test per rule the README lists.
+@pytest.mark.parametrize(
+    ("rule", "code"),
+    [
+        ("short name", "pw = 'SECRET-B'"),
+        ("glued name", "mytoken = 'SECRET-B'"),
+        ("glued provider key", "openaikey = 'SECRET-B'"),
+        ("upper-case glued name", "APITOKEN = 'SECRET-B'"),
+        ("tuple of credentials", "creds = ('admin', 'SECRET-B')"),
+        ("tuple target", "user, password = 'admin', 'SECRET-B'"),
+        ("attribute", "client.api_key = 'SECRET-B'"),
+        ("annotated", "token: str = 'SECRET-B'"),
+        ("walrus", "if (token := 'SECRET-B'): pass"),
+        ("Bearer under any name", "note = 'Bearer SECRET-B'"),
+        ("Bearer in an f-string", "h = f'Bearer SECRET-B {x}'"),
+        ("setdefault", "os.environ.setdefault('GITHUB_TOKEN', 'SECRET-B')"),
+        ("putenv", "os.putenv('HF_TOKEN', 'SECRET-B')"),
+        ("set_key", "set_key('.env', 'API_KEY', 'SECRET-B')"),
+        ("default argument", "def connect(host, token='SECRET-B'): pass"),
+        ("comparison", "if password == 'SECRET-B': pass"),
+        ("default of a reader", "token = os.getenv('HF_TOKEN', 'SECRET-B')"),
+        ("query string", "url = 'https://api.example/v1?access_token=SECRET-B&x=1'"),
+        ("URL password", "db = 'postgresql://bob:SECRET-B@db/x'"),
+        ("comment", "x = 1  # password=SECRET-B"),
+        ("curl header", '!curl -H "Authorization: token SECRET-B" https://api.example'),
+        ("curl user", "!curl -u bob:SECRET-B https://api.example"),
+        ("shell option", "!huggingface-cli login --token SECRET-B"),
+        ("env prefix", "!HF_TOKEN=SECRET-B python train.py"),
+        ("env magic", "%env HF_TOKEN=SECRET-B"),
+    ],
+)
+def test_each_rule_hides_the_secret(rule, code):
+    assert "SECRET-B" not in redact_code(code), rule
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "sk-" + "a" * 30,
+        "sk-ant-" + "a" * 30,
+        "hf_" + "a" * 30,
+        "ghp_" + "a" * 30,
+        "github_pat_" + "a" * 30,
+        "glpat-" + "a" * 20,
+        "xoxb-" + "1" * 20,
+        "AKIA" + "A" * 16,
+        "AIza" + "a" * 35,
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abcdefghijklmnop",
+    ],
+)
+def test_known_token_shapes_are_hidden_under_any_name(token):
+    assert token not in redact_code(f"note = {token!r}")
+    assert token not in redact_text(f"the value was {token}.")
+    assert token not in stored_value(token)
+
+
+def test_reading_a_secret_from_elsewhere_stays_readable():
+    code = (
+        "token = os.environ['HF_TOKEN']\n"
+        "key = os.getenv('API_KEY')\n"
+        "password = getpass('Password: ')\n"
+        "api_key = settings.api_key\n"
+        "use_auth = True\n"
+    )
+    assert redact_code(code) == code
+
+
+def test_secret_values_found_in_a_cell_are_hidden_wherever_else_they_appear():
+    cell = redact_cell("token = 'tok-123456'\nprint('tok-123456')\nconnect(token=token)")
+    assert "tok-123456" in cell.secrets
+    assert "tok-123456" not in cell.text
 
 
 def test_multiline_and_unicode_values_are_redacted_precisely():
@@ -74,6 +251,58 @@ def test_multiline_and_unicode_values_are_redacted_precisely():
     assert "part1" not in out
     assert "name = 'é'" in out
     assert "after = 1" in out
+
+
+# Issue 11, items 2 and 4: values and free text.
+def test_values_are_redacted_by_key_at_every_depth():
+    value = {
+        "api_key": "SECRET-C1",
+        "lr": 0.1,
+        "model": {"layers": [64, 32], "auth": {"user": "u", "password": "SECRET-C2"}},
+        "servers": [{"name": "a", "token": "SECRET-C3"}],
+        "pair": ("password", "SECRET-C4"),
+    }
+    text = stored_value(value)
+    assert "SECRET-C" not in text
+    assert "'lr': 0.1" in text
+    assert "'layers': [64, 32]" in text
+    headers = stored_value({"Authorization": "Bearer SECRET-C5", "Accept": "json"})
+    assert "SECRET-C5" not in headers
+    assert "'Accept': 'json'" in headers
+
+
+def test_params_and_tags_under_credential_names_are_redacted_whatever_their_value():
+    assert stored_value("anything", key="token") == REDACTED
+    assert stored_value("anything", key="hf_token") == REDACTED
+    assert stored_value("vision", key="team") == "vision"
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("https://api.example/v1?access_token=SECRET-D&page=2", "page=2"),
+        ("see postgresql://bob:SECRET-D@db/x", "@db/x"),
+        ("Authorization: Bearer SECRET-D", "Authorization"),
+        ("curl --password SECRET-D -X GET", "-X GET"),
+        ("X-Api-Key: SECRET-D", "X-Api-Key:"),
+        ("password: SECRET-D\nuser: bob", "user: bob"),
+        ("{'password': 'SECRET-D', 'lr': 0.1}", "'lr': 0.1"),
+        ("AccountName=x;AccountKey=SECRET-D;EndpointSuffix=core", "EndpointSuffix=core"),
+    ],
+)
+def test_free_text_rules(text, kept):
+    out = redact_text(text)
+    assert "SECRET-D" not in out
+    assert kept in out
+
+
+def test_known_values_are_hidden_in_free_text_but_not_inside_longer_words():
+    out = redact_text("bad key abcd1234; abcd12345 is another", known={"abcd1234", "ab"})
+    assert out == "bad key <redacted>; abcd12345 is another"
+
+
+def test_exception_names_are_not_taken_for_credential_names():
+    assert redact_text("TokenError: EOF in multi-line statement").endswith("statement")
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +56,9 @@ def _write_notebook(path: Path, outputs_per_cell: list[list[dict[str, Any]]]) ->
     return path
 
 
-def _run(path: Path) -> tuple[int, str, str]:
+def _run(path: Path, **options: Any) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = main(str(path), out=out, err=err)
+    code = main(str(path), out=out, err=err, **options)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -173,3 +175,79 @@ def test_escape_sequences_in_a_record_never_reach_the_terminal(
     assert "\x1b" not in out
     assert "\x07" not in out
     assert "?]0;pwned??[31mred run" in out
+
+
+def test_one_run_in_detail_by_name_or_id(tmp_path: Path) -> None:
+    bundle = _bundle("baseline")
+    bundle[MIME_TYPE]["ui_url"] = "http://127.0.0.1:5000/#/experiments/1/runs/x"
+    other = _bundle("other")
+    other[MIME_TYPE]["run"]["id"] = "f" * 32
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[other], [bundle]])
+    for key in ("baseline", "0123456789abcdef0123456789abcdef"[:8]):
+        code, out, err = _run(notebook, run=key)
+        assert code == 0, err
+    code, out, _ = _run(notebook, run="baseline")
+    lines = out.splitlines()
+    assert lines[0] == "run 'baseline': FINISHED in 30.0 s"
+    assert "  MLflow     http://127.0.0.1:5000/#/experiments/1/runs/x" in lines
+    # All params, and each metric's last and best with their steps, at the record's precision.
+    for param in ("lr", "epochs", "batch_size", "optimizer"):
+        assert any(line.split()[:1] == [param] for line in lines)
+    loss = next(line for line in lines if line.strip().startswith("train/loss"))
+    assert loss.split()[1:5] == ["0.01", "@99", "0.01", "@99"]
+    code, _, err = _run(notebook, run="nope")
+    assert code == 1
+    assert "no run named 'nope'" in err
+
+
+def test_json_for_scripts_has_every_run_without_curves(tmp_path: Path) -> None:
+    damaged = _bundle("damaged")
+    damaged[MIME_TYPE]["run"]["status"] = "EXPLODED"
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[_bundle("a")], [damaged]])
+    code, out, _ = _run(notebook, as_json=True)
+    assert code == 0
+    runs = json.loads(out)
+    assert [r.get("record", {}).get("run", {}).get("name") for r in runs] == ["a", None]
+    assert runs[1]["problem"].startswith("not a valid nbtrack record")
+    metrics = runs[0]["record"]["metrics"]
+    assert metrics["train/loss"]["best"] == 0.01
+    assert all("curve" not in m for m in metrics.values())
+    code, out, _ = _run(notebook, run="a", as_json=True)
+    assert json.loads(out)["record"]["params"]["lr"] == "0.003"
+
+
+def test_a_51_mb_record_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    huge = _bundle("huge")
+    huge[MIME_TYPE]["metrics"]["train/loss"]["curve"] = {
+        "steps": list(range(1_400_000)),
+        "values": [0.123456] * 1_400_000,
+    }
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[huge], [_bundle("fine")]])
+    size = notebook.stat().st_size
+    assert size > 51 * 2**20
+    tracemalloc.start()
+    try:
+        code, out, err = _run(notebook)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert code == 0
+    assert "fine (01234567)" in out
+    (line,) = err.splitlines()
+    assert line.startswith("nbtrack show: cell 1: refused: the record is 5")
+    # The file is read once; the huge record is never parsed into Python objects.
+    assert peak < 1.3 * size
+
+
+def test_a_record_nested_100k_levels_deep_is_refused_with_one_line(tmp_path: Path) -> None:
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[_bundle("fine")]])
+    text = notebook.read_text()
+    deep = "[" * 100_000 + "]" * 100_000
+    assert text.count('"params": {') == 1
+    notebook.write_text(text.replace('"params": {', f'"deep": {deep},\n"params": {{'))
+    code, out, err = _run(notebook)
+    assert code == 1
+    assert out == ""
+    assert err.splitlines() == [
+        f"nbtrack show: {notebook}: refused, its JSON is nested deeper than any notebook's"
+    ]

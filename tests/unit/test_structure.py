@@ -76,10 +76,16 @@ def test_the_public_surface_is_small() -> None:
         "RunInfo",
         "__version__",
         "active_run",
+        "compare",
         "log",
         "log_artifact",
+        "log_checkpoint",
+        "log_dataset",
+        "log_model",
         "log_params",
+        "runs",
         "wait",
+        "watch",
     ]
     public_modules = sorted(
         _module_name(p)
@@ -89,6 +95,25 @@ def test_the_public_surface_is_small() -> None:
     # Packages and modules users may import; everything else is underscored.
     assert "nbtrack.errors" in public_modules
     assert "nbtrack.run" not in public_modules
+    # The framework integrations users import by name (each imports its framework).
+    assert {"nbtrack.lightning", "nbtrack.transformers"} <= set(public_modules)
+
+
+def test_loading_the_package_imports_no_framework() -> None:
+    # nbtrack.watch, log_model and the rest are in the package's namespace, torch is not: the
+    # integrations import their frameworks when first called.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, nbtrack; "
+        "print(sorted(m for m in ('mlflow', 'torch', 'lightning', 'transformers', 'pandas', "
+        "'sklearn', 'pynvml') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
 
 
 def test_no_module_is_over_400_lines() -> None:
@@ -98,3 +123,13 @@ def test_no_module_is_over_400_lines() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert long == {}
+
+
+def test_test_modules_have_unique_names() -> None:
+    # The test folders are not packages, so pytest imports each test module by its file name:
+    # two folders holding one name stop the whole suite at collection (CI broke on it once).
+    tests = Path(__file__).resolve().parents[1]
+    names: dict[str, list[str]] = {}
+    for path in tests.rglob("test_*.py"):
+        names.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert {name: paths for name, paths in names.items() if len(paths) > 1} == {}

@@ -87,3 +87,29 @@ def test_a_notebook_in_another_folder_gets_that_folders_default(
     # Absolute and remote stores are left as they are.
     assert resolve_uri("sqlite:////abs/x.db", other) == "sqlite:////abs/x.db"
     assert resolve_uri("postgresql://u@db/x", other) == "postgresql://u@db/x"
+
+
+def test_an_import_watch_fires_on_the_import_after_a_mere_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lightning and Transformers look MLflow up (importlib.util.find_spec) before importing
+    # it; the lookup must not use up the watch that attaches the tracked run.
+    import importlib.util
+    import sys
+
+    from nbtrack.tracking import remove_import_watch, when_imported
+
+    (tmp_path / "nbtrack_probe_module.py").write_text("VALUE = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen: list[int] = []
+    watch = when_imported("nbtrack_probe_module", lambda module: seen.append(module.VALUE))
+    try:
+        assert importlib.util.find_spec("nbtrack_probe_module") is not None
+        assert seen == []
+        import nbtrack_probe_module  # type: ignore[import-not-found]  # noqa: F401
+
+        assert seen == [42]
+        assert watch not in sys.meta_path
+    finally:
+        remove_import_watch(watch)
+        sys.modules.pop("nbtrack_probe_module", None)

@@ -1,0 +1,173 @@
+/**
+ * A sweep's trials (`sweep` in a parent run's record, docs/record-schema.md):
+ * parsed defensively like the rest of a record, drawn as a chart of every
+ * trial's curve of the sweep's metric and a table of the trials ranked by it,
+ * the best marked, with its params ready to copy. Parsing is DOM-free (unit
+ * tested under node); `sweepView` builds nodes with text only.
+ */
+import { IChartSpec } from './charts';
+import { decodeNumber } from './record';
+
+/** Trials listed at most, whatever a (hand-written) record holds. */
+const MAX_TRIALS = 200;
+/** Trials drawn on the chart, best first. */
+const MAX_DRAWN = 20;
+const MAX_TEXT = 2000;
+const STATES = ['RUNNING', 'COMPLETE', 'PRUNED', 'FAILED', 'KILLED'];
+
+export interface ITrial {
+  readonly number: number;
+  readonly name: string;
+  readonly runId: string | null;
+  readonly state: string;
+  readonly value: number | null;
+  /** Python literals (repr) by name, in the record's order. */
+  readonly params: ReadonlyMap<string, string>;
+  readonly curve: { readonly steps: number[]; readonly values: number[] } | null;
+}
+
+export interface ISweep {
+  readonly study: string;
+  readonly sampler: string;
+  readonly metric: string | null;
+  readonly goal: 'min' | 'max' | null;
+  readonly objective: 'last' | 'best';
+  readonly best: number | null;
+  /** Ranked by the writer: the best first. */
+  readonly trials: readonly ITrial[];
+  readonly trialsOmitted: number;
+}
+
+/** The record's `sweep` section, or null when it has none (or it is unreadable). */
+export function parseSweep(value: unknown, warnings: string[]): ISweep | null {
+  if (value === undefined || value === null) {
+    return null;
+  }
+  if (!isObject(value) || !Array.isArray(value['trials'])) {
+    warnings.push('the sweep section is not readable; its trials are not shown');
+    return null;
+  }
+  const trials: ITrial[] = [];
+  for (const raw of value['trials'].slice(0, MAX_TRIALS)) {
+    const trial = parseTrial(raw);
+    if (trial === null) {
+      warnings.push('a trial of the sweep is not readable; it is left out');
+    } else {
+      trials.push(trial);
+    }
+  }
+  const goal = value['goal'];
+  const best = value['best'];
+  const omitted = value['trials_omitted'];
+  return {
+    study: text(value['study']),
+    sampler: text(value['sampler']),
+    metric: typeof value['metric'] === 'string' ? text(value['metric']) : null,
+    goal: goal === 'min' || goal === 'max' ? goal : null,
+    objective: value['objective'] === 'best' ? 'best' : 'last',
+    best: typeof best === 'number' && Number.isInteger(best) ? best : null,
+    trials,
+    trialsOmitted:
+      (typeof omitted === 'number' && omitted >= 0 ? omitted : 0) +
+      Math.max(0, value['trials'].length - MAX_TRIALS)
+  };
+}
+
+function parseTrial(value: unknown): ITrial | null {
+  if (!isObject(value) || typeof value['number'] !== 'number') {
+    return null;
+  }
+  const params = new Map<string, string>();
+  if (isObject(value['params'])) {
+    for (const [key, param] of Object.entries(value['params'])) {
+      if (typeof param === 'string') {
+        params.set(text(key), text(param));
+      }
+    }
+  }
+  const state = typeof value['state'] === 'string' ? value['state'] : '';
+  return {
+    number: value['number'],
+    name: text(value['name']),
+    runId: typeof value['run_id'] === 'string' ? text(value['run_id']) : null,
+    state: STATES.includes(state) ? state : 'FAILED',
+    value: decodeNumber(value['value']),
+    params,
+    curve: parseCurve(value['curve'])
+  };
+}
+
+function parseCurve(value: unknown): ITrial['curve'] {
+  if (!isObject(value) || !Array.isArray(value['steps']) || !Array.isArray(value['values'])) {
+    return null;
+  }
+  const steps: number[] = [];
+  const values: number[] = [];
+  const n = Math.min(value['steps'].length, value['values'].length, 5000);
+  for (let i = 0; i < n; i++) {
+    const step = value['steps'][i];
+    const point = decodeNumber(value['values'][i]);
+    if (typeof step === 'number' && Number.isFinite(step) && point !== null) {
+      steps.push(step);
+      values.push(point);
+    }
+  }
+  return steps.length ? { steps, values } : null;
+}
+
+/** The chart of the trials' curves of the sweep's metric, the best trial first. */
+export function trialsChart(sweep: ISweep): IChartSpec | null {
+  const drawn = sweep.trials.filter(t => t.curve !== null).slice(0, MAX_DRAWN);
+  if (!drawn.length) {
+    return null;
+  }
+  const metric = sweep.metric ?? 'value';
+  return {
+    title: `${metric} of each trial`,
+    series: drawn.map(t => ({
+      label: t.number === sweep.best ? `#${t.number} (best)` : `#${t.number}${t.state === 'PRUNED' ? ' pruned' : ''}`,
+      goal: sweep.goal,
+      steps: t.curve?.steps ?? [],
+      values: t.curve?.values ?? []
+    })),
+    logAllowed: drawn.every(t => (t.curve?.values ?? []).every(v => v > 0)),
+    defaultX: 'step',
+    xChoices: ['step']
+  };
+}
+
+/** The best trial's params as the cell's assignments and as a dict; null without one. */
+export function bestParams(sweep: ISweep): { lines: string; dict: string } | null {
+  const best = sweep.trials.find(t => t.number === sweep.best);
+  if (!best || best.params.size === 0) {
+    return null;
+  }
+  const entries = [...best.params.entries()];
+  return {
+    lines: entries.map(([k, v]) => `${k} = ${v}`).join('\n'),
+    dict: '{' + entries.map(([k, v]) => `${JSON.stringify(k)}: ${v}`).join(', ') + '}'
+  };
+}
+
+/** Header and rows of the trials table: number, state, value, then each param. */
+export function trialsTable(sweep: ISweep): { header: string[]; rows: string[][] } {
+  const names = [...new Set(sweep.trials.flatMap(t => [...t.params.keys()]))];
+  const arrow = sweep.goal === 'min' ? ' ↓' : sweep.goal === 'max' ? ' ↑' : '';
+  const header = ['trial', 'state', `${sweep.metric ?? 'value'} (${sweep.objective})${arrow}`, ...names];
+  const rows = sweep.trials.map(t => [
+    t.number === sweep.best ? `#${t.number} ★ best` : `#${t.number}`,
+    t.state,
+    t.value === null ? '–' : String(Number(t.value.toPrecision(4))),
+    ...names.map(n => t.params.get(n) ?? '–')
+  ]);
+  return { header, rows };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function text(value: unknown): string {
+  const s = typeof value === 'string' ? value : String(value ?? '');
+  return s.length > MAX_TEXT ? s.slice(0, MAX_TEXT) + '…' : s;
+}

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { parseRecord } from '../src/record';
+import { bestParams, trialsChart, trialsTable } from '../src/sweep';
+import { rawRecord } from './fixtures';
+
+function sweepRecord(sweep: unknown): unknown {
+  return { ...(rawRecord() as Record<string, unknown>), schema: 3, sweep };
+}
+
+const SWEEP = {
+  study: 'tpe',
+  sampler: 'tpe',
+  metric: 'val/loss',
+  goal: 'min',
+  objective: 'last',
+  trials_total: 3,
+  best: 2,
+  trials_omitted: 0,
+  trials: [
+    { number: 2, name: 's-2', run_id: 'r2', state: 'COMPLETE', value: 0.1,
+      params: { lr: '0.01', opt: "'adam'" }, curve: { steps: [0, 1], values: [0.5, 0.1] } },
+    { number: 0, name: 's-0', run_id: null, state: 'PRUNED', value: 0.7,
+      params: { lr: '0.001', opt: "'sgd'" }, curve: { steps: [0, 1], values: [0.8, 'NaN'] } },
+    { number: 1, name: 's-1', run_id: null, state: 'bogus', value: null, params: { lr: 5 } }
+  ]
+};
+
+test("a sweep's trials are read, ranked as written, the best's params ready to copy", () => {
+  const result = parseRecord(sweepRecord(SWEEP));
+  assert.ok(result.ok);
+  const sweep = result.record.sweep;
+  assert.ok(sweep);
+  assert.deepEqual(sweep.trials.map(t => t.number), [2, 0, 1]);
+  assert.equal(sweep.trials[2].state, 'FAILED'); // an unknown state is not trusted
+  assert.equal(sweep.trials[2].params.size, 0); // a param that is not text is left out
+  assert.deepEqual(bestParams(sweep), {
+    lines: "lr = 0.01\nopt = 'adam'",
+    dict: "{\"lr\": 0.01, \"opt\": 'adam'}"
+  });
+  const table = trialsTable(sweep);
+  assert.deepEqual(table.header, ['trial', 'state', 'val/loss (last) ↓', 'lr', 'opt']);
+  assert.deepEqual(table.rows[0], ['#2 ★ best', 'COMPLETE', '0.1', '0.01', "'adam'"]);
+  const chart = trialsChart(sweep);
+  assert.ok(chart);
+  assert.deepEqual(chart.series.map(s => s.label), ['#2 (best)', '#0 pruned']);
+  assert.equal(chart.logAllowed, false); // a NaN point
+});
+
+test('a record without a sweep, or with an unreadable one, still reads', () => {
+  const plain = parseRecord(rawRecord());
+  assert.ok(plain.ok);
+  assert.equal(plain.record.sweep, null);
+  const broken = parseRecord(sweepRecord('nonsense'));
+  assert.ok(broken.ok);
+  assert.equal(broken.record.sweep, null);
+  assert.ok(broken.warnings.some(w => w.includes('sweep')));
+});

@@ -1,0 +1,345 @@
+"""Which parts of a syntax tree are secrets: the rules for code, as edits on its text.
+
+A value is a secret when it is assigned to, passed as, compared with or stored under a
+credential's name (``names.is_secret_name``):
+
+- assignments, annotated, augmented and ``:=`` assignments to such a name, attribute,
+  subscript (``os.environ["HF_TOKEN"] = ...``) or tuple of targets;
+- keyword arguments (``login(token=...)``, ``dict(api_key=...)``) and default arguments of
+  functions (``def connect(token="...")``);
+- dict entries at any depth (``{"auth": {"password": ...}}``);
+- the argument after a string that names a credential (``os.environ.setdefault("GITHUB_TOKEN",
+  ...)``, ``os.putenv("HF_TOKEN", ...)``, ``set_key(".env", "API_KEY", ...)``);
+- constants compared with such a name (``if password == "..."``).
+
+Reading a secret from elsewhere stays readable: a name, an attribute, ``os.environ[...]``, and
+the first argument of a call that reads one (``os.getenv("HF_TOKEN")``, ``getpass("Password:
+")``). Every other string or bytes constant in such a value is redacted. Strings and comments
+anywhere are also checked by the text rules (``text.text_secrets``: token shapes, URL
+passwords, ``Bearer``, ``NAME=value``), and the arguments of IPython's own calls (shell
+commands, magics) by the caller's ``command_secrets``.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from nbtrack._redact.names import is_secret_name
+from nbtrack._redact.text import REDACTED, redact_shapes, text_secrets
+
+__all__ = ["Edit", "find_edits", "redact_assignment_line", "scrub_code_text"]
+
+# IPython's translations of its syntax: get_ipython().<kind>(<string arguments>).
+_IPYTHON_CALLS = frozenset({"system", "getoutput", "run_line_magic", "run_cell_magic"})
+# Calls whose first argument names where a secret is read from, not the secret itself.
+_READER = re.compile(r"(?i)get|input|prompt|read|load|env|fetch|lookup")
+
+CommandSecrets = Callable[[str, list[str]], set[str]]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace ``text[start:end]`` with ``replacement``; ``values`` are the secrets it hides."""
+
+    start: int
+    end: int
+    replacement: str
+    values: frozenset[str]
+
+    def shifted(self, by: int) -> Edit:
+        return Edit(self.start + by, self.end + by, self.replacement, self.values)
+
+
+class _Positions:
+    """AST positions (line, UTF-8 byte column) as character offsets into the text."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines(keepends=True) or [""]
+        self.starts = [0]
+        for line in self.lines:
+            self.starts.append(self.starts[-1] + len(line))
+
+    def offset(self, line: int, column: int) -> int:
+        text = self.lines[line - 1] if line - 1 < len(self.lines) else ""
+        return self.starts[line - 1] + len(text.encode("utf-8")[:column].decode("utf-8", "ignore"))
+
+    def span(self, node: ast.AST) -> tuple[int, int]:
+        start = self.offset(node.lineno, node.col_offset)  # type: ignore[attr-defined]
+        end_line = getattr(node, "end_lineno", None) or node.lineno  # type: ignore[attr-defined]
+        end_col = getattr(node, "end_col_offset", None)
+        end = self.offset(end_line, end_col if end_col is not None else node.col_offset)  # type: ignore[attr-defined]
+        return start, end
+
+
+def find_edits(tree: ast.AST, text: str, command_secrets: CommandSecrets) -> list[Edit]:
+    """The edits that hide every secret of ``tree`` (parsed from ``text``)."""
+    positions = _Positions(text)
+    nodes = list(ast.walk(tree))
+    edits: list[Edit] = []
+    hidden: set[int] = set()
+    for value in _secret_values(nodes):
+        for node in _secret_parts(value):
+            start, end = positions.span(node)
+            edits.append(Edit(start, end, repr(REDACTED), frozenset(_values_of(node))))
+            hidden.update(id(child) for child in ast.walk(node))
+    for node, secrets in _strings_with_secrets(nodes, hidden, command_secrets):
+        start, end = positions.span(node)
+        segment = text[start:end]
+        replacement = segment
+        for secret in sorted(secrets, key=len, reverse=True):
+            if secret not in replacement:
+                replacement = repr(REDACTED)  # written with escapes: hide the whole string
+                break
+            replacement = replacement.replace(secret, REDACTED)
+        edits.append(Edit(start, end, replacement, frozenset(secrets)))
+    edits.extend(_comment_edits(text, positions))
+    return edits
+
+
+# ------------------------------------------------------------------ values under secret names
+
+
+def _secret_values(nodes: list[ast.AST]) -> Iterator[ast.expr]:
+    for node in nodes:
+        rule = _RULES.get(type(node))
+        if rule is not None:
+            yield from rule(node)
+
+
+def _assigned(node: ast.Assign) -> Iterator[ast.expr]:
+    if any(_is_secret_target(t) for t in node.targets):
+        yield node.value
+
+
+def _assigned_one(node: ast.AnnAssign | ast.AugAssign | ast.NamedExpr) -> Iterator[ast.expr]:
+    if node.value is not None and _is_secret_target(node.target):
+        yield node.value
+
+
+def _keyword(node: ast.keyword) -> Iterator[ast.expr]:
+    if node.arg is not None and is_secret_name(node.arg):
+        yield node.value
+
+
+def _dict_entries(node: ast.Dict) -> Iterator[ast.expr]:
+    yield from (v for k, v in zip(node.keys, node.values, strict=True) if _is_secret_string(k))
+
+
+def _after_a_named_argument(node: ast.Call) -> Iterator[ast.expr]:
+    yield from (v for k, v in zip(node.args, node.args[1:], strict=False) if _is_secret_string(k))
+
+
+def _compared(node: ast.Compare) -> Iterator[ast.expr]:
+    operands = [node.left, *node.comparators]
+    if any(_is_secret_target(o) for o in operands):
+        yield from (o for o in operands if isinstance(o, ast.Constant))
+
+
+def _secret_defaults(arguments: ast.arguments) -> Iterator[ast.expr]:
+    positional = [*arguments.posonlyargs, *arguments.args]
+    with_defaults = positional[len(positional) - len(arguments.defaults) :]
+    for arg, default in zip(with_defaults, arguments.defaults, strict=True):
+        if is_secret_name(arg.arg):
+            yield default
+    for arg, maybe in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True):
+        if maybe is not None and is_secret_name(arg.arg):
+            yield maybe
+
+
+_RULES: dict[type[ast.AST], Callable[[Any], Iterator[ast.expr]]] = {
+    ast.Assign: _assigned,
+    ast.AnnAssign: _assigned_one,
+    ast.AugAssign: _assigned_one,
+    ast.NamedExpr: _assigned_one,
+    ast.keyword: _keyword,
+    ast.Dict: _dict_entries,
+    ast.Call: _after_a_named_argument,
+    ast.Compare: _compared,
+    ast.arguments: _secret_defaults,
+}
+
+
+def _is_secret_string(node: ast.expr | None) -> bool:
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and is_secret_name(node.value)
+    )
+
+
+def _is_secret_target(target: ast.expr) -> bool:
+    if isinstance(target, ast.Name):
+        return is_secret_name(target.id)
+    if isinstance(target, ast.Attribute):
+        return is_secret_name(target.attr)
+    if isinstance(target, ast.Subscript):
+        return _is_secret_string(target.slice)
+    if isinstance(target, ast.Tuple | ast.List | ast.Starred):
+        elements = target.elts if not isinstance(target, ast.Starred) else [target.value]
+        return any(_is_secret_target(element) for element in elements)
+    return False
+
+
+def _secret_parts(value: ast.expr) -> list[ast.expr]:
+    """The nodes of ``value`` to hide: nothing for a value read from elsewhere, the string
+    constants of a call, the whole value otherwise."""
+    if isinstance(value, ast.Constant):
+        return [] if value.value is None or isinstance(value.value, bool) else [value]
+    if isinstance(value, ast.Name | ast.Attribute):
+        return []
+    if isinstance(value, ast.Subscript):  # os.environ["X"], secrets["api"]
+        return _secret_parts(value.value) if _is_literal(value.value) else []
+    if isinstance(value, ast.Await):
+        return _secret_parts(value.value)
+    if isinstance(value, ast.Call):
+        arguments = [*value.args, *(k.value for k in value.keywords)]
+        if (
+            value.args
+            and _READER.search(_callee(value))
+            and isinstance(value.args[0], ast.Constant)
+        ):
+            arguments = arguments[1:]  # os.getenv("HF_TOKEN"), getpass("Password: ")
+        parts = _secret_parts(value.func) if isinstance(value.func, ast.Call) else []
+        for argument in arguments:
+            if isinstance(argument, ast.Constant):
+                if isinstance(argument.value, str | bytes):
+                    parts.append(argument)
+            else:
+                parts.extend(_secret_parts(argument))
+        return parts
+    return [value]
+
+
+def _is_literal(node: ast.expr) -> bool:
+    return isinstance(
+        node, ast.Constant | ast.List | ast.Tuple | ast.Dict | ast.Set | ast.JoinedStr
+    )
+
+
+def _callee(call: ast.Call) -> str:
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
+
+
+def _values_of(node: ast.AST) -> set[str]:
+    """The text a hidden node held: what to look for again in tracebacks and messages
+    (values only: a dict's keys are not secrets)."""
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, str):
+            return {node.value}
+        if isinstance(node.value, bytes):
+            return {node.value.decode("utf-8", "replace")}
+        if isinstance(node.value, int | float) and not isinstance(node.value, bool):
+            return {str(node.value)}
+        return set()
+    if isinstance(node, ast.Dict):
+        return {v for item in node.values for v in _values_of(item)}
+    found: set[str] = set()
+    for child in ast.iter_child_nodes(node):
+        found |= _values_of(child)
+    return found
+
+
+# ------------------------------------------------------------------ strings, commands, comments
+
+
+def _strings_with_secrets(
+    nodes: list[ast.AST], hidden: set[int], command_secrets: CommandSecrets
+) -> Iterator[tuple[ast.expr, set[str]]]:
+    handled: set[int] = set(hidden)
+    for node in nodes:
+        kind = _ipython_call(node)
+        if kind is None:
+            continue
+        assert isinstance(node, ast.Call)  # noqa: S101 - _ipython_call checked it
+        strings = [
+            (a, a.value)
+            for a in node.args
+            if isinstance(a, ast.Constant) and isinstance(a.value, str)
+        ]
+        handled.update(id(a) for a, _ in strings)
+        secrets = command_secrets(kind, [value for _, value in strings])
+        for argument, value in strings:
+            inside = {s for s in secrets if s and s in value}
+            if inside and id(argument) not in hidden:
+                yield argument, inside
+    for node in nodes:
+        if id(node) in handled:
+            continue
+        if isinstance(node, ast.JoinedStr):
+            handled.update(id(child) for child in ast.walk(node))
+            parts = [v.value for v in node.values if isinstance(v, ast.Constant)]
+            secrets = {x for part in parts if isinstance(part, str) for x in text_secrets(part)}
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            secrets = set(text_secrets(node.value))
+        else:
+            continue
+        if secrets:
+            yield node, secrets
+
+
+def _ipython_call(node: ast.AST) -> str | None:
+    """``system`` for ``get_ipython().system(...)`` and its kin, else None."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return None
+    owner = node.func.value
+    if (
+        node.func.attr in _IPYTHON_CALLS
+        and isinstance(owner, ast.Call)
+        and isinstance(owner.func, ast.Name)
+        and owner.func.id == "get_ipython"
+    ):
+        return node.func.attr
+    return None
+
+
+def _comment_edits(text: str, positions: _Positions) -> list[Edit]:
+    # Tokenizing costs more than the rest; a cell whose text after each `#` holds nothing the
+    # text rules match has no comment to redact.
+    if not any(text_secrets(line[line.index("#") :]) for line in text.split("\n") if "#" in line):
+        return []
+    edits = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type != tokenize.COMMENT:
+                continue
+            secrets = text_secrets(token.string)
+            if secrets:
+                start = positions.starts[token.start[0] - 1] + token.start[1]
+                replacement = token.string
+                for secret in secrets:
+                    replacement = replacement.replace(secret, REDACTED)
+                edits.append(
+                    Edit(start, start + len(token.string), replacement, frozenset(secrets))
+                )
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return edits
+
+
+def scrub_code_text(text: str) -> str:
+    """The rules safe to run over code as plain text: token shapes, URL passwords, ``Bearer``."""
+    return redact_shapes(text)
+
+
+_ASSIGN_LINE = re.compile(
+    r"^(?P<lead>\s*(?:%env\s+|%set_env\s+|export\s+|!export\s+)?)"
+    r"(?P<name>[A-Za-z_][\w.\[\]'\"]*)(?P<eq>\s*[:=]\s*|\s+)(?P<value>\S.*)$"
+)
+
+
+def redact_assignment_line(line: str) -> str:
+    """``name = value`` (or ``%env NAME value``) with the value hidden when the name is a
+    credential's: the last resort for code that does not parse."""
+    match = _ASSIGN_LINE.match(line)
+    if match and is_secret_name(re.sub(r"[\[\]'\"]", "_", match["name"])):
+        return f"{match['lead']}{match['name']}{match['eq']}{REDACTED}"
+    return line

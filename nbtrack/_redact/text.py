@@ -1,0 +1,224 @@
+"""Credentials in free text, in values, and in URIs: what params, tags, messages, tracebacks and
+log lines go through before nbtrack stores or shows them.
+
+Rules for text (``text_secrets`` finds what they match, ``redact_text`` replaces it):
+
+- well-known token shapes (OpenAI, Anthropic, Hugging Face, GitHub, GitLab, Slack, AWS, Google,
+  PyPI, npm, JWTs), wherever they appear;
+- the user and password of a URL (``scheme://user:password@host``);
+- ``Bearer <token>``, whatever comes before it, and the whole value of an ``Authorization``
+  header;
+- ``NAME=value``, ``NAME: value``, ``"NAME": "value"``, ``--NAME value`` and ``-u user:pass``
+  where NAME is a credential's name (``names.is_secret_name``): query strings
+  (``?access_token=``), environment assignments, command-line options, headers, dict reprs;
+- values known to be secrets (those a cell assigned to credential names), passed in as
+  ``known``.
+
+Values (``redact_value``): dict/list/tuple/set values are redacted by key at every depth
+before they become text, then the text rules apply.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from nbtrack._model import MAX_PARAM_VALUE_LENGTH, value_text
+from nbtrack._redact.names import is_secret_name
+
+__all__ = [
+    "REDACTED",
+    "redact_shapes",
+    "redact_text",
+    "redact_value",
+    "replace_values",
+    "safe_link",
+    "stored_value",
+    "strip_uri_credentials",
+    "text_secrets",
+]
+
+REDACTED = "<redacted>"
+# Known secret values shorter than this are not searched for in free text: two or three
+# characters would match ordinary words.
+MIN_KNOWN_LENGTH = 4
+
+_TOKEN_SHAPES = re.compile(
+    r"""(?x)
+    \b(
+      sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}   # OpenAI, Anthropic
+    | hf_[A-Za-z0-9]{20,}                     # Hugging Face
+    | gh[pousr]_[A-Za-z0-9]{20,}              # GitHub
+    | github_pat_[A-Za-z0-9_]{20,}            # GitHub fine-grained
+    | glpat-[A-Za-z0-9_\-]{20,}               # GitLab
+    | xox[abpr]-[A-Za-z0-9\-]{10,}            # Slack
+    | (?:AKIA|ASIA)[0-9A-Z]{16}               # AWS access key id
+    | AIza[0-9A-Za-z_\-]{35}                  # Google API key
+    | pypi-[A-Za-z0-9_\-]{40,}                # PyPI
+    | npm_[A-Za-z0-9]{30,}                    # npm
+    | eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}  # JWT
+    )
+    """
+)
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<v>[^/@\s'\"]+)@")
+_BEARER = re.compile(r"(?i)\bbearer\s+(?P<v>[^\s'\"<>,;]+)")
+_AUTHORIZATION = re.compile(
+    r"(?i)\b(?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?(?P<v>[^'\"\r\n]*[^'\"\s])"
+)
+_QUOTED = r"'(?P<v1>[^'\n]*)'|\"(?P<v2>[^\"\n]*)\""
+# NAME=value / NAME: value / "NAME": "value". Exception names (``TokenError: ...``) are not
+# credential names, see _named.
+_NAMED = re.compile(
+    r"(?P<q>['\"]?)(?<![\w.-])(?P<n>[A-Za-z_][\w.-]*)(?P=q)\s*(?P<sep>[=:])(?!=)\s*"
+    rf"(?:{_QUOTED}|(?P<v3>[^\s&;,'\"()\[\]{{}}<>=][^\s&;,'\"()\[\]{{}}<>]*))"
+)
+_OPTION = re.compile(
+    rf"(?<!\S)--?(?P<n>[A-Za-z][\w-]*)\s+(?:{_QUOTED}|(?P<v3>[^\s'\"\-][^\s'\"]*))"
+)
+_USER_OPTION = re.compile(r"(?<!\S)(?:-u|--user)\s*['\"]?[^\s:'\"]+:(?P<v>[^\s'\"]+)")
+_NOT_A_NAME = re.compile(r"(Error|Exception|Warning)$")
+
+
+def _named_value(match: re.Match[str]) -> tuple[int, int] | None:
+    name = match["n"]
+    if not is_secret_name(name) or _NOT_A_NAME.search(name):
+        return None
+    for group in ("v1", "v2", "v3"):
+        if match[group] is not None:
+            return (match.start(group), match.end(group)) if match[group] else None
+    return None
+
+
+def _spans(text: str) -> list[tuple[int, int]]:
+    """Where the secrets in ``text`` are: (start, end) pairs, possibly overlapping."""
+    spans = [m.span() for m in _TOKEN_SHAPES.finditer(text)]
+    for pattern in (_URL_USERINFO, _BEARER, _AUTHORIZATION, _USER_OPTION):
+        spans.extend(m.span("v") for m in pattern.finditer(text))
+    for pattern in (_NAMED, _OPTION):
+        position = 0
+        while (match := pattern.search(text, position)) is not None:
+            span = _named_value(match)
+            if span is not None:
+                spans.append(span)
+                position = match.end()
+            else:
+                # Not a credential's name: look again inside its value, which may hold one
+                # (``url: https://host/?access_token=...``).
+                position = match.end("n")
+    return spans
+
+
+def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def text_secrets(text: str) -> list[str]:
+    """The secrets the text rules find in ``text``, as substrings of it."""
+    return [text[start:end] for start, end in _merged(_spans(text)) if end > start]
+
+
+def redact_text(text: str, known: Iterable[str] = ()) -> str:
+    """Free text (a param value, a message, a traceback, a log line) with every secret the
+    rules find, and every ``known`` secret value, replaced by ``<redacted>``."""
+    text = replace_values(text, known)
+    for start, end in reversed(_merged(_spans(text))):
+        if text[start:end] != REDACTED:
+            text = text[:start] + REDACTED + text[end:]
+    return text
+
+
+def replace_values(text: str, values: Iterable[str], shortest: int = MIN_KNOWN_LENGTH) -> str:
+    """``text`` with each of ``values`` (at least ``shortest`` characters long) replaced, where
+    it is not part of a longer word."""
+    for value in sorted({v for v in values if len(v) >= shortest}, key=len, reverse=True):
+        if value not in text:
+            continue
+        before = r"(?<![\w])" if re.match(r"\w", value[0]) else ""
+        after = r"(?![\w])" if re.match(r"\w", value[-1]) else ""
+        text = re.sub(before + re.escape(value) + after, REDACTED, text)
+    return text
+
+
+def redact_value(value: Any, _depth: int = 0) -> Any:
+    """``value`` with the values of credential-named keys replaced at every depth of its
+    dicts, lists, tuples and sets (a key is a credential's name, or a string that is one)."""
+    if _depth > 50:
+        return REDACTED  # deeper than any config: unclear, so redacted
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and is_secret_name(k) else redact_value(v, _depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [redact_value(v, _depth + 1) for v in value]
+        # ("password", "hunter2") as a pair: the second item is the first one's value.
+        for index, item in enumerate(list(value)[:-1]):
+            if isinstance(item, str) and is_secret_name(item) and isinstance(value, list | tuple):
+                items[index + 1] = REDACTED
+        if isinstance(value, list):
+            return items
+        if isinstance(value, tuple):
+            return tuple(items)
+        return type(value)(items)
+    return value
+
+
+def stored_value(value: object, limit: int = MAX_PARAM_VALUE_LENGTH, key: str | None = None) -> str:
+    """A param or tag value as nbtrack stores it, whichever way it entered (captured,
+    ``--param``, ``--tag``, ``log_params``): ``<redacted>`` under a credential's name ``key``;
+    otherwise as text, redacted by key at every depth and by the text rules, cut at ``limit``
+    (MLflow's) with a visible marker. The one place params and tags go through."""
+    if key is not None and is_secret_name(key):
+        return REDACTED
+    text = value_text(redact_value(value), limit=sys.maxsize)
+    return value_text(redact_text(text), limit)
+
+
+def strip_uri_credentials(uri: str) -> str:
+    """The URI without user name, password, or credential-like query parameters.
+
+    ``https://user:pw@mlflow.example/?token=x&db=1`` becomes ``https://mlflow.example/?db=1``.
+    Non-URL strings (a bare path) come back unchanged.
+    """
+    parts = urlsplit(uri)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not parts.scheme or (
+        "@" not in parts.netloc and not any(is_secret_name(k) for k, _ in pairs)
+    ):
+        # Nothing to remove; also keeps `sqlite:////abs/path` intact, which a round trip
+        # through urlunsplit would shorten to `sqlite://abs/path`.
+        return uri
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = urlencode([(k, v) for k, v in pairs if not is_secret_name(k)])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def safe_link(url: str | None) -> str | None:
+    """An http(s) URL without credentials, or None: the only kind nbtrack ever shows as a link
+    (a ``javascript:`` or ``data:`` URL from a record would run in the notebook's page)."""
+    if not url:
+        return None
+    cleaned = strip_uri_credentials(url)
+    parts = urlsplit(cleaned)
+    return cleaned if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def redact_shapes(text: str) -> str:
+    """Only the rules that cannot mistake code for a secret: token shapes, URL passwords and
+    ``Bearer <token>``. Run over whole cells, after the syntax tree's own rules."""
+    spans = [m.span() for m in _TOKEN_SHAPES.finditer(text)]
+    spans.extend(m.span("v") for m in _URL_USERINFO.finditer(text))
+    spans.extend(m.span("v") for m in _BEARER.finditer(text))
+    for start, end in reversed(_merged(spans)):
+        if text[start:end] != REDACTED:
+            text = text[:start] + REDACTED + text[end:]
+    return text

@@ -1,0 +1,66 @@
+"""A background thread that outlives its tracked cell, in a real kernel: its points go to the
+run it was started in, never to the next one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from helpers.kernels import execute, notebook, text_of
+
+pytestmark = pytest.mark.kernel
+
+
+def _values(client: Any, run_id: str, key: str) -> list[float]:
+    return [m.value for m in client.get_metric_history(run_id, key)]
+
+
+def test_a_thread_logging_across_two_runs_feeds_only_its_own(store, client):
+    path = notebook(
+        "import nbtrack, threading, time",
+        # Run A starts a thread that logs every 2 ms, as a monitor or a data loader would, and
+        # counts errors rather than dying of one.
+        "%%track -e threads -n A\n"
+        "stop, errors, count = threading.Event(), [], [0]\n"
+        "def monitor():\n"
+        "    while not stop.is_set():\n"
+        "        try:\n"
+        "            nbtrack.log(gpu=-1.0)\n"
+        "            nbtrack.log(loss=-1.0)\n"
+        "        except Exception as error:\n"
+        "            errors.append(error)\n"
+        "        count[0] += 1\n"
+        "        time.sleep(0.002)\n"
+        "thread = threading.Thread(target=monitor, name='monitor', daemon=True)\n"
+        "thread.start()\n"
+        "for _ in range(50):\n"
+        "    nbtrack.log(loss=1.0)\n"
+        "    time.sleep(0.002)",
+        # Between the runs the thread goes on.
+        "seen = count[0]\nwhile count[0] < seen + 20:\n    time.sleep(0.01)",
+        "%%track -e threads -n B\n"
+        "for _ in range(50):\n"
+        "    nbtrack.log(loss=2.0)\n"
+        "    time.sleep(0.002)",
+        "stop.set()\nthread.join()\nprint('errors:', errors)\nassert nbtrack.wait(60)",
+    )
+    nb = execute(path)
+    assert "errors: []" in text_of(nb.cells[4])
+    warned = [
+        text
+        for cell in nb.cells
+        for text in [text_of(cell)]
+        if "'monitor' was started in the tracked cell of run 'A'" in text
+    ]
+    assert len(warned) == 1, warned
+
+    exp = client.get_experiment_by_name("threads")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    a, b = runs["A"].info.run_id, runs["B"].info.run_id
+    assert {runs["A"].info.status, runs["B"].info.status} == {"FINISHED"}
+    a_loss = _values(client, a, "loss")
+    assert a_loss.count(1.0) == 50
+    assert a_loss.count(-1.0) >= 1  # the thread's points while A ran
+    assert _values(client, a, "gpu")
+    assert _values(client, b, "loss") == [2.0] * 50
+    assert "gpu" not in runs["B"].data.metrics

@@ -1,0 +1,117 @@
+"""Several kernels starting at once in one folder, on a store that does not exist yet."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.kernels import Kernel
+
+pytestmark = pytest.mark.kernel
+
+KERNELS = 4
+STEPS = 20_000
+# What a user must never see from nbtrack: the store's first-use races and raw tracebacks.
+STORE_RACES = ("database is locked", "duplicate column", "_alembic_tmp", "alembic", "migrat")
+
+
+def _text(outputs: list[dict[str, Any]]) -> str:
+    parts = []
+    for output in outputs:
+        if output["type"] == "stream":
+            parts.append(output["text"])
+        elif output["type"] == "error":
+            parts.append(f"{output['ename']}: {output['evalue']}")
+        else:
+            parts.append(output.get("data", {}).get("text/plain", ""))
+    return "".join(parts)
+
+
+def _run_everywhere(kernels: list[Kernel], code: str, timeout: float = 600) -> list[str]:
+    """Submit ``code`` to every kernel at once; each kernel's printed text once all answered."""
+    msg_ids = [kernel.submit(code) for kernel in kernels]
+    texts = []
+    for kernel, msg_id in zip(kernels, msg_ids, strict=True):
+        reply = kernel.wait_reply(msg_id, timeout)
+        text = _text(kernel.outputs(msg_id))
+        assert reply["status"] == "ok", text
+        texts.append(text)
+    return texts
+
+
+def test_four_kernels_on_a_new_store_lose_and_duplicate_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four kernels start together in one folder without ``mlflow.db``, load nbtrack at the
+    same moment and log 20k steps x 3 metrics each: MLflow's default store is created once
+    (its first creation is serialised across processes), every point is stored exactly once,
+    no run stays RUNNING, ``nbtrack.wait()`` is True, nothing about the store's creation
+    reaches the user, each kernel started its sync process once (no crash loop), and
+    ``nbtrack sync`` afterwards finds nothing to do and says so."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("NBTRACK_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("NBTRACK_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "mlflow.db"
+    assert not store.exists()
+
+    with ThreadPoolExecutor(KERNELS) as pool:
+        kernels = list(pool.map(lambda _: Kernel(tmp_path), range(KERNELS)))
+    try:
+        seen = _run_everywhere(kernels, "%load_ext nbtrack")
+        seen += _run_everywhere(
+            kernels,
+            "%%track -e race\n"
+            f"for step in range({STEPS}):\n"
+            "    nbtrack.log(a=float(step), b=1.0, c=2.0)",
+        )
+        waited = _run_everywhere(
+            kernels,
+            "from nbtrack.journal import session\n"
+            "print('stored', nbtrack.wait(300))\n"
+            "print('sync processes started', sum(s.worker_starts for s in "
+            "session._sessions.values()))",
+        )
+    finally:
+        for kernel in kernels:
+            kernel.shutdown()
+    for text in waited:
+        assert "stored True" in text
+        assert "sync processes started 1" in text
+    shown = "\n".join(seen + waited)
+    for race in STORE_RACES:
+        assert race not in shown.lower(), shown
+    assert "Traceback" not in shown
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("race")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == KERNELS
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        for key in ("a", "b", "c"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert sorted(m.step for m in history) == list(range(STEPS)), key
+        assert [m.value for m in client.get_metric_history(run.info.run_id, "a")][:3] == [
+            0.0,
+            1.0,
+            2.0,
+        ]
+
+    replay = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "sync"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert "Traceback" not in replay.stdout + replay.stderr
+    assert "nothing to recover" in replay.stdout

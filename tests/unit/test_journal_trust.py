@@ -1,0 +1,66 @@
+"""What a replayed journal may upload: only files nbtrack itself staged for the run, never what
+a link in the staging folder points at (issue 11, item 8). The victim's own session, replayed
+in this process into a SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from nbtrack._files import make_private_dir
+from nbtrack.journal.folders import SessionInfo
+from nbtrack.journal.worker import recover_orphans
+
+API_KEY = "sk-victim-" + "k" * 30
+
+
+def _dead_pid() -> int:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def test_links_in_a_staging_folder_are_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "home" / ".env"
+    secret.parent.mkdir()
+    secret.write_text(f"OPENAI_API_KEY={API_KEY}\n")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.chdir(tmp_path)  # the store's artifacts go to ./mlruns
+    root = make_private_dir(tmp_path / "spool")
+    folder = make_private_dir(root / "20260101-000000-mine")
+    SessionInfo.create(folder, _dead_pid(), None, store).save()
+    staged = folder / "run0001-aaaaaa.files"
+    make_private_dir(staged / "artifact-1")
+    (staged / "artifact-1" / "notes.txt").write_text("kept\n")
+    (staged / "artifact-1" / "env").symlink_to(secret)
+    make_private_dir(staged / "artifact-2")
+    (staged / "artifact-2" / "env").symlink_to(secret)
+    lines = [
+        {"t": "start", "experiment_name": "e", "run_name": "r", "start_time": 1, "tags": {}},
+        {"t": "a", "path": "artifact-1", "dest": "folder"},
+        {"t": "a", "path": "artifact-2/env", "dest": "file"},
+        {"t": "end", "status": "FINISHED", "end_time": 2},
+    ]
+    (folder / "run0001-aaaaaa.spool").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    os.chmod(folder / "run0001-aaaaaa.spool", 0o600)
+
+    done = recover_orphans(None, root=root, give_up_after_s=30)
+    assert done == ["20260101-000000-mine: 1 run(s) uploaded to " + store]
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store)
+    (run,) = client.search_runs([client.get_experiment_by_name("e").experiment_id])
+    local = Path(client.download_artifacts(run.info.run_id, ""))
+    assert (local / "folder" / "notes.txt").read_text() == "kept\n"
+    uploaded = [p for p in local.rglob("*") if p.is_file()]
+    assert all(API_KEY not in p.read_text() for p in uploaded), uploaded
+    assert not (local / "file").exists()
