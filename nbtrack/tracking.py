@@ -29,6 +29,7 @@ from nbtrack._settings import cache_dir, settings
 
 __all__ = [
     "ExperimentDeletedError",
+    "active_experiments",
     "attach",
     "create_run",
     "experiment_id",
@@ -168,6 +169,20 @@ def experiment_id(client: Any, name: str) -> str:
         )
         raise ExperimentDeletedError(msg)
     return str(experiment.experiment_id)
+
+
+def active_experiments(client: Any) -> dict[str, str]:
+    """Every active experiment of ``client``'s store, id -> name, page by page."""
+    from mlflow.entities import ViewType
+
+    names: dict[str, str] = {}
+    token = None
+    while True:
+        page = client.search_experiments(view_type=ViewType.ACTIVE_ONLY, page_token=token)
+        names.update((e.experiment_id, e.name) for e in page)
+        token = page.token
+        if not token:
+            return names
 
 
 def create_run(

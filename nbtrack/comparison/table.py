@@ -17,6 +17,7 @@ from nbtrack._redact import is_secret_name
 from nbtrack.integrations.datasets import DATASETS_TAG
 from nbtrack.record.format import from_json_number
 from nbtrack.record.metrics import BEST_TAG
+from nbtrack.tracking import active_experiments
 
 __all__ = [
     "RunRow",
@@ -76,16 +77,7 @@ def search_store(
 
     One ``search_runs`` call per 100 experiments and 1000 runs: never one call per run.
     """
-    from mlflow.entities import ViewType
-
-    names: dict[str, str] = {}
-    token = None
-    while True:
-        page = client.search_experiments(view_type=ViewType.ACTIVE_ONLY, page_token=token)
-        names.update((e.experiment_id, e.name) for e in page)
-        token = page.token
-        if not token:
-            break
+    names = active_experiments(client)
     ids = list(experiments) if experiments is not None else list(names)
     found: list[Any] = []
     for first in range(0, len(ids), _EXPERIMENTS_PER_SEARCH):

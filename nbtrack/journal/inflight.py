@@ -75,4 +75,3 @@ class InFlight:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="nbtrack-upload")
         return self._pool
-

@@ -18,7 +18,7 @@ from nbtrack._redact import is_secret_name, redact_text, strip_uri_credentials
 from nbtrack._version import VERSION
 from nbtrack.record.metrics import panels_for
 from nbtrack.record.schema import SCHEMA_VERSION, STATUSES
-from nbtrack.tracking import resolve_uri
+from nbtrack.tracking import active_experiments, resolve_uri
 
 if TYPE_CHECKING:
     from nbtrack.ui.process import UiServer
@@ -147,18 +147,10 @@ def _list_runs(
     max_runs: int,
     ui: UiServer | None,
 ) -> list[dict[str, Any]]:
-    from mlflow.entities import ViewType
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiments: dict[str, str] = {}
-    token = None
-    while True:
-        page = client.search_experiments(view_type=ViewType.ACTIVE_ONLY, page_token=token)
-        experiments.update((exp.experiment_id, exp.name) for exp in page)
-        token = page.token
-        if not token:
-            break
+    experiments = active_experiments(client)
     ids = list(experiments)
     found: dict[str, Any] = {}
     # MLflow's filter language has no OR: one search per spelling of the notebook's path.

@@ -72,6 +72,20 @@ def text_of(cell: Any) -> str:
     return "".join(parts)
 
 
+def output_text(outputs: list[dict[str, Any]]) -> str:
+    """What a live kernel's outputs (``Kernel.run``) say in plain text, each once: streams,
+    errors as ``name: value``, and the plain text of displays."""
+    parts = []
+    for output in outputs:
+        if output["type"] == "stream":
+            parts.append(output["text"])
+        elif output["type"] == "error":
+            parts.append(f"{output['ename']}: {output['evalue']}")
+        else:
+            parts.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
 def records_of(cell: Any) -> list[dict[str, Any]]:
     """The nbtrack records among a saved cell's outputs."""
     return [o.data[RECORD] for o in cell.outputs if RECORD in o.get("data", {})]

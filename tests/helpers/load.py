@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from helpers.kernels import Kernel
+from helpers.kernels import Kernel, output_text
 
 KEYS = ("loss", "acc", "lr")
 
@@ -60,7 +60,7 @@ def track_at_once(
     for kernel, msg_id in zip(started, ids, strict=True):
         reply = kernel.wait_reply(msg_id, timeout=600)
         assert reply["status"] == "ok", reply
-        shown.append(plain(kernel.outputs(msg_id)))
+        shown.append(output_text(kernel.outputs(msg_id)))
     return shown
 
 
@@ -69,15 +69,10 @@ def wait_stored(started: list[Kernel], timeout: float = 600) -> list[str]:
     shown = []
     for kernel in started:
         _, outputs = kernel.run(f"print('stored:', nbtrack.wait({timeout}))", timeout=timeout + 60)
-        text = plain(outputs)
+        text = output_text(outputs)
         assert "stored: True" in text, text
         shown.append(text)
     return shown
-
-
-def plain(outputs: list[dict[str, Any]]) -> str:
-    """What a kernel's outputs say in plain text, each once (not once per MIME type)."""
-    return "\n".join(o.get("text") or o.get("data", {}).get("text/plain", "") for o in outputs)
 
 
 def assert_every_point_once(client: Any, experiment: str, count: int, steps: int) -> None:

@@ -6,10 +6,9 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
-from helpers.kernels import Kernel
+from helpers.kernels import Kernel, output_text
 
 pytestmark = pytest.mark.kernel
 
@@ -19,25 +18,13 @@ STEPS = 20_000
 STORE_RACES = ("database is locked", "duplicate column", "_alembic_tmp", "alembic", "migrat")
 
 
-def _text(outputs: list[dict[str, Any]]) -> str:
-    parts = []
-    for output in outputs:
-        if output["type"] == "stream":
-            parts.append(output["text"])
-        elif output["type"] == "error":
-            parts.append(f"{output['ename']}: {output['evalue']}")
-        else:
-            parts.append(output.get("data", {}).get("text/plain", ""))
-    return "".join(parts)
-
-
 def _run_everywhere(kernels: list[Kernel], code: str, timeout: float = 600) -> list[str]:
     """Submit ``code`` to every kernel at once; each kernel's printed text once all answered."""
     msg_ids = [kernel.submit(code) for kernel in kernels]
     texts = []
     for kernel, msg_id in zip(kernels, msg_ids, strict=True):
         reply = kernel.wait_reply(msg_id, timeout)
-        text = _text(kernel.outputs(msg_id))
+        text = output_text(kernel.outputs(msg_id))
         assert reply["status"] == "ok", text
         texts.append(text)
     return texts

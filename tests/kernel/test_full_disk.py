@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.kernels import Kernel
+from helpers.kernels import Kernel, output_text
 
 pytestmark = pytest.mark.kernel
 
@@ -44,23 +44,11 @@ def _remount(folder: Path, options: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{options}", str(folder)], check=True)
 
 
-def _texts(outputs: list[dict[str, Any]]) -> str:
-    parts = []
-    for output in outputs:
-        if output["type"] == "stream":
-            parts.append(output["text"])
-        elif output["type"] == "error":
-            parts.append(f"{output['ename']}: {output['evalue']}")
-        else:
-            parts.append(output.get("data", {}).get("text/plain", ""))
-    return "".join(parts)
-
-
 def _record(outputs: list[dict[str, Any]]) -> dict[str, Any]:
     from helpers.kernels import RECORD
 
     records = [o["data"][RECORD] for o in outputs if RECORD in o.get("data", {})]
-    assert records, _texts(outputs)
+    assert records, output_text(outputs)
     return dict(records[-1])
 
 
@@ -118,7 +106,7 @@ def test_a_full_spool_disk_is_counted_shown_and_ends_the_run_failed(env, tmp_pat
             )
             assert reply["status"] == "ok"
             _, outputs = kernel.run("print('stored', nbtrack.wait(120))")
-            assert "stored True" in _texts(outputs)
+            assert "stored True" in output_text(outputs)
 
             # A disk full to the last byte before a cell: it fails clearly, creates no run.
             ballast = _fill(disk)
@@ -133,7 +121,7 @@ def test_a_full_spool_disk_is_counted_shown_and_ends_the_run_failed(env, tmp_pat
             reply, _ = kernel.run("%%track -e full -n after\nnbtrack.log(a=1.0)")
             assert reply["status"] == "ok"
             _, outputs = kernel.run("print('stored', nbtrack.wait(120))")
-            assert "stored True" in _texts(outputs)
+            assert "stored True" in output_text(outputs)
             litter = sorted(str(p) for p in disk.rglob("*.tmp"))
         finally:
             kernel.shutdown()
@@ -158,7 +146,7 @@ def test_a_full_spool_disk_is_counted_shown_and_ends_the_run_failed(env, tmp_pat
         assert run.data.tags["nbtrack.lost_points"] == str(lost)
         assert "No space left on device" in run.data.tags["nbtrack.end_reason"]
         assert record["sync"]["lost_reason"] == "No space left on device"
-        shown = _texts(outputs)
+        shown = output_text(outputs)
         assert f"{lost:,} points not stored" in shown, shown
         assert "still on their way" not in shown
 
@@ -177,12 +165,12 @@ def test_a_read_only_spool_folder_fails_the_cell_clearly_and_leaves_no_run(env, 
             assert "Read-only file system" in reply["evalue"]
             assert "NBTRACK_SPOOL_DIR" in reply["evalue"]
             _, outputs = kernel.run("print('active:', nbtrack.active_run(), mlflow.active_run())")
-            assert "active: None None" in _texts(outputs)
+            assert "active: None None" in output_text(outputs)
             _remount(disk, "rw")
             reply, _ = kernel.run("%%track -e readonly -n after\nnbtrack.log(a=1.0)")
             assert reply["status"] == "ok"
             _, outputs = kernel.run("print('stored', nbtrack.wait(120))")
-            assert "stored True" in _texts(outputs)
+            assert "stored True" in output_text(outputs)
         finally:
             kernel.shutdown()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.kernels import Kernel, sync_process_pids, wait_for
+from helpers.kernels import Kernel, output_text, sync_process_pids, wait_for
 from helpers.servers import Stack, forget_experiments, start_stack, stop_stack
 
 pytestmark = pytest.mark.server
@@ -79,11 +79,6 @@ def _leaks(secrets: list[str], folder: Path, outputs: list[Any]) -> list[str]:
     shown = json.dumps(outputs)
     found += [f"an output: {s[:4]}..." for s in secrets if s in shown]
     return found
-
-
-def _plain(outputs: list[Any]) -> str:
-    """What the outputs say in plain text (each once, not once per MIME type)."""
-    return "\n".join(o.get("text") or o.get("data", {}).get("text/plain", "") for o in outputs)
 
 
 def _secret_forms(user: str, password: str) -> list[str]:
@@ -175,7 +170,7 @@ def test_wrong_credentials_are_named_once_and_the_runs_wait_until_they_are_fixed
             )
             assert reply["status"] == "ok"  # the cell itself runs
             outputs += shown
-        text = _plain(outputs)
+        text = output_text(outputs)
         # Told once, in words that name the problem and the user, never the password.
         assert text.count("401 Unauthorized") == 1, text
         assert "user 'alice'" in text
@@ -260,9 +255,9 @@ def test_one_users_runs_cannot_be_changed_by_another_user(
             "%%track -e bob-exp -n bobs-own\nnbtrack.log(loss=1.0)\nimport time\ntime.sleep(3)"
         )
         _, waited = bob_kernel.run("print('all stored:', nbtrack.wait(120))")
-        text = _plain(refused_cell + shown)
+        text = output_text(refused_cell + shown)
         # Not everything is stored, and nbtrack.wait() says so once only the refused run is left.
-        assert "all stored: False" in _plain(waited)
+        assert "all stored: False" in output_text(waited)
         assert "403 Permission denied" in text
         assert "user 'bob'" in text
         assert "'alice-exp'" in text

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.kernels import output_text
 from helpers.load import (
     assert_every_point_once,
     kernels,
-    plain,
     track_at_once,
     wait_stored,
     worker_logs,
@@ -88,7 +88,7 @@ def test_server_down_when_the_cell_starts_told_once_then_synced(
                 f"%%track -e down-at-start -n {name}\nfor i in range(500):\n"
                 "    nbtrack.log(loss=float(i))"
             )
-            shown.append(plain(outputs))
+            shown.append(output_text(outputs))
         # The cells ran; the user was told once, in the first, that the store is away.
         assert [text.count("is not reachable") for text in shown] == [1, 0], shown
         proxy.up()
