@@ -9,13 +9,16 @@ The rest of the package calls these and has no platform branches of its own.
   start time from ``/proc`` on Linux; elsewhere a pid that answers signal 0 counts as alive.
 - How much CPU the machine leaves idle: ``/proc/stat`` on Linux; elsewhere the load average;
   where neither exists, nothing is known.
-- Another process's working folder and environment: ``/proc`` on Linux; elsewhere unknown.
+- Another process's working folder, environment and command line: ``/proc`` on Linux;
+  elsewhere unknown.
+- Stopping a process group (an MLflow UI and its workers): ``killpg``; elsewhere the process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -25,8 +28,10 @@ __all__ = [
     "IdleCpu",
     "lower_priority",
     "process_alive",
+    "process_command_line",
     "process_cwd_and_environ",
     "process_start_ticks",
+    "stop_process_group",
     "try_lock",
     "unlock",
     "wait_readable",
@@ -164,3 +169,25 @@ def process_cwd_and_environ(pid: int) -> tuple[Path, dict[str, str]] | None:
         return None
     pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
     return cwd, {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs}
+
+
+def process_command_line(pid: int) -> list[bytes] | None:
+    """Another process's command line, one item per argument (Linux ``/proc``), or None where
+    it cannot be read."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+
+
+def stop_process_group(group: int, force: bool = False) -> None:
+    """SIGTERM, or with ``force`` SIGKILL, to every process of ``group``; where there are no
+    process groups, to the process ``group`` itself. One that is gone already, or is not
+    ours, is left alone."""
+    sig = getattr(signal, "SIGKILL", signal.SIGTERM) if force else signal.SIGTERM
+    killpg = getattr(os, "killpg", None)
+    with contextlib.suppress(OSError):
+        if killpg is not None:
+            killpg(group, sig)
+        else:  # pragma: no cover - Windows
+            os.kill(group, sig)

@@ -18,6 +18,8 @@ import sys
 import threading
 import time
 
+from nbtrack import _platform
+
 __all__ = ["main"]
 
 _GRACE_S = 10.0
@@ -50,14 +52,12 @@ def _stop_group(ui: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the UI and its workers (the guard's process group), SIGKILL after a grace."""
     group = os.getpgrp()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the guard outlives its own signal
-    with contextlib.suppress(OSError):
-        os.killpg(group, signal.SIGTERM)
+    _platform.stop_process_group(group)
     deadline = time.monotonic() + _GRACE_S
     while ui.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     if ui.poll() is None:
-        with contextlib.suppress(OSError):
-            os.killpg(group, signal.SIGKILL)
+        _platform.stop_process_group(group, force=True)
 
 
 if __name__ == "__main__":

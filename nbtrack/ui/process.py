@@ -18,13 +18,13 @@ import atexit
 import contextlib
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from nbtrack import _platform
 from nbtrack._redact import strip_uri_credentials
 from nbtrack.errors import UiStartError
 from nbtrack.tracking import resolve_uri
@@ -259,25 +259,21 @@ def pid_alive(pid: int) -> bool:
 def _is_our_ui(ui: UiServer) -> bool:
     if _healthy(ui.port):
         return True
-    try:  # a UI that hangs does not answer /health; on Linux its command line still tells
-        argv = Path(f"/proc/{ui.pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
+    # A UI that hangs does not answer /health; on Linux its command line still tells.
+    argv = _platform.process_command_line(ui.pid) or []
     return b"mlflow" in argv and str(ui.port).encode() in argv
 
 
 def _terminate(pid: int, timeout: float) -> None:
     """Stop the UI's whole process group (mlflow server and its uvicorn worker)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
+    _platform.stop_process_group(pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not pid_alive(pid):
             break
         time.sleep(0.1)
     else:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+        _platform.stop_process_group(pid, force=True)
     child = _children.pop(pid, None)
     _owned.discard(pid)
     if child is not None:
