@@ -40,7 +40,8 @@ class Preview:
 
     def newest(self, spool: Path) -> list[Any]:
         """The newest point of each metric of ``spool``'s run (its journal and those of its
-        other processes) not sent yet, as MLflow metrics; marks them sent."""
+        other processes) not sent ahead yet, as MLflow metrics. They count as sent only once
+        the store took them (``sent_ahead``): a preview lost to an outage is not skipped."""
         from mlflow.entities import Metric
 
         self._due = time.monotonic() + PREVIEW_EVERY_S
@@ -60,13 +61,17 @@ class Preview:
                     else unpack(packed_steps, "q")[-1]
                 )
                 newest[key] = (values[-1], step, int(times[index][-1] * 1000))
-        metrics = []
-        for key, (value, step, timestamp) in newest.items():
-            if self._last.get(key) != (step, timestamp):
-                self._last[key] = (step, timestamp)
-                self.sent.add((key, step, timestamp))
-                metrics.append(Metric(key, value, timestamp, step))
-        return metrics
+        return [
+            Metric(key, value, timestamp, step)
+            for key, (value, step, timestamp) in newest.items()
+            if self._last.get(key) != (step, timestamp)
+        ]
+
+    def sent_ahead(self, metrics: list[Any]) -> None:
+        """The store took ``metrics`` (from ``newest``): the paced upload skips them."""
+        for metric in metrics:
+            self._last[metric.key] = (metric.step, metric.timestamp)
+            self.sent.add((metric.key, metric.step, metric.timestamp))
 
     def skip_sent(self, metrics: list[Any]) -> list[Any]:
         """``metrics`` without the points sent ahead (each is stored once)."""

@@ -186,9 +186,10 @@ class RunUploader:
 
     def send_preview(self) -> None:
         """The newest point of each metric, ahead of the paced rest (``preview.py``)."""
-        metrics = self.preview.newest(self.spool)
+        metrics = self.preview.newest(self.spool)[:MAX_METRICS_PER_BATCH]
         if metrics:
-            self._call("log_batch", self._run_id(), metrics=metrics[:MAX_METRICS_PER_BATCH])
+            self._call("log_batch", self._run_id(), metrics=metrics)
+            self.preview.sent_ahead(metrics)  # not reached if the store did not take them
 
     def send_metrics(self, metrics: list[Any]) -> None:
         """Metrics in ``log_batch`` calls of up to 1000, several in flight where the store's

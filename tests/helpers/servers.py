@@ -12,9 +12,38 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from team_stack import Stack, free_port
+from team_stack import DB_USER, Postgres, Stack, free_port
 
-__all__ = ["Stack", "SwitchableProxy", "forget_experiments", "start_stack", "stop_stack"]
+__all__ = [
+    "Database",
+    "Stack",
+    "SwitchableProxy",
+    "forget_experiments",
+    "start_stack",
+    "stop_stack",
+]
+
+
+class Database:
+    """A throwaway PostgreSQL database in a private, password-protected cluster (the team
+    stack's), for a test that needs a plain SQL URL: ``uri`` holds the password."""
+
+    def __init__(self, folder: Path) -> None:
+        self.postgres = Postgres(folder)
+        self.postgres.init()
+        self.postgres.start()
+        self.postgres.create_database("mlflow")
+        # The pass file's one line: host:port:database:user:password
+        self.password = self.postgres.passfile.read_text().strip().rsplit(":", 1)[1]
+
+    @property
+    def uri(self) -> str:
+        return self.postgres.uri("mlflow").replace(f"{DB_USER}@", f"{DB_USER}:{self.password}@", 1)
+
+    def stop(self) -> None:
+        self.postgres.stop()
+        if self.postgres.as_root:  # the cluster then lives in a folder of its own
+            shutil.rmtree(self.postgres.data.parent, ignore_errors=True)
 
 
 def start_stack(folder: Path, workers: int = 2, auth: bool = False) -> Stack:

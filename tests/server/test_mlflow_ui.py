@@ -157,13 +157,13 @@ def test_link_html_escapes_everything(ui: process.UiServer) -> None:
 
 
 def test_a_stores_password_stays_off_the_uis_command_line_and_out_of_nbtracks_files(
-    state: Path,
+    state: Path, tmp_path: Path
 ) -> None:
     # Issue 11, items 6 and 9: every local user can read a process's command line.
-    from helpers.servers import Postgres
+    from helpers.servers import Database
 
-    postgres = Postgres()  # trust authentication: the password is accepted and ignored
-    uri = postgres.uri.replace("postgres@", "postgres:PW-0a1b2c3d@")
+    postgres = Database(tmp_path / "postgres")  # a real password, which the URI must carry
+    uri, password = postgres.uri, postgres.password.encode()
     try:
         ui = process.ensure_ui(uri)
         try:
@@ -174,9 +174,9 @@ def test_a_stores_password_stays_off_the_uis_command_line_and_out_of_nbtracks_fi
                         cmdline = (proc / "cmdline").read_bytes()
                     except OSError:
                         continue
-                    assert b"PW-0a1b2c3d" not in cmdline, cmdline
+                    assert password not in cmdline, cmdline
             for path in (state / "ui").rglob("*"):
-                assert b"PW-0a1b2c3d" not in path.read_bytes(), path
+                assert password not in path.read_bytes(), path
             assert process.find_ui(uri) == ui
         finally:
             process.stop_ui(uri)

@@ -23,9 +23,9 @@ CELL = (
 
 def test_two_kernels_share_a_study_without_running_a_trial_twice(store, client, tmp_path: Path):
     import optuna
-    from helpers.servers import Postgres
+    from helpers.servers import Database
 
-    postgres = Postgres()
+    postgres = Database(tmp_path / "postgres")
     kernels: list[Kernel] = []
     try:
         kernels = [Kernel(tmp_path), Kernel(tmp_path)]

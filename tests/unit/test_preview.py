@@ -37,6 +37,7 @@ def test_the_newest_point_of_each_metric_goes_ahead_once(tmp_path: Path) -> None
         ("acc", 9, 9.0),
         ("loss", 149, 149.0),
     ]
+    preview.sent_ahead(ahead)  # the store took them
     assert preview.newest(spool) == []  # nothing newer: nothing sent again
 
     from mlflow.entities import Metric
@@ -51,3 +52,22 @@ def test_a_journal_without_metrics_previews_nothing(tmp_path: Path) -> None:
     spool = tmp_path / "run0001-abc.spool"
     _journal(spool, [])
     assert Preview().newest(spool) == []
+
+
+def test_points_whose_preview_failed_are_sent_by_the_paced_upload(tmp_path: Path) -> None:
+    # The store was down when the preview went out: those points are not "sent ahead", so the
+    # paced upload must not skip them (they would be lost), and the next preview tries again.
+    spool = tmp_path / "run0001-abc.spool"
+    _journal(spool, [{"loss": _points(0, 100, 1000.0)}])
+    preview = Preview()
+    ahead = preview.newest(spool)  # ... and log_batch raised: sent_ahead is never called
+    assert [m.step for m in ahead] == [99]
+    from mlflow.entities import Metric
+
+    paced = [Metric("loss", float(s), 1000000 + s, s) for s in range(100)]
+    assert preview.skip_sent(paced) == paced
+    retried = preview.newest(spool)
+    assert [m.step for m in retried] == [99]
+    preview.sent_ahead(retried)
+    assert preview.newest(spool) == []
+    assert [m.step for m in preview.skip_sent(paced)] == list(range(99))
