@@ -75,17 +75,20 @@ def test_where_a_person_watches_the_cell_returns_at_once_and_the_record_updates_
         # Later, outside the cell, the same display is updated with the stored run.
         deadline = started + 120
         synced = None
+        last_sync: Any = final["data"][RECORD]["sync"]
         while synced is None and time.monotonic() < deadline:
             for msg in kernel._iopub(1.0):
                 content = msg["content"]
                 if (
                     msg["msg_type"] == "update_display_data"
                     and content.get("transient", {}).get("display_id") == display_id
-                    and content["data"][RECORD]["sync"]["state"] == "synced"
                 ):
-                    synced = content["data"][RECORD]
-                    break
-        assert synced is not None, "the record never said the run was stored"
+                    last_sync = content["data"][RECORD]["sync"]
+                    if last_sync["state"] == "synced":
+                        synced = content["data"][RECORD]
+                        break
+        logs = [p.read_text()[-3000:] for p in (tmp_path / "spool").glob("*/worker.log")]
+        assert synced is not None, f"never stored; last said {last_sync}; sync logs: {logs}"
         assert synced["run"]["id"]
         assert synced["metrics"]["loss"]["count"] == 20_000
     finally:
