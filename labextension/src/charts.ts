@@ -7,6 +7,10 @@
  * and the fallback can never group a run differently.
  */
 import { Goal, IMetricSummary, IRunRecord, XAxis } from './record';
+import { ISweep } from './sweep';
+
+/** A sweep's trials drawn on its chart at most, best first. */
+const MAX_DRAWN_TRIALS = 20;
 
 export interface ISeriesSpec {
   readonly label: string;
@@ -74,6 +78,27 @@ function mergedAxis(records: readonly IRunRecord[], names: readonly string[]): X
     }
   }
   return 'step';
+}
+
+/** The chart of the trials' curves of the sweep's metric, the best trial first. */
+export function trialsChart(sweep: ISweep): IChartSpec | null {
+  const drawn = sweep.trials.filter(t => t.curve !== null).slice(0, MAX_DRAWN_TRIALS);
+  if (!drawn.length) {
+    return null;
+  }
+  const metric = sweep.metric ?? 'value';
+  return {
+    title: `${metric} of each trial`,
+    series: drawn.map(t => ({
+      label: t.number === sweep.best ? `#${t.number} (best)` : `#${t.number}${t.state === 'PRUNED' ? ' pruned' : ''}`,
+      goal: sweep.goal,
+      steps: t.curve?.steps ?? [],
+      values: t.curve?.values ?? []
+    })),
+    logAllowed: drawn.every(t => (t.curve?.values ?? []).every(v => v > 0)),
+    defaultX: 'step',
+    xChoices: ['step']
+  };
 }
 
 /**

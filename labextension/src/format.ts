@@ -1,7 +1,27 @@
 /**
- * Text for numbers, durations and times, shared by the record view and the
- * runs panel. DOM-free.
+ * Numbers as a record writes them, and text for numbers, durations and times,
+ * shared by the record view and the runs panel. DOM-free.
  */
+
+/**
+ * A metric value as written in a record: a number, or one of the strings
+ * "NaN", "Infinity", "-Infinity" that JSON cannot express. Anything else is null.
+ */
+export function decodeNumber(value: unknown): number | null {
+  if (typeof value === 'number') {
+    return value;
+  }
+  switch (value) {
+    case 'NaN':
+      return NaN;
+    case 'Infinity':
+      return Infinity;
+    case '-Infinity':
+      return -Infinity;
+    default:
+      return null;
+  }
+}
 
 /** A metric value in at most 4 significant digits; NaN and infinities spelled out. */
 export function formatNumber(value: number | null): string {

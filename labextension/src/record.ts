@@ -9,6 +9,7 @@
  */
 
 /** The MIME type of a run record in a notebook output bundle. */
+import { decodeNumber } from './format';
 import { ISweep, parseSweep } from './sweep';
 
 export const MIME_TYPE = 'application/vnd.nbtrack.run+json';
@@ -181,25 +182,6 @@ export function safeHttpUrl(value: unknown): string | null {
   return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
 }
 
-/**
- * A metric value as written in a record: a number, or one of the strings
- * "NaN", "Infinity", "-Infinity" that JSON cannot express. Anything else is null.
- */
-export function decodeNumber(value: unknown): number | null {
-  if (typeof value === 'number') {
-    return value;
-  }
-  switch (value) {
-    case 'NaN':
-      return NaN;
-    case 'Infinity':
-      return Infinity;
-    case '-Infinity':
-      return -Infinity;
-    default:
-      return null;
-  }
-}
 
 function parseRun(value: unknown, warnings: string[]): IRunInfo {
   if (!isObject(value)) {

@@ -7,11 +7,11 @@
  * buttons that open the rest a batch at a time.
  */
 import { chartGrid } from './chart';
-import { IChartSpec, runCharts } from './charts';
+import { IChartSpec, runCharts, trialsChart } from './charts';
 import { el, externalLink, statusBadge, textTable } from './dom';
 import { formatDuration, formatNumber, formatTime } from './format';
 import { IRunRecord } from './record';
-import { bestParams, trialsChart, trialsTable } from './sweep';
+import { bestParams, trialsTable } from './sweep';
 
 /** Params beyond this many are folded away behind a "show all" toggle. */
 const PARAMS_SHOWN_OPEN = 12;

@@ -1,17 +1,14 @@
 /**
  * A sweep's trials (`sweep` in a parent run's record, docs/record-schema.md):
- * parsed defensively like the rest of a record, drawn as a chart of every
- * trial's curve of the sweep's metric and a table of the trials ranked by it,
- * the best marked, with its params ready to copy. Parsing is DOM-free (unit
+ * parsed defensively like the rest of a record, and the table of the trials
+ * ranked by the sweep's metric, the best marked, with its params ready to
+ * copy (the chart of every trial's curve is `trialsChart` in charts.ts). Parsing is DOM-free (unit
  * tested under node); `sweepView` builds nodes with text only.
  */
-import { IChartSpec } from './charts';
-import { decodeNumber } from './record';
+import { decodeNumber } from './format';
 
 /** Trials listed at most, whatever a (hand-written) record holds. */
 const MAX_TRIALS = 200;
-/** Trials drawn on the chart, best first. */
-const MAX_DRAWN = 20;
 const MAX_TEXT = 2000;
 const STATES = ['RUNNING', 'COMPLETE', 'PRUNED', 'FAILED', 'KILLED'];
 
@@ -113,27 +110,6 @@ function parseCurve(value: unknown): ITrial['curve'] {
     }
   }
   return steps.length ? { steps, values } : null;
-}
-
-/** The chart of the trials' curves of the sweep's metric, the best trial first. */
-export function trialsChart(sweep: ISweep): IChartSpec | null {
-  const drawn = sweep.trials.filter(t => t.curve !== null).slice(0, MAX_DRAWN);
-  if (!drawn.length) {
-    return null;
-  }
-  const metric = sweep.metric ?? 'value';
-  return {
-    title: `${metric} of each trial`,
-    series: drawn.map(t => ({
-      label: t.number === sweep.best ? `#${t.number} (best)` : `#${t.number}${t.state === 'PRUNED' ? ' pruned' : ''}`,
-      goal: sweep.goal,
-      steps: t.curve?.steps ?? [],
-      values: t.curve?.values ?? []
-    })),
-    logAllowed: drawn.every(t => (t.curve?.values ?? []).every(v => v > 0)),
-    defaultX: 'step',
-    xChoices: ['step']
-  };
 }
 
 /** The best trial's params as the cell's assignments and as a dict; null without one. */

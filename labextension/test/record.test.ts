@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { decodeNumber, IRunRecord, parseRecord, safeHttpUrl } from '../src/record';
+import { decodeNumber } from '../src/format';
+import { IRunRecord, parseRecord, safeHttpUrl } from '../src/record';
 import { rawRecord } from './fixtures';
 
 function parsed(data: unknown): IRunRecord {

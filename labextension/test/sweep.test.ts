@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { parseRecord } from '../src/record';
-import { bestParams, trialsChart, trialsTable } from '../src/sweep';
+import { trialsChart } from '../src/charts';
+import { bestParams, trialsTable } from '../src/sweep';
 import { rawRecord } from './fixtures';
 
 function sweepRecord(sweep: unknown): unknown {
