@@ -64,6 +64,18 @@ def _kernel(folder: Path, env: dict[str, str]) -> Kernel:
     return kernel
 
 
+def _user_kernel(stack: Any, user: str, folder: Path) -> Kernel:
+    """A kernel signed in as ``user`` through MLflow's user and password variables."""
+    return _kernel(
+        folder,
+        {
+            "MLFLOW_TRACKING_URI": stack.url,
+            "MLFLOW_TRACKING_USERNAME": user,
+            "MLFLOW_TRACKING_PASSWORD": stack.passwords[user],
+        },
+    )
+
+
 def _leaks(secrets: list[str], folder: Path, outputs: list[Any]) -> list[str]:
     """Where any of ``secrets`` appears: a file under ``folder``, or an output of the kernel."""
     found = []
@@ -207,14 +219,7 @@ def test_one_users_runs_cannot_be_changed_by_another_user(
 ) -> None:
     from mlflow.exceptions import MlflowException
 
-    alice = _kernel(
-        tmp_path / "alice",
-        {
-            "MLFLOW_TRACKING_URI": auth_stack.url,
-            "MLFLOW_TRACKING_USERNAME": "alice",
-            "MLFLOW_TRACKING_PASSWORD": auth_stack.passwords["alice"],
-        },
-    )
+    alice = _user_kernel(auth_stack, "alice", tmp_path / "alice")
     try:
         alice.run("%%track -e alice-exp -n alices\nfor i in range(10):\n    nbtrack.log(loss=1.0)")
         _, shown = alice.run("print('stored:', nbtrack.wait(120))")
@@ -240,14 +245,7 @@ def test_one_users_runs_cannot_be_changed_by_another_user(
 
     # Bob's notebook tracking into alice's experiment: refused by the server, said clearly;
     # his run into an experiment of his own goes on meanwhile.
-    bob_kernel = _kernel(
-        tmp_path / "bob",
-        {
-            "MLFLOW_TRACKING_URI": auth_stack.url,
-            "MLFLOW_TRACKING_USERNAME": "bob",
-            "MLFLOW_TRACKING_PASSWORD": auth_stack.passwords["bob"],
-        },
-    )
+    bob_kernel = _user_kernel(auth_stack, "bob", tmp_path / "bob")
     try:
         reply, refused_cell = bob_kernel.run("%%track -e alice-exp -n bobs\nnbtrack.log(loss=9.0)")
         assert reply["status"] == "ok"

@@ -5,6 +5,7 @@ counted: each arrives exactly once."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,31 +47,33 @@ def test_eight_kernels_at_once_every_point_once(team: Any, tmp_path: Path) -> No
     assert_every_point_once(client, "eight", 8, 20_000)
 
 
-def test_server_killed_mid_run_and_restarted_every_point_once(team: Any, tmp_path: Path) -> None:
-    stack, client = team
+def _two_kernels_through(fault: Callable[[], None], tmp_path: Path, experiment: str) -> None:
+    """Two kernels log ~10 s each (1,000 steps a second); ``fault`` strikes 3 s in."""
     with kernels(tmp_path, 2) as started:
-        # ~10 s of logging per kernel; the server dies after 3 s and is back 5 s later.
         with ThreadPoolExecutor(1) as pool:
-            logging = pool.submit(track_at_once, started, tmp_path, "killed-server", 10_000, 1.0)
+            logging = pool.submit(track_at_once, started, tmp_path, experiment, 10_000, 1.0)
             time.sleep(3)
-            stack.server.kill()
-            time.sleep(5)
-            stack.server.start()
+            fault()
             logging.result()
         wait_stored(started)
-        assert "store unavailable" in worker_logs(tmp_path)  # the outage did reach the uploads
+
+
+def test_server_killed_mid_run_and_restarted_every_point_once(team: Any, tmp_path: Path) -> None:
+    stack, client = team
+
+    def kill_and_restart() -> None:  # down for 5 s
+        stack.server.kill()
+        time.sleep(5)
+        stack.server.start()
+
+    _two_kernels_through(kill_and_restart, tmp_path, "killed-server")
+    assert "store unavailable" in worker_logs(tmp_path)  # the outage did reach the uploads
     assert_every_point_once(client, "killed-server", 2, 10_000)
 
 
 def test_postgresql_restarted_under_load_every_point_once(team: Any, tmp_path: Path) -> None:
     stack, client = team
-    with kernels(tmp_path, 2) as started:
-        with ThreadPoolExecutor(1) as pool:
-            logging = pool.submit(track_at_once, started, tmp_path, "pg-restart", 10_000, 1.0)
-            time.sleep(3)
-            stack.postgres.restart()
-            logging.result()
-        wait_stored(started)
+    _two_kernels_through(stack.postgres.restart, tmp_path, "pg-restart")
     assert_every_point_once(client, "pg-restart", 2, 10_000)
 
 
