@@ -47,8 +47,9 @@ def test_eight_kernels_at_once_every_point_once(team: Any, tmp_path: Path) -> No
     assert_every_point_once(client, "eight", 8, 20_000)
 
 
-def _two_kernels_through(fault: Callable[[], None], tmp_path: Path, experiment: str) -> None:
-    """Two kernels log ~10 s each (1,000 steps a second); ``fault`` strikes 3 s in."""
+def _two_kernels_through(fault: Callable[[], None], tmp_path: Path, experiment: str) -> str:
+    """Two kernels log ~10 s each (1,000 steps a second); ``fault`` strikes 3 s in. Returns
+    their sync processes' logs (read before the kernels end: their session folders go then)."""
     with kernels(tmp_path, 2) as started:
         with ThreadPoolExecutor(1) as pool:
             logging = pool.submit(track_at_once, started, tmp_path, experiment, 10_000, 1.0)
@@ -56,6 +57,7 @@ def _two_kernels_through(fault: Callable[[], None], tmp_path: Path, experiment: 
             fault()
             logging.result()
         wait_stored(started)
+        return worker_logs(tmp_path)
 
 
 def test_server_killed_mid_run_and_restarted_every_point_once(team: Any, tmp_path: Path) -> None:
@@ -66,8 +68,8 @@ def test_server_killed_mid_run_and_restarted_every_point_once(team: Any, tmp_pat
         time.sleep(5)
         stack.server.start()
 
-    _two_kernels_through(kill_and_restart, tmp_path, "killed-server")
-    assert "store unavailable" in worker_logs(tmp_path)  # the outage did reach the uploads
+    logs = _two_kernels_through(kill_and_restart, tmp_path, "killed-server")
+    assert "store unavailable" in logs  # the outage did reach the uploads
     assert_every_point_once(client, "killed-server", 2, 10_000)
 
 
