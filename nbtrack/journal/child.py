@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import sys
 import warnings
@@ -68,6 +69,13 @@ def attach(what: str) -> Buffer:
     spool = _run_at_fork or settings().run_journal
     if spool is None or not _logs_elsewhere(spool):
         raise NoActiveRunError(what)
+    if _run_at_fork is not None:
+        # A forked child shares the kernel's heap copy-on-write. Its collector would scan all
+        # of it at every full collection, which the buffer's short-lived points trigger often,
+        # and copy every page it touches: a log call cost 2.5x the kernel's (bench_ranks.py).
+        # Frozen, the inherited objects are left alone (Python's advice for forked workers);
+        # what the child itself allocates is collected as usual.
+        gc.freeze()
     rank = _rank()
     if settings().other_processes == "drop" and rank != 0:
         journal: Any = _Dropped(f"NBTRACK_OTHER_PROCESSES=drop ({_describe(rank)})")
