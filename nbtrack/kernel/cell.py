@@ -62,6 +62,9 @@ def warm_up() -> None:
     if _warm:
         return
     _warm = True
+    # Read here, in the loading cell: a bad NBTRACK_* value is then told under that cell, not
+    # by a background thread after it ended (when the warning would be lost).
+    settings()
     start_reading_environment()
 
     def adopt() -> None:

@@ -76,3 +76,25 @@ def test_good_values_are_typed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert current.spool_dir == tmp_path
     monkeypatch.setenv("NBTRACK_LIVE_PLOT", "1")
     assert _settings.settings().live_view is True
+
+
+def test_loading_nbtrack_warns_of_a_bad_value_in_the_loading_cell(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A warning from a background thread lands in whichever cell runs when it comes, or in
+    # none once the loading cell has ended (a full suite run lost it so). nbtrack's start-up
+    # threads are held here: the warning must come from the loading call itself.
+    import threading
+
+    from nbtrack.kernel import cell
+
+    monkeypatch.setenv("NBTRACK_END_WAIT", "never")
+    monkeypatch.setattr(_settings, "_cached", None)
+    monkeypatch.setattr(_settings, "_warned", set())
+    monkeypatch.setattr(cell, "_warm", False)
+    monkeypatch.setattr(cell, "start_reading_environment", lambda: None)
+    monkeypatch.setattr(threading.Thread, "start", lambda _self: None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cell.warm_up()
+    assert [str(w.message) for w in caught if "NBTRACK_END_WAIT='never'" in str(w.message)]
