@@ -19,8 +19,10 @@ appended meanwhile sits after it.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -100,9 +102,7 @@ active: Buffer | None = None
 outside_run: Callable[[str], Buffer] | None = None
 
 
-def log(
-    metrics: Mapping[str, Any] | None = None, /, *, step: int | None = None, **values: Any
-) -> None:
+def log(metrics: Mapping[str, Any] | None = None, /, **values: Any) -> None:
     """Log metric values for the current tracked cell.
 
     ``nbtrack.log(loss=loss, acc=acc)``, or a mapping, which is the way to write names that are
@@ -110,10 +110,11 @@ def log(
     Both forms cost the same.
 
     Values may be Python numbers, numpy scalars or one-element torch tensors. A CPU tensor is
-    read at once (there is no device to wait for); a tensor on a GPU is kept, without its
-    autograd graph, and read later by the sender thread, so logging never forces a device
-    synchronisation. NaN and inf are stored as they are. ``step`` defaults to a per-metric
-    counter starting at 0.
+    read at once (there is no device to wait for); a tensor on a GPU is copied on the device
+    (queued, without its autograd graph) and read later by the sender thread, so logging never
+    forces a device synchronisation and the point keeps the value the tensor had at the call.
+    NaN and inf are stored as they are. The keyword ``step`` (an integer) is the step of every
+    value of the call; it defaults to a per-metric counter starting at 0.
 
     Raises:
         NoActiveRunError: outside a ``%%track`` cell.
@@ -122,11 +123,16 @@ def log(
         ValueError: a metric name MLflow would reject, a name given twice, or a finite number
             beyond float64's range (``10**400``), which would otherwise be stored as inf.
     """
+    # ``step`` is read from the keywords rather than declared keyword-only: CPython compares
+    # every keyword of a call with each declared keyword-only name, a cost each call pays from
+    # a cold cache inside a training loop (about 0.4 µs of 3 keywords, benchmarks/bench_loop).
+    # ``log.__signature__`` below shows it as the keyword-only argument it is.
     buffer = active
     if buffer is None:
         buffer = _outside_run()
         if buffer is None:  # a thread of a run that has ended: the call is dropped
             return
+    step = values.pop("step", None)
     if metrics is not None:
         values = (
             metrics.copy() if type(metrics) is dict and not values else _merged(metrics, values)
@@ -134,9 +140,11 @@ def log(
     # The usual call: names seen before, floats and CPU tensors (read now: there is no device to
     # wait for, and it frees the autograd graph at once). One pass, as few steps as possible:
     # inside a training loop every step of this function runs from a cold cache. Anything
-    # else goes to _admit, which checks it and says what is wrong.
+    # else goes to _admit, which checks it and says what is wrong. (Iterating the keys costs
+    # less than items(), which makes a view and a tuple per value.)
     known = buffer.known
-    for key, value in values.items():
+    for key in values:
+        value = values[key]
         kind = type(value)
         if kind is float:
             if key in known:
@@ -147,7 +155,7 @@ def log(
             except RuntimeError:  # more than one element: _admit says so clearly
                 number = None
             if type(number) is float:
-                values[key] = number
+                values[key] = number  # a new value for a present key: safe while iterating
                 continue
         if not _admit(buffer, values):
             return
@@ -158,6 +166,15 @@ def log(
     calls.append((step, _now(), values))
     if len(calls) > buffer.limit and buffer.overflow is not None:
         buffer.overflow()
+
+
+def _log_signature(
+    metrics: Mapping[str, Any] | None = None, /, *, step: int | None = None, **values: Any
+) -> None:
+    """What ``log`` takes, as help() and Jupyter show it."""
+
+
+log.__signature__ = inspect.signature(_log_signature)  # type: ignore[attr-defined]
 
 
 def take(buffer: Buffer) -> tuple[list[tuple[int | None, float, dict[str, Any]]], list[Any]]:
@@ -227,8 +244,8 @@ def _admit(buffer: Buffer, values: dict[str, Any]) -> bool:
         if key not in known:
             check_key(key, "metric")
         kind = type(value)
-        if kind is _tensor_type or (kind.__module__ == "torch" and kind.__name__ == "Tensor"):
-            _tensor_type = kind
+        if kind is _tensor_type or _is_tensor(value):
+            _tensor_type = sys.modules["torch"].Tensor
             values[key] = _tensor_value(key, value)
         elif kind is not float:
             values[key] = _float_value(key, value)
@@ -238,6 +255,13 @@ def _admit(buffer: Buffer, values: dict[str, Any]) -> bool:
             else:
                 known.add(key)
     return True
+
+
+def _is_tensor(value: object) -> bool:
+    """A torch tensor, subclasses (``nn.Parameter``) included; no torch import: a tensor
+    exists only where torch was imported."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def log_into(buffer: Buffer, values: dict[str, Any], step: int) -> None:
@@ -263,9 +287,11 @@ def _tensor_value(key: str, tensor: Any) -> Any:
         if type(value) in (int, bool):
             return float(value)
     elif tensor.numel() == 1 and not tensor.is_complex():
-        # On a device: reading would wait for it. Kept as it is, without its autograd graph so
-        # that logging does not keep the graph alive; the sender reads it.
-        return tensor.detach() if tensor.requires_grad else tensor
+        # On a device: reading would wait for it, so the sender reads it later. What it keeps
+        # is a copy, queued on the device after the work that computed the value (no wait):
+        # the caller may change the tensor in place meanwhile (a running total), and the
+        # point must hold the value at the call. Detached, so that no autograd graph is kept.
+        return tensor.detach().clone()
     msg = (
         f"metric {key!r} is a tensor of shape {tuple(tensor.shape)} and dtype {tensor.dtype}; "
         "log a single real number, e.g. loss.mean() or a one-element tensor"

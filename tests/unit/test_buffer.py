@@ -136,6 +136,39 @@ def test_a_tensor_keeps_no_autograd_graph_alive(tracked: TrackedRun) -> None:
     assert type(values["loss"]) is float
 
 
+class _OnADevice(torch.Tensor):
+    """A tensor that says it is not on the CPU, as a GPU tensor would: nbtrack keeps it for
+    the sender instead of reading it in the loop. (Its data is on the CPU, so that the test
+    runs without a GPU; ``item`` works as on a device, which waits for the device.)"""
+
+    @property
+    def is_cpu(self) -> bool:  # type: ignore[override]
+        return False
+
+
+def test_a_tensor_subclass_is_a_tensor(tracked: TrackedRun) -> None:
+    # nn.Parameter and other subclasses of torch.Tensor, read like tensors.
+    scale = torch.nn.Parameter(torch.tensor(0.5))
+    for _ in range(2):
+        nbtrack.log(scale=scale)
+    assert logged(tracked) == {"scale": [(0, 0.5), (1, 0.5)]}
+
+
+def test_a_device_tensor_changed_in_place_after_the_call_keeps_its_logged_value(
+    tracked: TrackedRun,
+) -> None:
+    # A running total on the GPU, logged each step: the sender reads device tensors later, so
+    # it must read what the tensor held at the call, not what it holds then.
+    total = torch.zeros(()).as_subclass(_OnADevice)
+    for _ in range(3):
+        total += 1
+        nbtrack.log(total=total)
+    kept = [values["total"] for _, _, values in tracked.buffer.calls]
+    assert all(type(value) is _OnADevice and value is not total for value in kept)
+    total += 100
+    assert logged(tracked) == {"total": [(0, 1.0), (1, 2.0), (2, 3.0)]}
+
+
 def _loss(value: Any) -> None:
     nbtrack.log(loss=value)
 
