@@ -124,9 +124,10 @@ def log(metrics: Mapping[str, Any] | None = None, /, **values: Any) -> None:
             beyond float64's range (``10**400``), which would otherwise be stored as inf.
     """
     # ``step`` is read from the keywords rather than declared keyword-only: CPython compares
-    # every keyword of a call with each declared keyword-only name, a cost each call pays from
-    # a cold cache inside a training loop (about 0.4 µs of 3 keywords, benchmarks/bench_loop).
-    # ``log.__signature__`` below shows it as the keyword-only argument it is.
+    # every keyword of a call with each declared keyword-only name, as strings, which inside a
+    # training loop (cold caches) cost about 0.4 µs a call of three keywords; the pop costs
+    # less (benchmarks/README.md, bench_loop). ``log.__signature__`` below shows ``step`` as
+    # the keyword-only argument it is.
     buffer = active
     if buffer is None:
         buffer = _outside_run()
