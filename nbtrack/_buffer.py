@@ -133,7 +133,7 @@ def log(metrics: Mapping[str, Any] | None = None, /, **values: Any) -> None:
         buffer = _outside_run()
         if buffer is None:  # a thread of a run that has ended: the call is dropped
             return
-    step = values.pop("step", None)
+    step = values.pop("step", None) if values else None  # (a mapping alone: no keywords)
     if metrics is not None:
         values = (
             metrics.copy() if type(metrics) is dict and not values else _merged(metrics, values)
