@@ -9,7 +9,8 @@ Everything else (grouping points per metric, reading device tensors, writing the
 drawing) happens in the sender, off the loop.
 
 The format: ``Buffer.calls`` holds one ``(step or None, unix time, {name: value})`` tuple per
-call, in call order. Values are floats, or tensors on a device that the sender reads later.
+call, in call order. Values are floats, or copies of tensors on a device that the sender reads
+later (``Buffer.on_device`` says there may be some).
 ``Buffer.pending`` holds params, tags and artifacts in call order.
 
 Only ``log`` (and ``log_into``, for a run no code logs into) appends and only ``take`` removes,
@@ -44,7 +45,17 @@ _get_ident = threading.get_ident
 class Buffer:
     """What one tracked run's ``log`` calls append to."""
 
-    __slots__ = ("calls", "helpers", "known", "limit", "overflow", "owner", "pending", "watched")
+    __slots__ = (
+        "calls",
+        "helpers",
+        "known",
+        "limit",
+        "on_device",
+        "overflow",
+        "owner",
+        "pending",
+        "watched",
+    )
 
     def __init__(self, overflow: Callable[[], object] | None = None) -> None:
         self.calls: list[tuple[int | None, float, dict[str, Any]]] = []
@@ -59,6 +70,8 @@ class Buffer:
         # nbtrack._threads: which run a thread's points belong to).
         self.owner = threading.get_ident()
         self.helpers: set[int] = set()
+        # Whether a call kept a tensor on a device, for the sender to read.
+        self.on_device = False
         # Names whose every call ``overflow`` sees right after it (a pruned sweep's metric):
         # never added to ``known``, so they take the slow path, which sets ``limit`` to 0.
         self.watched: frozenset[str] = frozenset()
@@ -247,7 +260,9 @@ def _admit(buffer: Buffer, values: dict[str, Any]) -> bool:
         kind = type(value)
         if kind is _tensor_type or _is_tensor(value):
             _tensor_type = sys.modules["torch"].Tensor
-            values[key] = _tensor_value(key, value)
+            number = values[key] = _tensor_value(key, value)
+            if type(number) is not float:
+                buffer.on_device = True  # the sender reads this run's device values
         elif kind is not float:
             values[key] = _float_value(key, value)
         if key not in known:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import warnings
 from array import array
@@ -41,6 +42,8 @@ def drain(tracked: TrackedRun) -> Batch:
         calls, pending = take(tracked.buffer)
         batch = Batch()
         if calls:
+            if tracked.buffer.on_device:
+                _read_device_values(calls)
             _group(run, calls, batch)
         for kind, payload in pending:
             if kind == "params":
@@ -167,9 +170,28 @@ def _stepped(run: Run, calls: list[_Call], pieces: dict[str, list[MetricPoints]]
         pieces.setdefault(key, []).append(MetricPoints(steps, _floats(values), seconds))
 
 
+def _read_device_values(calls: list[_Call]) -> None:
+    """Replace, in place, the device tensors ``log`` kept with their values: one transfer per
+    device and dtype for the whole batch, since each read waits for the device (one read per
+    point would wait once per point)."""
+    groups: dict[tuple[Any, Any], list[tuple[dict[str, Any], str]]] = {}
+    for _, _, values in calls:
+        for key, value in values.items():
+            if type(value) is not float:
+                groups.setdefault((value.device, value.dtype), []).append((values, key))
+    torch = sys.modules["torch"]  # a device tensor was logged, so torch is loaded
+    for places in groups.values():
+        try:
+            numbers = torch.cat([values[key].reshape(1) for values, key in places]).tolist()
+        except (RuntimeError, TypeError, ValueError):  # e.g. a device that failed: one by one
+            numbers = [_device_value(values[key]) for values, key in places]
+        for (values, key), number in zip(places, numbers, strict=True):
+            values[key] = float(number)
+
+
 def _floats(values: Sequence[Any]) -> array[float]:
     """Logged values as float64. ``log`` made every value a float except tensors on a device,
-    which are read here, off the training loop."""
+    which ``_read_device_values`` read before (kept here for a value it could not read)."""
     try:
         return array("d", values)
     except TypeError:

@@ -169,6 +169,35 @@ def test_a_device_tensor_changed_in_place_after_the_call_keeps_its_logged_value(
     assert logged(tracked) == {"total": [(0, 1.0), (1, 2.0), (2, 3.0)]}
 
 
+def test_the_sender_reads_device_tensors_in_one_transfer_per_drain(
+    tracked: TrackedRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each read of a GPU tensor waits for the device: one per drain, not one per point.
+    reads: list[int] = []
+    real_tolist = torch.Tensor.tolist
+
+    def tolist(tensor: Any) -> Any:
+        reads.append(tensor.numel())
+        return real_tolist(tensor)
+
+    monkeypatch.setattr(_OnADevice, "tolist", tolist, raising=False)
+    monkeypatch.setattr(_OnADevice, "item", lambda _: pytest.fail("read one by one"))
+    monkeypatch.setattr(_OnADevice, "__float__", lambda _: pytest.fail("read one by one"))
+    loss = torch.zeros(()).as_subclass(_OnADevice)
+    half = torch.zeros((1,), dtype=torch.float16).as_subclass(_OnADevice)
+    for i in range(100):
+        nbtrack.log(loss=loss + i, half=half + i, lr=0.5)
+        nbtrack.log({"val": loss - i}, step=1000 + i)
+    assert logged(tracked) == {
+        "loss": [(i, float(i)) for i in range(100)],
+        "val": [(1000 + i, -i) for i in range(100)],
+        "half": [(i, float(i)) for i in range(100)],
+        "lr": [(i, 0.5) for i in range(100)],
+    }
+    # One read per dtype (float32, float16) for the whole batch.
+    assert sorted(reads) == [100, 200]
+
+
 def _loss(value: Any) -> None:
     nbtrack.log(loss=value)
 
