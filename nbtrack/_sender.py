@@ -17,7 +17,6 @@ import sys
 import threading
 import warnings
 from array import array
-from collections.abc import Sequence
 from itertools import pairwise
 from operator import itemgetter
 from typing import Any
@@ -149,7 +148,7 @@ def _uniform(
     for key, column in zip(names, columns, strict=True):
         first = next_step.get(key, 0)
         next_step[key] = first + n
-        points = MetricPoints(range(first, first + n), _floats(column), seconds)
+        points = MetricPoints(range(first, first + n), array("d", column), seconds)
         pieces.setdefault(key, []).append(points)
 
 
@@ -167,7 +166,7 @@ def _stepped(run: Run, calls: list[_Call], pieces: dict[str, list[MetricPoints]]
             column[2].append(second)
             next_step[key] = at + 1
     for key, (steps, values, seconds) in columns.items():
-        pieces.setdefault(key, []).append(MetricPoints(steps, _floats(values), seconds))
+        pieces.setdefault(key, []).append(MetricPoints(steps, array("d", values), seconds))
 
 
 def _read_device_values(calls: list[_Call]) -> None:
@@ -189,23 +188,11 @@ def _read_device_values(calls: list[_Call]) -> None:
             values[key] = float(number)
 
 
-def _floats(values: Sequence[Any]) -> array[float]:
-    """Logged values as float64. ``log`` made every value a float except tensors on a device,
-    which ``_read_device_values`` read before (kept here for a value it could not read)."""
-    try:
-        return array("d", values)
-    except TypeError:
-        return array("d", map(_device_value, values))
-
-
 def _device_value(value: Any) -> float:
-    if type(value) is float:
-        return value
     try:
         return float(value.item())
     except (TypeError, ValueError, RuntimeError):
-        # A tensor whose storage changed under us (resized in place after logging): stored
-        # as NaN, visibly, rather than dropping the point.
+        # A device that failed to answer: stored as NaN, visibly, rather than dropping the point.
         return math.nan
 
 

@@ -4,6 +4,7 @@ while the sender drains the buffer at the same time."""
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 from collections.abc import Iterator
 from decimal import Decimal
@@ -196,6 +197,36 @@ def test_the_sender_reads_device_tensors_in_one_transfer_per_drain(
     }
     # One read per dtype (float32, float16) for the whole batch.
     assert sorted(reads) == [100, 200]
+
+
+def test_a_device_value_that_cannot_be_read_is_stored_as_nan_and_the_rest_kept(
+    tracked: TrackedRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batched read fails (a device error), so each value is read alone; the one that fails
+    # again becomes a visible NaN instead of losing the batch.
+    real_item = torch.Tensor.item
+
+    def item(tensor: Any) -> Any:
+        value = real_item(tensor)
+        if value == 2.0:
+            raise RuntimeError("device-side assert triggered")
+        return value
+
+    def tolist(_tensor: Any) -> Any:
+        raise RuntimeError("device-side assert triggered")
+
+    monkeypatch.setattr(_OnADevice, "tolist", tolist, raising=False)
+    monkeypatch.setattr(_OnADevice, "item", item, raising=False)
+    base = torch.zeros(()).as_subclass(_OnADevice)
+    for i in range(4):
+        nbtrack.log(loss=base + i, lr=0.5)
+    points = logged(tracked)
+    assert points["lr"] == [(i, 0.5) for i in range(4)]
+    steps, values = zip(*points["loss"], strict=True)
+    assert steps == (0, 1, 2, 3)
+    assert values[:2] == (0.0, 1.0)
+    assert math.isnan(values[2])
+    assert values[3] == 3.0
 
 
 def _loss(value: Any) -> None:
