@@ -6,7 +6,6 @@ process only), ``kernel`` (real IPython kernels), ``server`` (real servers) and 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 from collections.abc import Iterator
@@ -116,20 +115,6 @@ def server_store(team_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     _stop_sync_processes(tmp_path)
     forget_experiments(MlflowClient(tracking_uri=team_server.url))
-
-
-@pytest.fixture(autouse=True)
-def _alone_or_together(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    """Every test holds a shared lock while it runs, and a test marked ``alone`` an exclusive
-    one, so that it runs while no test of another pytest-xdist worker does. The lock file
-    sits in the folder above the workers' own temporary folders, which they share."""
-    exclusive = request.node.get_closest_marker("alone") is not None
-    path = tmp_path_factory.getbasetemp().parent / "nbtrack-tests.lock"
-    with path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield  # (closing the file releases the lock)
 
 
 @pytest.fixture(autouse=True)

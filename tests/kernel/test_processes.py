@@ -125,11 +125,6 @@ if __name__ == "__main__":  # under torchrun: rank and world size from its envir
 """
 
 
-# Alone: in two of four parallel suite runs a rank of this job died of SIGABRT inside torch's
-# C++ ("terminate called without an active exception"), never when run by itself or beside
-# the many-kernel tests; gloo aborts when a connection it does not expect reaches its ports,
-# and the other tests probe ports (servers starting, UIs found) all the time.
-@pytest.mark.alone
 def test_a_distributed_job_gets_one_run_with_each_ranks_points_once(store, client, tmp_path):
     from helpers.servers import free_port
 
