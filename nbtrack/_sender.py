@@ -29,7 +29,7 @@ from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
 from nbtrack.errors import NbtrackWarning
 
-__all__ = ["drain", "ensure_sender", "show"]
+__all__ = ["drain", "ensure_sender", "show", "stop_sender"]
 
 _Call = tuple[int | None, float, dict[str, Any]]
 
@@ -239,16 +239,26 @@ class Sender:
 
     def __init__(self) -> None:
         self._wake = threading.Event()
+        self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="nbtrack-sender", daemon=True)
         self._thread.start()
 
     def wake(self) -> None:
         self._wake.set()
 
+    def stop(self, timeout: float) -> None:
+        """End the thread after its current wake, and wait for it up to ``timeout`` seconds."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
     def _loop(self) -> None:
         while True:
             self._wake.wait(settings().flush_interval)
             self._wake.clear()
+            if self._stopping:
+                return
             for tracked in _registry.draining():
                 try:
                     self._serve(tracked)
@@ -278,6 +288,20 @@ def ensure_sender() -> Sender:
         if _sender is None:
             _sender = Sender()
         return _sender
+
+
+def stop_sender(timeout: float = 5.0) -> None:
+    """Stop this process's sender thread and wait for it, for a process about to exit; the
+    caller drains what is left. A daemon thread still running when the interpreter shuts down
+    is ended wherever it is (``pthread_exit``, before Python 3.14); inside a C++ extension's
+    GIL-released section (torch reading a device tensor) that is ``std::terminate``, and the
+    process dies of SIGABRT after its work was done. A later ``ensure_sender`` starts a new
+    thread."""
+    global _sender
+    with _start_lock:
+        sender, _sender = _sender, None
+    if sender is not None:
+        sender.stop(timeout)
 
 
 def _after_fork_in_child() -> None:

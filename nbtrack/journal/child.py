@@ -220,6 +220,9 @@ def _flush_at_exit(tracked: TrackedRun) -> None:
         if done or os.getpid() != owner:
             return
         done.append(True)
+        # No nbtrack thread may run into interpreter shutdown (see _sender.stop_sender): the
+        # sender ends first, then what it had not taken yet is drained here.
+        _sender.stop_sender()
         with contextlib.suppress(Exception):
             _sender.drain(tracked)
         tracked.journal.end()

@@ -125,9 +125,14 @@ if __name__ == "__main__":  # under torchrun: rank and world size from its envir
 """
 
 
-def test_a_distributed_job_gets_one_run_with_each_ranks_points_once(store, client, tmp_path):
+def test_a_distributed_job_gets_one_run_with_each_ranks_points_once(
+    store, client, tmp_path, monkeypatch
+):
     from helpers.servers import free_port
 
+    # A rank that crashes in C++ (a SIGABRT) then prints every thread's Python stack to the
+    # test's stderr: where it was, not only that it died.
+    monkeypatch.setenv("PYTHONFAULTHANDLER", "1")
     (tmp_path / "ddp_train.py").write_text(DDP_TRAIN)
     path = notebook(
         "import nbtrack, sys",
