@@ -250,8 +250,7 @@ class Sender:
         """End the thread after its current wake, and wait for it up to ``timeout`` seconds."""
         self._stopping = True
         self._wake.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        self._thread.join(timeout)
 
     def _loop(self) -> None:
         while True:
