@@ -145,9 +145,12 @@ def sync_line(record: Mapping[str, Any]) -> str | None:
     lost = lost_line(record)
     if lost and stop_line(record) != lost:
         parts.append(lost)
+    # With every point stored, what is left is the run's end (its status and last tags).
     pending = sync["pending_points"]
     if sync["state"] == "offline":
-        parts.append(f"offline: {pending} points wait in the local spool for the tracking server")
+        what = f"{pending:,} points wait" if pending else "the run's end waits"
+        parts.append(f"offline: {what} in the local spool for the tracking server")
     elif sync["state"] == "syncing":
-        parts.append(f"{pending} points still on their way to MLflow")
+        what = f"{pending:,} points are" if pending else "the run's end is"
+        parts.append(f"{what} still on {'their' if pending else 'its'} way to MLflow")
     return "; ".join(parts) or None

@@ -7,6 +7,7 @@ itself is in tests/browser/test_live_view_lab.py.
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 import time
@@ -325,6 +326,23 @@ def test_the_view_shows_step_values_and_sync_state(
     assert "1234" in text.replace(",", "")
     assert "0.25" in text
     assert screen.last()[RECORD]["sync"] == {"state": "syncing", "pending_points": 1200}
+
+
+def test_a_run_whose_points_are_all_stored_but_whose_end_is_not_says_so(
+    screen: Screen, live: tuple[LiveView, Run]
+) -> None:
+    # Every point is in MLflow and only the run's end (status, last tags) is still on its way,
+    # as after a cell whose points were all lost to a full disk: no "0 points" on their way.
+    view, run = live
+    add_points(run, "loss", np.linspace(1, 0.25, 10))
+    run.sync_state, run.pending_points = "syncing", 0
+    redraw_now(view, run)
+    text = screen.last()["text/plain"]
+    assert "0 points" not in text
+    assert "the run's end is still on its way to MLflow" in text
+    assert "the run's end is still on its way to MLflow" in html.unescape(
+        screen.last()["text/html"]
+    )
 
 
 def test_points_that_could_not_be_stored_are_counted_live_and_in_the_final_record(
