@@ -27,12 +27,29 @@ os.environ.setdefault("NBTRACK_SYSTEM_METRICS", "0")
 _FOLDER_MARKS = {"kernel": "kernel", "server": "server", "browser": "browser"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--serial-tests",
+        choices=("with", "without", "only"),
+        default="with",
+        help="run the tests marked serial with the others (the default), leave them out, or run "
+        "only them: scripts/test.sh runs the rest in two workers, then these alone",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         folder = Path(str(item.fspath)).parent.name
         mark = _FOLDER_MARKS.get(folder)
         if mark is not None:
             item.add_marker(getattr(pytest.mark, mark))
+    # An option rather than `-m`, so that a `-m` of the caller's still applies to both runs.
+    serial_tests = config.getoption("--serial-tests")
+    if serial_tests != "with":
+        wanted = serial_tests == "only"
+        kept = [item for item in items if (item.get_closest_marker("serial") is not None) == wanted]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
