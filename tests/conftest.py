@@ -47,8 +47,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     serial_tests = config.getoption("--serial-tests")
     if serial_tests != "with":
         wanted = serial_tests == "only"
-        kept = [item for item in items if (item.get_closest_marker("serial") is not None) == wanted]
-        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        kept, dropped = [], []
+        for item in items:
+            is_serial = item.get_closest_marker("serial") is not None
+            (kept if is_serial == wanted else dropped).append(item)
+        config.hook.pytest_deselected(items=dropped)
         items[:] = kept
 
 
