@@ -4,7 +4,7 @@ This module owns the buffer's one format, both sides of it: ``log`` appends, ``t
 by the sender thread) removes. A call costs a set check, a type check per value (and reading a
 CPU tensor, as any tracker must), and one list append; no I/O, no lock, no device
 synchronisation. Inside a real training loop, where every step evicts the caches, that is
-under twice the floor of a list append of a timestamped dict (``benchmarks/bench_loop.py``).
+about twice the floor of a list append of a timestamped dict (``benchmarks/bench_loop.py``).
 Everything else (grouping points per metric, reading device tensors, writing the journal,
 drawing) happens in the sender, off the loop.
 
