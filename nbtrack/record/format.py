@@ -150,7 +150,8 @@ def sync_line(record: Mapping[str, Any]) -> str | None:
     if sync["state"] == "offline":
         what = f"{pending:,} points wait" if pending else "the run's end waits"
         parts.append(f"offline: {what} in the local spool for the tracking server")
+    elif sync["state"] == "syncing" and pending:
+        parts.append(f"{pending:,} points are still on their way to MLflow")
     elif sync["state"] == "syncing":
-        what = f"{pending:,} points are" if pending else "the run's end is"
-        parts.append(f"{what} still on {'their' if pending else 'its'} way to MLflow")
+        parts.append("the run's end is still on its way to MLflow")
     return "; ".join(parts) or None
