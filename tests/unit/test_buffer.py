@@ -314,7 +314,7 @@ def test_a_new_run_checks_its_names_again() -> None:
         nbtrack.log(loss=3.0)
     finally:
         stop(second)
-    assert second.buffer.known == {"loss"}
+    assert list(second.buffer.known) == ["loss"]
     assert logged(first) == {"loss": [(0, 1.0), (1, 1.0)]}
     assert logged(second) == {"loss": [(0, 2.0), (1, 3.0)]}
 

@@ -126,7 +126,7 @@ def test_the_usual_run_is_unguarded_and_a_guard_ends_with_the_thread(caught: lis
     plain = start("plain")
     stop(plain)
     # No thread of an ended run logs: the run's names are a plain set, nothing is checked.
-    assert type(plain.buffer.known) is set
+    assert type(plain.buffer.known) is dict
 
     first = start("A")
     helper = Helper()
@@ -139,7 +139,7 @@ def test_the_usual_run_is_unguarded_and_a_guard_ends_with_the_thread(caught: lis
         helper.quit()
         _registry.review_guard(second)  # what the sender does at each wake
         assert not second.buffer.guarded
-        assert type(second.buffer.known) is set
+        assert type(second.buffer.known) is dict
         nbtrack.log(loss=2.0)
     finally:
         stop(second)
