@@ -125,7 +125,7 @@ def test_a_thread_that_logged_only_between_runs_is_kept_out_of_the_next(
 def test_the_usual_run_is_unguarded_and_a_guard_ends_with_the_thread(caught: list[Any]) -> None:
     plain = start("plain")
     stop(plain)
-    # No thread of an ended run logs: the run's names are a plain set, nothing is checked.
+    # No thread of an ended run logs: the run's names are a plain dict, nothing is checked.
     assert type(plain.buffer.known) is dict
 
     first = start("A")
