@@ -24,6 +24,7 @@ from typing import Any
 from nbtrack import _registry
 from nbtrack._buffer import take
 from nbtrack._curves import Curve
+from nbtrack._interrupts import interrupts_deferred
 from nbtrack._model import Batch, MetricPoints, Run
 from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings
@@ -35,7 +36,15 @@ _Call = tuple[int | None, float, dict[str, Any]]
 
 
 def drain(tracked: TrackedRun) -> Batch:
-    """Move everything ``tracked`` buffered into its curves, its journal and its views."""
+    """Move everything ``tracked`` buffered into its curves, its journal and its views.
+
+    In the cell's thread (a full buffer, ``nbtrack.wait()``) an interrupt is held back until
+    the move is done, then raised: what was taken out of the buffer reaches the journal."""
+    with interrupts_deferred():
+        return _drain(tracked)
+
+
+def _drain(tracked: TrackedRun) -> Batch:
     run = tracked.run
     with tracked.drain_lock:
         calls, pending = take(tracked.buffer)

@@ -23,6 +23,7 @@ from typing import Any
 
 from nbtrack import _registry, _sender, tracking
 from nbtrack._buffer import Buffer
+from nbtrack._interrupts import HeldInterrupts, interrupts_deferred
 from nbtrack._model import Run, RunFailure, Status, value_text
 from nbtrack._redact import redact_text
 from nbtrack._registry import TrackedRun
@@ -34,7 +35,6 @@ from nbtrack.journal.writer import Journal, JournalError
 from nbtrack.kernel import executions
 from nbtrack.kernel.code import CodeRecorder, environment_files, start_reading_environment
 from nbtrack.kernel.context import end_wait
-from nbtrack.kernel.interrupts import HeldInterrupts, interrupts_deferred
 from nbtrack.kernel.progress import follow_mlflow, poll, tell_store_problem, wait_synced
 from nbtrack.kernel.run_data import CellOptions, new_run
 from nbtrack.kernel.system import SystemSamples

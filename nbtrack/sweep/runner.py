@@ -22,12 +22,12 @@ import time
 from typing import Any
 
 from nbtrack._buffer import log_into
+from nbtrack._interrupts import HeldInterrupts, interrupts_deferred
 from nbtrack._model import Batch, Run, Status
 from nbtrack._registry import TrackedRun
 from nbtrack.errors import SweepError
 from nbtrack.kernel import cell
 from nbtrack.kernel.context import end_wait, watching
-from nbtrack.kernel.interrupts import HeldInterrupts, interrupts_deferred
 from nbtrack.kernel.progress import learn_identity
 from nbtrack.record.metrics import metric_goal
 from nbtrack.sweep.outcome import quiet_pruned, run_status, trial_state, trial_value

@@ -174,6 +174,43 @@ def test_an_interrupt_at_any_moment_of_a_tracked_cell_leaves_no_run_running(
     assert after_exit == {**statuses, "after": "FINISHED"}
 
 
+def test_an_interrupt_while_a_full_buffer_is_written_loses_no_point(store, client, kernel):
+    """A loop that logs faster than the sender drains fills the buffer, and its own thread
+    then moves the buffer to the journal (every 100,000 calls). An interrupt that lands in the
+    middle of that move must not lose what was taken out of the buffer: here it is sent the
+    moment the cell's thread starts writing to the journal."""
+    reply, _ = kernel.run("import nbtrack")
+    assert reply["status"] == "ok"
+    reply = kernel.run(
+        "%%track -e full\n"
+        "import os, signal, threading\n"
+        "from nbtrack import _registry\n"
+        "journal = _registry.current().journal\n"
+        "write = journal.update\n"
+        "def interrupted_write(run, batch):\n"
+        "    if threading.current_thread() is threading.main_thread():\n"
+        "        journal.update = write\n"
+        "        os.kill(os.getpid(), signal.SIGINT)  # what Jupyter's interrupt button sends\n"
+        "    return write(run, batch)\n"
+        "journal.update = interrupted_write\n"
+        "i = -1\n"
+        "for i in range(10**8):\n"
+        "    nbtrack.log(x=float(i))\n",
+        timeout=300,
+    )[0]
+    assert (reply["status"], reply.get("ename")) == ("error", "KeyboardInterrupt")
+    _, outputs = kernel.run("print('last', i, 'stored', nbtrack.wait(300))")
+    printed = "".join(o.get("text", "") for o in outputs).split()
+    assert printed[-1] == "True", printed
+    last = int(printed[1])
+    assert last >= 100_000  # the interrupt came from the buffer's overflow
+    (run,) = _runs(client, "full")
+    assert run.info.status == "KILLED"
+    # Every call the loop made is stored: the interrupted one too, which had filled the buffer.
+    history = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "x")]
+    assert history == [(k, float(k)) for k in range(last + 1)]
+
+
 def test_a_run_whose_end_event_was_lost_ends_when_the_next_cell_starts(store, client):
     """An interrupt can hit IPython's post_run_cell event before nbtrack holds interrupts
     back; IPython then drops nbtrack's handler call. Here the handler is left out of one

@@ -63,7 +63,8 @@ def test_nothing_below_the_top_imports_the_package_root() -> None:
 
 def test_the_data_model_and_the_leaves_import_nothing_of_nbtrack_at_run_time() -> None:
     graph = _graph()
-    for leaf in ("nbtrack.errors", "nbtrack._version", "nbtrack._files", "nbtrack._platform"):
+    leaves = ("errors", "_version", "_files", "_platform", "_interrupts")
+    for leaf in (f"nbtrack.{name}" for name in leaves):
         assert graph[leaf] == set(), leaf
     # The model names the curve type for type checkers only.
     assert graph["nbtrack._model"] == {"nbtrack._curves"}

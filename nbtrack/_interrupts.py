@@ -1,4 +1,15 @@
-"""Holding a kernel interrupt back while a run is half set up or half ended."""
+"""Holding a kernel interrupt back while the main thread does what must not be cut in half.
+
+Jupyter's interrupt is a SIGINT, which Python raises as a KeyboardInterrupt at almost any
+bytecode of the main thread. nbtrack holds it back where that would leave state half changed:
+a run half created or half ended (``kernel/cell.py``, ``sweep/runner.py``), a buffer taken
+but not yet in the journal (``_sender.drain``), whose points would be lost.
+
+The handler is swapped rather than the signal masked: Python runs signal handlers in the main
+thread whichever thread the operating system delivered the signal to, so a mask on the main
+thread alone lets an interrupt through. Outside the main thread, where handlers cannot be set
+(and KeyboardInterrupt is never raised), nothing is held.
+"""
 
 from __future__ import annotations
 
@@ -42,23 +53,25 @@ def interrupts_deferred(*, raise_held: bool = True) -> Iterator[HeldInterrupts]:
     On exit a held interrupt is raised as the KeyboardInterrupt it would have been, or, with
     ``raise_held=False``, dropped (``HeldInterrupts.pending`` says it came): at a cell's end
     the cell's code is over, and an interrupt there only cuts the wait for the upload short.
-
-    The handler is swapped rather than the signal masked: Python runs signal handlers in the
-    main thread whichever thread the operating system delivered the signal to, so a mask on
-    the main thread alone lets an interrupt through. Outside the main thread, where handlers
-    cannot be set (and KeyboardInterrupt is never raised), nothing is held.
+    Blocks may nest: an inner one hands what it held to the outer one.
     """
-    if threading.current_thread() is not threading.main_thread():
+    previous = (
+        signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is threading.main_thread()
+        else None
+    )
+    if previous is None:
+        # Not the main thread, or a handler set outside Python (an embedding application),
+        # which could not be put back: nothing is held.
         yield HeldInterrupts(None, active=False)
         return
-    held = HeldInterrupts(signal.getsignal(signal.SIGINT), active=True)
+    held = HeldInterrupts(previous, active=True)
     signal.signal(signal.SIGINT, held._hold)
     try:
         yield held
     finally:
-        signal.signal(signal.SIGINT, held.previous)
+        signal.signal(signal.SIGINT, previous)
     if held.pending and raise_held:
-        previous = held.previous
         if callable(previous):
             previous(signal.SIGINT, None)  # ipykernel's handler raises KeyboardInterrupt
         elif previous == signal.SIG_DFL:
