@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -131,6 +132,7 @@ class Kernel:
         self.kc.wait_for_ready(timeout=60)
         # iopub messages read while looking for something else, kept for whoever asks next.
         self._seen: list[dict[str, Any]] = []
+        self._dump_path: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -192,8 +194,22 @@ class Kernel:
     def interrupt(self) -> None:
         self.km.interrupt_kernel()
 
-    def kill(self) -> None:
-        self.km.kill_kernel()
+    def enable_thread_dumps(self, path: Path) -> None:
+        """Let ``thread_dump`` say where each of the kernel's threads is, for a test that finds
+        the kernel stuck (written by faulthandler to ``path`` on SIGUSR1)."""
+        self._dump_path = path
+        code = (
+            "import faulthandler, signal\n"
+            f"faulthandler.register(signal.SIGUSR1, open({str(path)!r}, 'w'), all_threads=True)"
+        )
+        assert self.run(code)[0]["status"] == "ok"
+
+    def thread_dump(self) -> str:
+        if self._dump_path is None:
+            return "(no thread dump: enable_thread_dumps was not called)"
+        os.kill(self.pid, signal.SIGUSR1)
+        time.sleep(1)  # written by the kernel's C signal handler, without its threads' help
+        return self._dump_path.read_text(errors="replace")
 
     def shutdown(self) -> None:
         self.kc.stop_channels()
