@@ -57,10 +57,18 @@ def _pre_run_cell(info: Any) -> None:
 
 
 def _post_run_cell(result: Any) -> None:
-    # An interrupt that lands before nbtrack holds interrupts back is dropped here; the run
-    # is then ended when the next cell starts (cell.cell_started).
-    with contextlib.suppress(KeyboardInterrupt):
-        cell.cell_ended(result)
+    # An interrupt can land in the first bytecodes of the run's end, before cell_ended holds
+    # interrupts back: it then ended nothing. The cell's code is over, so it only means "do
+    # not wait for the upload", and the run is ended all the same, with its cell. (One that
+    # lands in IPython before this handler is called leaves the run to the next cell's start:
+    # cell.cell_started.)
+    interrupted = False
+    for _ in range(3):
+        try:
+            cell.cell_ended(result, interrupted=interrupted)
+            break
+        except KeyboardInterrupt:
+            interrupted = True
     info = getattr(result, "info", None)
     source = getattr(info, "raw_cell", None)
     if source:

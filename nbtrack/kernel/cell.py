@@ -181,10 +181,12 @@ def cell_started(shell: Any, info: Any) -> None:
             _end(tracked, last if getattr(last, "info", None) is tracked.cell else None, held)
 
 
-def cell_ended(result: Any) -> None:
+def cell_ended(result: Any, *, interrupted: bool = False) -> None:
     """IPython's post_run_cell: end the tracked run if this was its cell (not a cell it ran
-    with ``get_ipython().run_cell``, whose end is not the tracked cell's)."""
+    with ``get_ipython().run_cell``, whose end is not the tracked cell's). ``interrupted``:
+    an interrupt came as the cell ended, so the end does not wait for the upload."""
     with interrupts_deferred(raise_held=False) as held:
+        held.pending = held.pending or interrupted
         executions.ended(result)
         tracked = _registry.current()
         if tracked is not None and not executions.is_running(tracked.cell):

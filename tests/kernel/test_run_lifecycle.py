@@ -217,6 +217,37 @@ def test_an_interrupt_while_a_full_buffer_is_written_loses_no_point(store, clien
     assert history == [(k, float(k)) for k in range(last + 1)]
 
 
+def test_an_interrupt_that_lands_as_nbtrack_starts_ending_the_run_still_ends_it(
+    store, client, kernel
+):
+    """The first bytecodes of nbtrack's post_run_cell handler run before it can hold
+    interrupts back. An interrupt there (sent here the moment the handler is entered) must not
+    leave the run to the next cell: the cell's own output ends with its final record."""
+    reply, _ = kernel.run("import nbtrack")
+    assert reply["status"] == "ok"
+    reply, outputs = kernel.run(
+        "%%track -e late\n"
+        "nbtrack.log(x=1.0)\n"
+        "import os, signal\n"
+        "from nbtrack.kernel import cell as nbtrack_cell\n"
+        "real_end = nbtrack_cell.cell_ended\n"
+        "def interrupted_once(*args, **kwargs):\n"
+        "    nbtrack_cell.cell_ended = real_end\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real_end(*args, **kwargs)\n"
+        "nbtrack_cell.cell_ended = interrupted_once\n"
+    )
+    assert reply["status"] == "ok"  # the cell's code was over
+    record = _final_record(outputs)
+    assert record is not None, "the run was left to the next cell"
+    assert record["run"]["status"] == "FINISHED"
+    _, outputs = kernel.run("print('active:', nbtrack.active_run(), nbtrack.wait(60))")
+    assert "active: None True" in "".join(o.get("text", "") for o in outputs)
+    (run,) = _runs(client, "late")
+    assert run.info.status == "FINISHED"
+    assert _values(client, run.info.run_id, "x") == [1.0]
+
+
 def test_a_run_whose_end_event_was_lost_ends_when_the_next_cell_starts(store, client):
     """An interrupt can hit IPython's post_run_cell event before nbtrack holds interrupts
     back; IPython then drops nbtrack's handler call. Here the handler is left out of one
