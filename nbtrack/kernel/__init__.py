@@ -29,6 +29,7 @@ def register(shell: Any) -> None:
     shell.input_transformers_cleanup.append(rewrite_track_cell)
     shell.events.register("pre_run_cell", _pre_run_cell)
     shell.events.register("post_run_cell", _post_run_cell)
+    shell.events.register("post_run_cell", _post_run_cell_backstop)
     shell.user_ns.setdefault("nbtrack", __import__("nbtrack"))
     # Cells run before nbtrack was loaded (papermill's parameters, a hyperparameter cell) can
     # hold a tracked cell's params too.
@@ -45,7 +46,11 @@ def unregister(shell: Any) -> None:
     _registered.discard(id(shell))
     if rewrite_track_cell in shell.input_transformers_cleanup:
         shell.input_transformers_cleanup.remove(rewrite_track_cell)
-    for event, callback in (("pre_run_cell", _pre_run_cell), ("post_run_cell", _post_run_cell)):
+    for event, callback in (
+        ("pre_run_cell", _pre_run_cell),
+        ("post_run_cell", _post_run_cell),
+        ("post_run_cell", _post_run_cell_backstop),
+    ):
         with contextlib.suppress(ValueError):
             shell.events.unregister(event, callback)
 
@@ -57,18 +62,9 @@ def _pre_run_cell(info: Any) -> None:
 
 
 def _post_run_cell(result: Any) -> None:
-    # An interrupt can land in the first bytecodes of the run's end, before cell_ended holds
-    # interrupts back: it then ended nothing. The cell's code is over, so it only means "do
-    # not wait for the upload", and the run is ended all the same, with its cell. (One that
-    # lands in IPython before this handler is called leaves the run to the next cell's start:
-    # cell.cell_started.)
-    interrupted = False
-    for _ in range(3):
-        try:
-            cell.cell_ended(result, interrupted=interrupted)
-            break
-        except KeyboardInterrupt:
-            interrupted = True
+    global _seen_through  # noqa: PLW0603 - one cell's end at a time
+    _end_cell(result)
+    _seen_through = id(result)
     info = getattr(result, "info", None)
     source = getattr(info, "raw_cell", None)
     if source:
@@ -77,6 +73,35 @@ def _post_run_cell(result: Any) -> None:
         shell = get_ipython()
         if shell is not None:
             _observe(shell, source)
+
+
+# The result whose end _post_run_cell saw through (its id: the result itself may hold a large
+# value), for the backstop that follows it.
+_seen_through: int | None = None
+
+
+def _post_run_cell_backstop(result: Any) -> None:
+    """Registered right after ``_post_run_cell``. An interrupt at that handler's very first
+    bytecode escapes it, and IPython goes on to the next handler: this one, which then ends
+    the run, with its cell."""
+    global _seen_through  # noqa: PLW0603
+    if _seen_through != id(result):
+        _end_cell(result, interrupted=True)
+    _seen_through = None
+
+
+def _end_cell(result: Any, *, interrupted: bool = False) -> None:
+    # An interrupt can land in the first bytecodes of the run's end, before cell_ended holds
+    # interrupts back: it then ended nothing. The cell's code is over, so it only means "do
+    # not wait for the upload", and the run is ended all the same. (One that lands in
+    # IPython's own code between the cell and these handlers leaves the run to the next
+    # cell's start: cell.cell_started.)
+    for _ in range(3):
+        try:
+            cell.cell_ended(result, interrupted=interrupted)
+            return
+        except KeyboardInterrupt:
+            interrupted = True
 
 
 def _observe(shell: Any, source: str) -> None:
