@@ -62,9 +62,7 @@ def _pre_run_cell(info: Any) -> None:
 
 
 def _post_run_cell(result: Any) -> None:
-    global _seen_through  # noqa: PLW0603 - one cell's end at a time
     _end_cell(result)
-    _seen_through = id(result)
     info = getattr(result, "info", None)
     source = getattr(info, "raw_cell", None)
     if source:
@@ -75,19 +73,13 @@ def _post_run_cell(result: Any) -> None:
             _observe(shell, source)
 
 
-# The result whose end _post_run_cell saw through (its id: the result itself may hold a large
-# value), for the backstop that follows it.
-_seen_through: int | None = None
-
-
 def _post_run_cell_backstop(result: Any) -> None:
     """Registered right after ``_post_run_cell``. An interrupt at that handler's very first
     bytecode escapes it, and IPython goes on to the next handler: this one, which then ends
-    the run, with its cell."""
-    global _seen_through  # noqa: PLW0603
-    if _seen_through != id(result):
-        _end_cell(result, interrupted=True)
-    _seen_through = None
+    the run, with its cell. Where the first handler ended it, this finds nothing to end
+    (``cell_ended`` ends a run once); when it does end one, an interrupt came, so it does not
+    wait for the upload."""
+    _end_cell(result, interrupted=True)
 
 
 def _end_cell(result: Any, *, interrupted: bool = False) -> None:
