@@ -20,10 +20,14 @@ from typing import Any
 
 
 def isolate(name: str) -> Path:
-    """Point MLflow, nbtrack and IPython at a fresh temporary folder; return it.
+    """Point MLflow, nbtrack and IPython at a fresh temporary folder, and make it the working
+    folder; return it.
 
     Call before importing nbtrack or MLflow. The folder's removal is registered before
-    nbtrack's own exit hook, so it runs after that hook has waited for the uploads.
+    nbtrack's own exit hook, so it runs after that hook has waited for the uploads. It is the
+    working folder because MLflow puts a SQLite store's artifacts in ``./mlruns`` of the process
+    that creates its experiments, and trackers write files relative to it too: without the
+    change, a run of a benchmark leaves its runs' artifacts in the checkout.
     """
     folder = Path(tempfile.mkdtemp(prefix=f"nbtrack-{name}-"))
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -34,6 +38,7 @@ def isolate(name: str) -> Path:
     os.environ["IPYTHONDIR"] = str(folder / "ipython")
     os.environ.pop("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", None)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.chdir(folder)
     return folder
 
 

@@ -456,8 +456,6 @@ def main() -> None:
     os.environ["HF_HOME"] = str(folder / "huggingface")
     os.environ["TRACKIO_DIR"] = str(folder / "trackio")
     os.environ["NBTRACK_END_WAIT"] = "0"
-    # Files a tracker writes relative to the working directory land in the folder too.
-    os.chdir(folder)
 
     shell = Shell()
     shell.run(SETUP_CELL)
