@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from nbtrack._redact.code import RedactedCode, redact_cell, redact_code
 from nbtrack._redact.names import is_secret_name
+from nbtrack._redact.syntax import credential_variables
 from nbtrack._redact.text import (
     REDACTED,
     redact_text,
     redact_value,
+    replace_values,
     safe_link,
     stored_value,
     strip_uri_credentials,
@@ -25,11 +27,13 @@ from nbtrack._redact.text import (
 __all__ = [
     "REDACTED",
     "RedactedCode",
+    "credential_variables",
     "is_secret_name",
     "redact_cell",
     "redact_code",
     "redact_text",
     "redact_value",
+    "replace_values",
     "safe_link",
     "stored_value",
     "strip_uri_credentials",

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import ast
 import difflib
+import io
+import tokenize
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from nbtrack._redact.syntax import Edit, find_edits
+from nbtrack._redact.names import is_secret_name
+from nbtrack._redact.syntax import Edit, credential_variables, find_edits
 from nbtrack._redact.text import (
+    REDACTED,
     redact_text,
     replace_values,
     text_secrets,
@@ -50,11 +55,13 @@ _TEXT_CELL_MAGICS = frozenset(
 
 @dataclass
 class RedactedCode:
-    """A cell with its secrets replaced, and the secret values found in it (to find them again
-    in tracebacks and messages)."""
+    """A cell with its secrets replaced, the secret values found in it (to find them again
+    in tracebacks, messages and other cells), and the variables it uses as credentials
+    without naming them so (``syntax.credential_variables``: their values are secrets too)."""
 
     text: str
     secrets: set[str] = field(default_factory=set)
+    variables: set[str] = field(default_factory=set)
 
 
 def redact_code(source: str) -> str:
@@ -94,7 +101,7 @@ def redact_cell(source: str) -> RedactedCode:
     # Tokens and URL passwords in anything the tree does not show, and each secret value
     # wherever else in the cell it appears.
     text = _scrub_everywhere(text, secrets)
-    return RedactedCode(text, secrets)
+    return RedactedCode(text, secrets, credential_variables(tree))
 
 
 def _to_python(source: str) -> str | None:
@@ -223,7 +230,7 @@ def _cell_magic(source: str) -> RedactedCode:
     redacted_line = redact_text(line)
     inner = _cell_magic_body(name, line, body)
     text = f"{leading}%%{name}{' ' if line or first.endswith(' ') else ''}{redacted_line}"
-    return RedactedCode(text + newline + inner.text, line_secrets | inner.secrets)
+    return RedactedCode(text + newline + inner.text, line_secrets | inner.secrets, inner.variables)
 
 
 def _cell_magic_body(name: str, line: str, body: str) -> RedactedCode:
@@ -246,13 +253,111 @@ def _text_lines(text: str) -> RedactedCode:
 
 
 def _line_by_line(source: str) -> RedactedCode:
-    """For code nothing can parse: each line on its own, by the text rules, plus
-    ``name = value`` lines whose name is a credential's."""
+    """For code nothing can parse: the values of credentials found in its tokens (however many
+    lines a value takes), then each line by the text rules, plus ``name = value`` lines whose
+    name is a credential's."""
     from nbtrack._redact.syntax import redact_assignment_line
 
-    secrets: set[str] = set()
+    spans = _token_secrets(source)
+    secrets = {value for _, _, value in spans}
+    for start, end, _ in reversed(spans):
+        source = source[:start] + repr(REDACTED) + source[end:]
     lines = []
     for line in source.split("\n"):
         secrets.update(text_secrets(line))
         lines.append(redact_assignment_line(redact_text(line)))
-    return RedactedCode("\n".join(lines), secrets)
+    return RedactedCode("\n".join(lines), secrets - {REDACTED})
+
+
+_OPENING, _CLOSING = frozenset("([{"), frozenset(")]}")
+
+
+def _token_secrets(source: str) -> list[tuple[int, int, str]]:
+    """(start, end, value) of each string or number that is a credential's value, read from
+    the tokens of code that does not parse (a missing bracket, a stray character): what
+    follows a credential's name and ``=`` or ``:``, or a string naming one and ``,`` or ``:``.
+    A value ends where its statement does, or for an argument or an entry at the next ``,`` or
+    closing bracket; a line break ends it once it has begun (a bracket left open by the typo
+    must not take the rest of the cell with it)."""
+    tokens = _tokens(source)
+    starts = [0]
+    for line in source.split("\n"):
+        starts.append(starts[-1] + len(line) + 1)
+    found: dict[int, tuple[int, int, str]] = {}
+    depth = 0
+    significant = [t for t in tokens if t.type not in (tokenize.NL, tokenize.COMMENT)]
+    for index, token in enumerate(significant[:-1]):
+        operator = significant[index + 1]
+        if token.type == tokenize.OP:
+            depth += token.string in _OPENING
+            depth -= token.string in _CLOSING and depth > 0
+        start = starts[token.start[0] - 1] + token.start[1]
+        names_one = start not in found and (  # a value found secret names nothing
+            (
+                token.type == tokenize.NAME
+                and operator.string in ("=", ":")
+                and is_secret_name(token.string)
+            )
+            or (
+                token.type == tokenize.STRING
+                and operator.string in (",", ":")
+                and is_secret_name(_string_value(token.string))
+            )
+        )
+        if names_one:
+            whole_statement = depth == 0 and token.type == tokenize.NAME
+            for value in _value_tokens(tokens, operator, whole_statement):
+                begin = starts[value.start[0] - 1] + value.start[1]
+                end = starts[value.end[0] - 1] + value.end[1]
+                found[begin] = (begin, end, _string_value(value.string))
+    return sorted(found.values())
+
+
+def _tokens(source: str) -> list[tokenize.TokenInfo]:
+    """The tokens of ``source`` up to where the tokenizer gives up."""
+    tokens: list[tokenize.TokenInfo] = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            tokens.append(token)
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return tokens
+
+
+def _value_tokens(
+    tokens: list[tokenize.TokenInfo], operator: tokenize.TokenInfo, whole_statement: bool
+) -> Iterator[tokenize.TokenInfo]:
+    """The strings and numbers of the value after ``operator``."""
+    depth = 0
+    begun = False
+    for token in tokens[tokens.index(operator) + 1 :]:
+        if token.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+            return
+        if token.type == tokenize.NL:
+            if begun and depth == 0:
+                return
+            continue
+        if token.type == tokenize.OP:
+            if token.string in _OPENING:
+                depth += 1
+            elif token.string in _CLOSING:
+                if depth == 0:
+                    return
+                depth -= 1
+            elif token.string == "," and depth == 0 and not whole_statement:
+                return
+        elif token.type in (tokenize.STRING, tokenize.NUMBER):
+            yield token
+        if token.type != tokenize.COMMENT:
+            begun = True
+
+
+def _string_value(literal: str) -> str:
+    """What a string token holds (its text, for an f-string or one Python cannot read)."""
+    try:
+        value = ast.literal_eval(literal)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return literal
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)

@@ -13,8 +13,11 @@ A name is split into parts (``hf_token`` -> hf, token; ``openaiApiKey`` -> opena
   ``accesskey`` or ``privatekey`` anywhere.
 
 Parts, not substrings, keep ``tokenizer``, ``max_tokens``, ``keyframes``, ``author`` and
-``passes`` readable. Where a name is unclear it counts as a secret: a param that reads
-``<redacted>`` is a small loss, a leaked key is not.
+``passes`` readable, and a name whose last part says it counts, sizes or numbers something
+(``key_dim``, ``num_key_value_heads``, ``pad_token_id``, ``max_token_length``) is a model's
+hyperparameter, not a credential: only the substrings above make such a name a credential's.
+Where a name is unclear it counts as a secret: a param that reads ``<redacted>`` is a small
+loss, a leaked key is not.
 """
 
 from __future__ import annotations
@@ -71,6 +74,11 @@ _NOT_SECRET = frozenset(
         "keykey",
     }
 )
+# Last parts that make a name a count, size or number of keys or tokens (``pad_token_id``).
+_MEASURES = frozenset(
+    {"id", "ids", "idx", "index", "dim", "dims", "size", "len", "length", "count", "heads",
+     "type", "types"}
+)  # fmt: skip
 _NAME_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 
@@ -81,7 +89,10 @@ def is_secret_name(name: str) -> bool:
     lowered = name.lower()
     if any(word in lowered for word in _SECRET_SUBSTRINGS):
         return True
-    for part in (p.lower() for p in _NAME_PARTS.findall(name)):
+    parts = [p.lower() for p in _NAME_PARTS.findall(name)]
+    if len(parts) > 1 and parts[-1] in _MEASURES:
+        return False
+    for part in parts:
         if part in _SECRET_PARTS:
             return True
         if part not in _NOT_SECRET and part.endswith(_SECRET_SUFFIXES):

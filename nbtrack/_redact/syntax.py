@@ -7,14 +7,20 @@ credential's name (``names.is_secret_name``):
   subscript (``os.environ["HF_TOKEN"] = ...``) or tuple of targets;
 - keyword arguments (``login(token=...)``, ``dict(api_key=...)``) and default arguments of
   functions (``def connect(token="...")``);
-- dict entries at any depth (``{"auth": {"password": ...}}``);
-- the argument after a string that names a credential (``os.environ.setdefault("GITHUB_TOKEN",
-  ...)``, ``os.putenv("HF_TOKEN", ...)``, ``set_key(".env", "API_KEY", ...)``);
-- constants compared with such a name (``if password == "..."``).
+- dict entries at any depth (``{"auth": {"password": ...}}``), and ``case`` patterns of
+  either (``match password: case "..."``, ``case {"token": "..."}``);
+- the argument after a string that names a credential (``os.environ.setdefault(
+  "GITHUB_TOKEN", ...)``, ``os.putenv("HF_TOKEN", ...)``, ``set_key(".env", "API_KEY", ...)``),
+  and the item after one in a pair (``[("api_key", ...)]``) or after an option naming one in
+  an argument list (``subprocess.run(["cli", "--token", ...])``);
+- constants compared with such a name (``if password == "..."``, ``if token in ("...",)``);
+- what the cell assigns to a variable it then uses as one of the above (``tok = "..."`` then
+  ``login(token=tok)``): ``credential_variables``.
 
 Reading a secret from elsewhere stays readable: a name, an attribute, ``os.environ[...]``, and
 the first argument of a call that reads one (``os.getenv("HF_TOKEN")``, ``getpass("Password:
-")``). Every other string or bytes constant in such a value is redacted. Strings and comments
+")``). Every other string or bytes constant in such a value is redacted, also one a method is
+called on (``"...".strip()``) or a lambda returns. Strings and comments
 anywhere are also checked by the text rules (``text.text_secrets``: token shapes, URL
 passwords, ``Bearer``, ``NAME=value``), and the arguments of IPython's own calls (shell
 commands, magics) by the caller's ``command_secrets``.
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import io
+import itertools
 import re
 import tokenize
 from collections.abc import Callable, Iterator
@@ -33,7 +40,13 @@ from typing import Any
 from nbtrack._redact.names import is_secret_name
 from nbtrack._redact.text import REDACTED, redact_shapes, text_secrets
 
-__all__ = ["Edit", "find_edits", "redact_assignment_line", "scrub_code_text"]
+__all__ = [
+    "Edit",
+    "credential_variables",
+    "find_edits",
+    "redact_assignment_line",
+    "scrub_code_text",
+]
 
 # IPython's translations of its syntax: get_ipython().<kind>(<string arguments>).
 _IPYTHON_CALLS = frozenset({"system", "getoutput", "run_line_magic", "run_cell_magic"})
@@ -105,11 +118,73 @@ def find_edits(tree: ast.AST, text: str, command_secrets: CommandSecrets) -> lis
 # ------------------------------------------------------------------ values under secret names
 
 
-def _secret_values(nodes: list[ast.AST]) -> Iterator[ast.expr]:
+def _secret_values(nodes: list[ast.AST]) -> list[ast.expr]:
+    values = [value for node in nodes for value in _RULES.get(type(node), _none)(node)]
+    variables = _variables_in(values)
+    if variables:
+        values.extend(_assigned_to(nodes, _credential_variables(nodes, variables)))
+    return values
+
+
+def _none(node: ast.AST) -> Iterator[ast.expr]:  # noqa: ARG001 - a node no rule applies to
+    yield from ()
+
+
+def credential_variables(tree: ast.AST) -> set[str]:
+    """Variables ``tree`` uses as credentials without naming them so (``tok = "..."`` then
+    ``login(token=tok)``): never params, and what the cell assigns to them is redacted."""
+    nodes = list(ast.walk(tree))
+    values = [value for node in nodes for value in _RULES.get(type(node), _none)(node)]
+    return _credential_variables(nodes, _variables_in(values))
+
+
+def _variables_in(values: list[ast.expr]) -> set[str]:
+    """Variables whose value a secret value is made of: the value itself, or the items,
+    f-string parts and ``+`` operands it is built from (not attributes, calls, subscripts)."""
+    found: set[str] = set()
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, ast.Name):
+            found.add(value.id)
+        elif isinstance(value, ast.Tuple | ast.List | ast.Set):
+            stack.extend(value.elts)
+        elif isinstance(value, ast.JoinedStr):
+            stack.extend(v.value for v in value.values if isinstance(v, ast.FormattedValue))
+        elif isinstance(value, ast.BinOp):
+            stack.extend((value.left, value.right))
+    return found
+
+
+def _credential_variables(nodes: list[ast.AST], variables: set[str]) -> set[str]:
+    """``variables``, and the variables assigned to them in turn (``a = "..."; b = a``)."""
+    found = set(variables)
+    while True:
+        more = _variables_in(list(_assigned_to(nodes, found))) - found
+        if not more:
+            return found
+        found |= more
+
+
+def _assigned_to(nodes: list[ast.AST], variables: set[str]) -> Iterator[ast.expr]:
     for node in nodes:
-        rule = _RULES.get(type(node))
-        if rule is not None:
-            yield from rule(node)
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign | ast.NamedExpr) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
+        if any(_names_a(target, variables) for target in targets):
+            yield node.value  # type: ignore[misc]
+
+
+def _names_a(target: ast.expr, variables: set[str]) -> bool:
+    if isinstance(target, ast.Name):
+        return target.id in variables
+    if isinstance(target, ast.Tuple | ast.List | ast.Starred):
+        elements = target.elts if not isinstance(target, ast.Starred) else [target.value]
+        return any(_names_a(element, variables) for element in elements)
+    return False
 
 
 def _assigned(node: ast.Assign) -> Iterator[ast.expr]:
@@ -132,13 +207,50 @@ def _dict_entries(node: ast.Dict) -> Iterator[ast.expr]:
 
 
 def _after_a_named_argument(node: ast.Call) -> Iterator[ast.expr]:
-    yield from (v for k, v in zip(node.args, node.args[1:], strict=False) if _is_secret_string(k))
+    yield from _after_a_name(node.args)
+
+
+def _after_a_named_item(node: ast.List | ast.Tuple) -> Iterator[ast.expr]:
+    # An argument list (["cli", "--token", ...]) or a pair (("api_key", ...)); not a list of
+    # column names that happens to hold "password_hash".
+    if len(node.elts) == 2:
+        yield from _after_a_name(node.elts)
+    else:
+        yield from (
+            v
+            for k, v in itertools.pairwise(node.elts)
+            if _is_secret_string(k) and isinstance(k, ast.Constant) and str(k.value)[:1] == "-"
+        )
+
+
+def _after_a_name(items: list[ast.expr]) -> Iterator[ast.expr]:
+    yield from (v for k, v in itertools.pairwise(items) if _is_secret_string(k))
 
 
 def _compared(node: ast.Compare) -> Iterator[ast.expr]:
     operands = [node.left, *node.comparators]
     if any(_is_secret_target(o) for o in operands):
-        yield from (o for o in operands if isinstance(o, ast.Constant))
+        for operand in operands:
+            if isinstance(operand, ast.Constant):
+                yield operand
+            elif isinstance(operand, ast.Tuple | ast.List | ast.Set):  # `token in ("...",)`
+                yield from (e for e in operand.elts if isinstance(e, ast.Constant))
+
+
+def _matched(node: ast.Match) -> Iterator[ast.expr]:
+    if _is_secret_target(node.subject):
+        for case in node.cases:
+            yield from _pattern_values(case.pattern)
+
+
+def _matched_entries(node: ast.MatchMapping) -> Iterator[ast.expr]:
+    for key, pattern in zip(node.keys, node.patterns, strict=True):
+        if _is_secret_string(key):
+            yield from _pattern_values(pattern)
+
+
+def _pattern_values(pattern: ast.pattern) -> Iterator[ast.expr]:
+    yield from (node.value for node in ast.walk(pattern) if isinstance(node, ast.MatchValue))
 
 
 def _secret_defaults(arguments: ast.arguments) -> Iterator[ast.expr]:
@@ -160,7 +272,11 @@ _RULES: dict[type[ast.AST], Callable[[Any], Iterator[ast.expr]]] = {
     ast.keyword: _keyword,
     ast.Dict: _dict_entries,
     ast.Call: _after_a_named_argument,
+    ast.List: _after_a_named_item,
+    ast.Tuple: _after_a_named_item,
     ast.Compare: _compared,
+    ast.Match: _matched,
+    ast.MatchMapping: _matched_entries,
     ast.arguments: _secret_defaults,
 }
 
@@ -189,31 +305,39 @@ def _is_secret_target(target: ast.expr) -> bool:
 def _secret_parts(value: ast.expr) -> list[ast.expr]:
     """The nodes of ``value`` to hide: nothing for a value read from elsewhere, the string
     constants of a call, the whole value otherwise."""
+    if isinstance(value, ast.Await):
+        value = value.value
+    if isinstance(value, ast.Lambda):  # code, not a secret: only what it returns may be one
+        value = value.body
     if isinstance(value, ast.Constant):
         return [] if value.value is None or isinstance(value.value, bool) else [value]
     if isinstance(value, ast.Name | ast.Attribute):
         return []
     if isinstance(value, ast.Subscript):  # os.environ["X"], secrets["api"]
         return _secret_parts(value.value) if _is_literal(value.value) else []
-    if isinstance(value, ast.Await):
-        return _secret_parts(value.value)
     if isinstance(value, ast.Call):
-        arguments = [*value.args, *(k.value for k in value.keywords)]
-        if (
-            value.args
-            and _READER.search(_callee(value))
-            and isinstance(value.args[0], ast.Constant)
-        ):
-            arguments = arguments[1:]  # os.getenv("HF_TOKEN"), getpass("Password: ")
-        parts = _secret_parts(value.func) if isinstance(value.func, ast.Call) else []
-        for argument in arguments:
-            if isinstance(argument, ast.Constant):
-                if isinstance(argument.value, str | bytes):
-                    parts.append(argument)
-            else:
-                parts.extend(_secret_parts(argument))
-        return parts
+        return _call_parts(value)
     return [value]
+
+
+def _call_parts(call: ast.Call) -> list[ast.expr]:
+    arguments = [*call.args, *(k.value for k in call.keywords)]
+    if call.args and _READER.search(_callee(call)) and isinstance(call.args[0], ast.Constant):
+        arguments = arguments[1:]  # os.getenv("HF_TOKEN"), getpass("Password: ")
+    parts = []
+    if isinstance(call.func, ast.Call):
+        parts = _secret_parts(call.func)
+    elif isinstance(call.func, ast.Attribute) and not _READER.search(call.func.attr):
+        # A method of the value itself ("...".strip(), "...".encode()); not of what a reader
+        # call returns (Path("token.txt").read_text()).
+        parts = _secret_parts(call.func.value)
+    for argument in arguments:
+        if isinstance(argument, ast.Constant):
+            if isinstance(argument.value, str | bytes):
+                parts.append(argument)
+        else:
+            parts.extend(_secret_parts(argument))
+    return parts
 
 
 def _is_literal(node: ast.expr) -> bool:

@@ -5,12 +5,18 @@ Rules for text (``text_secrets`` finds what they match, ``redact_text`` replaces
 
 - well-known token shapes (OpenAI, Anthropic, Hugging Face, GitHub, GitLab, Slack, AWS, Google,
   PyPI, npm, JWTs), wherever they appear;
-- the user and password of a URL (``scheme://user:password@host``);
+- the user and password of a URL (``scheme://user:password@host``), also a password that
+  holds ``@``, ``/``, ``#`` or ``?`` unquoted, as requests and SQLAlchemy (MLflow's readers of
+  a store's URI) accept them;
 - ``Bearer <token>``, whatever comes before it, and the whole value of an ``Authorization``
   header;
-- ``NAME=value``, ``NAME: value``, ``"NAME": "value"``, ``--NAME value`` and ``-u user:pass``
-  where NAME is a credential's name (``names.is_secret_name``): query strings
-  (``?access_token=``), environment assignments, command-line options, headers, dict reprs;
+- ``NAME=value``, ``NAME: value``, ``"NAME": "value"``, ``--NAME value``, ``--NAME=value``,
+  ``'NAME', 'value'`` and ``-u user:pass`` where NAME is a credential's name
+  (``names.is_secret_name``): query strings (``?access_token=``), environment assignments,
+  command-line options, headers, dict reprs, and argument lists and pairs as Python prints
+  them (``['--token', '...']`` in a ``CalledProcessError``);
+- the signature of a signed URL (``sig=``, ``X-Amz-Signature=``, ``X-Goog-Signature=``) and
+  the whole of an Azure ``SharedAccessSignature=``;
 - values known to be secrets (those a cell assigned to credential names), passed in as
   ``known``.
 
@@ -63,7 +69,17 @@ _TOKEN_SHAPES = re.compile(
     )
     """
 )
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<v>[^/@\s'\"]+)@")
+# ``user:password@`` or ``token@`` after a scheme, as either reader of a store's URI takes it:
+# requests up to the last ``@`` before the first ``/``, ``?`` or ``#`` (the password may hold
+# ``@``), SQLAlchemy up to the first ``@`` (the password may hold ``/``, ``#`` or ``?``).
+_USERINFO = r"[^/?#\s'\"]+(?=@)|[^:/@\s'\"]*:[^@\s'\"]*"
+_URL_USERINFO = re.compile(rf"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<v>{_USERINFO})@")
+# Query keys that carry a URL's signature, the secret part of a signed (pre-signed, SAS) URL.
+_SIGNATURE_KEYS = frozenset({"sig", "signature", "x-amz-signature", "x-goog-signature"})
+_SIGNATURE = re.compile(
+    r"(?i)(?<=[?&;])(?:sig|signature|x-amz-signature|x-goog-signature)=(?P<v>[^&\s'\"#;]+)"
+    r"|\bSharedAccessSignature=(?P<w>[^;\s'\"]+)"
+)
 _BEARER = re.compile(r"(?i)\bbearer\s+(?P<v>[^\s'\"<>,;]+)")
 _AUTHORIZATION = re.compile(
     r"(?i)\b(?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?(?P<v>[^'\"\r\n]*[^'\"\s])"
@@ -72,12 +88,14 @@ _QUOTED = r"'(?P<v1>[^'\n]*)'|\"(?P<v2>[^\"\n]*)\""
 # NAME=value / NAME: value / "NAME": "value". Exception names (``TokenError: ...``) are not
 # credential names, see _named.
 _NAMED = re.compile(
-    r"(?P<q>['\"]?)(?<![\w.-])(?P<n>[A-Za-z_][\w.-]*)(?P=q)\s*(?P<sep>[=:])(?!=)\s*"
+    r"(?P<q>['\"]?)(?<![\w.-])(?:--?)?(?P<n>[A-Za-z_][\w.-]*)(?P=q)\s*(?P<sep>[=:])(?!=)\s*"
     rf"(?:{_QUOTED}|(?P<v3>[^\s&;,'\"()\[\]{{}}<>=][^\s&;,'\"()\[\]{{}}<>]*))"
 )
 _OPTION = re.compile(
     rf"(?<!\S)--?(?P<n>[A-Za-z][\w-]*)\s+(?:{_QUOTED}|(?P<v3>[^\s'\"\-][^\s'\"]*))"
 )
+# 'NAME', 'value' as Python prints a list or tuple (an argument list, a pair).
+_PAIR = re.compile(rf"(?P<q>['\"])(?:--?)?(?P<n>[A-Za-z_][\w.-]*)(?P=q)\s*,\s*(?:{_QUOTED})")
 _USER_OPTION = re.compile(r"(?<!\S)(?:-u|--user)\s*['\"]?[^\s:'\"]+:(?P<v>[^\s'\"]+)")
 _NOT_A_NAME = re.compile(r"(Error|Exception|Warning)$")
 
@@ -86,9 +104,10 @@ def _named_value(match: re.Match[str]) -> tuple[int, int] | None:
     name = match["n"]
     if not is_secret_name(name) or _NOT_A_NAME.search(name):
         return None
+    found = match.groupdict()
     for group in ("v1", "v2", "v3"):
-        if match[group] is not None:
-            return (match.start(group), match.end(group)) if match[group] else None
+        if found.get(group) is not None:
+            return (match.start(group), match.end(group)) if found[group] else None
     return None
 
 
@@ -97,10 +116,14 @@ def _spans(text: str) -> list[tuple[int, int]]:
     spans = [m.span() for m in _TOKEN_SHAPES.finditer(text)]
     for pattern in (_URL_USERINFO, _BEARER, _AUTHORIZATION, _USER_OPTION):
         spans.extend(m.span("v") for m in pattern.finditer(text))
-    for pattern in (_NAMED, _OPTION):
+    spans.extend(m.span("v" if m["v"] is not None else "w") for m in _SIGNATURE.finditer(text))
+    for pattern in (_NAMED, _OPTION, _PAIR):
         position = 0
         while (match := pattern.search(text, position)) is not None:
-            span = _named_value(match)
+            # A "name" that is itself a value found secret (``'password': 'my-secret', 'lr'``)
+            # names nothing.
+            named = not any(start <= match.start("n") < end for start, end in spans)
+            span = _named_value(match) if named else None
             if span is not None:
                 spans.append(span)
                 position = match.end()
@@ -189,17 +212,22 @@ def strip_uri_credentials(uri: str) -> str:
     ``https://user:pw@mlflow.example/?token=x&db=1`` becomes ``https://mlflow.example/?db=1``.
     Non-URL strings (a bare path) come back unchanged.
     """
+    userinfo = _URL_USERINFO.match(uri)
+    if userinfo is not None:
+        # Cut as SQLAlchemy reads it (urlsplit would end the password at a / # or ?).
+        uri = userinfo["scheme"] + uri[userinfo.end() :]
     parts = urlsplit(uri)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if not parts.scheme or (
-        "@" not in parts.netloc and not any(is_secret_name(k) for k, _ in pairs)
-    ):
-        # Nothing to remove; also keeps `sqlite:////abs/path` intact, which a round trip
+    if not parts.scheme or not any(_secret_query_key(k) for k, _ in pairs):
+        # Nothing more to remove; also keeps `sqlite:////abs/path` intact, which a round trip
         # through urlunsplit would shorten to `sqlite://abs/path`.
         return uri
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = urlencode([(k, v) for k, v in pairs if not is_secret_name(k)])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    query = urlencode([(k, v) for k, v in pairs if not _secret_query_key(k)])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _secret_query_key(key: str) -> bool:
+    return is_secret_name(key) or key.lower() in _SIGNATURE_KEYS
 
 
 def safe_link(url: str | None) -> str | None:

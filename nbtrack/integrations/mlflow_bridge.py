@@ -117,7 +117,9 @@ def _log_metrics(metrics: Iterable[Any]) -> None:
 def _log_tags(tracked: TrackedRun, tags: dict[str, Any]) -> None:
     for key in tags:
         check_key(key, "tag")
-    stored = {key: stored_value(value, MAX_TAG_VALUE_LENGTH) for key, value in tags.items()}
+    stored = {
+        key: stored_value(value, MAX_TAG_VALUE_LENGTH, key=key) for key, value in tags.items()
+    }
     tracked.run.tags.update(stored)
     tracked.buffer.pending.append(("tags", stored))
 

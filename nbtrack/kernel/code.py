@@ -13,11 +13,13 @@ environment is read once per kernel, in the background, when nbtrack loads.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from nbtrack._redact import is_secret_name, redact_cell
+from nbtrack._redact import is_secret_name, redact_cell, replace_values
 
 if TYPE_CHECKING:
     from nbtrack.journal.writer import Journal
@@ -27,17 +29,24 @@ __all__ = ["CodeRecorder", "environment_files", "start_reading_environment"]
 # Values shorter than this, held by a credential-named variable, are not hunted for in
 # tracebacks: they would match ordinary words.
 _SHORTEST_SECRET = 4
+# How far into a credential-named container its texts are looked for: a config or a parsed
+# secrets file, not a data set someone named `tokens`.
+_DEEPEST = 4
+_MOST_ITEMS = 1000
 
 
 class CodeRecorder:
-    """Redacted copies of the session's cells, made once each, and the secrets found in them."""
+    """Redacted copies of the session's cells, made once each, the secrets found in them, and
+    the variables they use as credentials without naming them so."""
 
     def __init__(self) -> None:
         self._redacted: list[str] = []
         self.secrets: set[str] = set()
+        self.variables: set[str] = set()
 
     def session_history(self, shell: Any) -> str:
-        """Cells executed in this kernel before the current one, in order, redacted."""
+        """Cells executed in this kernel before the current one, in order, redacted; a secret
+        found in any cell is hidden in every other one too."""
         raw = list(getattr(shell.history_manager, "input_hist_raw", []))
         earlier = raw[1:-1]  # [0] is empty by IPython's convention; [-1] is the current cell
         for cell in earlier[len(self._redacted) :]:
@@ -47,13 +56,15 @@ class CodeRecorder:
             for number, text in enumerate(self._redacted[: len(earlier)], 1)
             if text
         ]
-        return "\n\n".join(parts) + "\n"
+        return self._scrubbed("\n\n".join(parts) + "\n", shell)
 
     def stage(self, journal: Journal, shell: Any, body: str) -> bool:
         """Write the cell and the session history into the run's staging folder; False if
         either could not be written (the journal counts it as lost)."""
-        cell = journal.stage_text("code/cell.py", self._redact(body))
-        return journal.stage_text("code/session_history.py", self.session_history(shell)) and cell
+        cell = self._redact(body)  # first, so that its secrets are hidden in earlier cells too
+        history = self.session_history(shell)
+        staged = journal.stage_text("code/cell.py", self._scrubbed(cell, shell))
+        return journal.stage_text("code/session_history.py", history) and staged
 
     def _redact(self, cell: str) -> str:
         try:
@@ -61,23 +72,46 @@ class CodeRecorder:
         except Exception:  # noqa: BLE001 - a cell nbtrack cannot read must not stop the run
             return "# nbtrack could not read this cell to redact it, so it is not kept\n"
         self.secrets |= redacted.secrets
+        self.variables |= redacted.variables
         return redacted.text
+
+    def _scrubbed(self, text: str, shell: Any) -> str:
+        """``text`` without the secrets written in any cell, nor the values of variables a
+        cell used as credentials (``tok = "..."`` in one cell, ``login(token=tok)`` in a
+        later one)."""
+        namespace = getattr(shell, "user_ns", None) or {}
+        values = {t for name in self.variables for t in _texts(namespace.get(name))}
+        return replace_values(text, self.secrets | values)
 
     def known_secrets(self, namespace: dict[str, Any]) -> set[str]:
         """Secret values this kernel is known to hold: those written in its cells, and the
         values of its credential-named variables and environment variables (read from a
-        file or the environment, they appear in no cell)."""
+        file or the environment, they appear in no cell), of the variables its cells use as
+        credentials, and every text inside such a value (``secrets = json.load(...)``)."""
         known = set(self.secrets)
         for names in (namespace, os.environ):
-            known.update(
-                value
-                for name, value in list(names.items())
-                if isinstance(value, str)
-                and len(value) >= _SHORTEST_SECRET
-                and not name.startswith("_")
-                and is_secret_name(name)
-            )
+            for name, value in list(names.items()):
+                if not name.startswith("_") and (name in self.variables or is_secret_name(name)):
+                    known.update(_texts(value))
         return known
+
+
+def _texts(value: Any, depth: int = 0) -> Iterator[str]:
+    """The texts of a secret value: itself, decoded bytes, and the values of its dicts and
+    items of its lists, tuples and sets (a few levels down, a bounded number of each), long
+    enough to be found in free text without matching ordinary words."""
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("utf-8", "replace")
+    if isinstance(value, str):
+        if len(value) >= _SHORTEST_SECRET:
+            yield value
+        return
+    if depth >= _DEEPEST:
+        return
+    if isinstance(value, dict | list | tuple | set | frozenset):
+        items = value.values() if isinstance(value, dict) else value
+        for item in itertools.islice(items, _MOST_ITEMS):
+            yield from _texts(item, depth + 1)
 
 
 _environment: tuple[str, str] | None = None

@@ -10,8 +10,10 @@ A param is a name bound once, to a literal (``lr = 3e-3``, ``layers = [64, 32]``
   the person running the notebook chose to vary.
 
 A name the cell binds again (``step = 0`` then ``step += 1``, a loop target, a second
-assignment, an import) is state, not a param. Nothing is executed: the values come from the
-syntax tree, so capture costs a parse and can never run user code twice.
+assignment, an import) is state, not a param. A credential is never one: a name that looks
+like one, or a variable the cell passes or stores as one (``login(token=tok)``). Nothing is
+executed: the values come from the syntax tree, so capture costs a parse and can never run
+user code twice.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbtrack._redact import is_secret_name
+from nbtrack._redact import credential_variables, is_secret_name
 
 __all__ = ["CapturedParams", "SessionLiterals", "capture_params", "is_papermill_parameters"]
 
@@ -96,12 +98,17 @@ def _collect(target: ast.expr, value: ast.expr, found: dict[str, Any]) -> None:
 
 def _params_of(tree: ast.Module) -> dict[str, Any]:
     """Names bound exactly once in the whole cell, at its top level, to a literal; names that
-    look like credentials are never params."""
+    look like credentials, or that the cell uses as one (``login(token=tok)``), are never
+    params."""
     bound = _bound_names(tree)
+    credentials = credential_variables(tree)
     return {
         name: value
         for name, value in _top_level_literals(tree).items()
-        if value is not _MISSING and bound[name] == 1 and not is_secret_name(name)
+        if value is not _MISSING
+        and bound[name] == 1
+        and not is_secret_name(name)
+        and name not in credentials
     }
 
 
@@ -145,13 +152,14 @@ class SessionLiterals:
             return CapturedParams()
         captured = CapturedParams(values=_params_of(tree))
         bound_here = _bound_names(tree)
+        credentials = credential_variables(tree)
         read = {
             node.id
             for node in ast.walk(tree)
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
         }
         for name in sorted(read | self._injected):
-            if name in bound_here or name not in self._literals:
+            if name in bound_here or name in credentials or name not in self._literals:
                 continue
             value = self._literals[name]
             with contextlib.suppress(Exception):  # an odd __eq__ in the namespace: skip it

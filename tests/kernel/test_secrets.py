@@ -183,3 +183,40 @@ def test_a_failure_keeps_the_secrets_the_cell_holds_out_of_every_place_it_goes(
         bundle = _record_output(nb.cells[2 + index])
         assert secret not in json.dumps(bundle)  # JSON, HTML, SVG and text
         assert bundle[RECORD]["error"]["message"] == "bad key <redacted>"
+
+
+def test_secrets_an_attackers_review_found_stay_out(store, client, tmp_path):
+    # Each of these reached MLflow before (the sixth session's review): a secret written in
+    # one cell and repeated in another, a variable passed as a credential, a tag set through
+    # MLflow, a failure naming a value read into a credential-named dict, and `--opt=value`.
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text(json.dumps({"db_password": "SECRET-6D-from-a-file"}))
+    path = notebook(
+        "%load_ext nbtrack",
+        'import json, os\nos.environ["SERVICE_TOKEN"] = "SECRET-6A-written-once"',
+        "!echo SECRET-6A-written-once > /dev/null",
+        f'tok = "SECRET-6B"\nsecrets = json.loads(open({str(secrets_file)!r}).read())',
+        "%%track -e review\n"
+        "import mlflow\n"
+        "def login(token):\n"
+        "    return token\n"
+        "login(token=tok)\n"
+        'cmd = "python train.py --api-key=SECRET-6E"\n'
+        'mlflow.set_tag("api_key", "SECRET-6C")\n'
+        "nbtrack.log(loss=1.0)\n"
+        "raise ValueError(f\"cannot connect with {secrets['db_password']}\")",
+        "nbtrack.wait(60)",
+    )
+    nb = execute(path, allow_errors=True)
+    run = _run(client, "review")
+    assert run.info.status == "FAILED"
+    stored = _everything_stored(client, run) + _artifact(client, run, "error/traceback.txt")
+    for secret in ("SECRET-6A", "SECRET-6B", "SECRET-6C", "SECRET-6D", "SECRET-6E"):
+        assert secret not in stored, secret
+    assert "tok" not in run.data.params
+    assert run.data.params["cmd"] == "python train.py --api-key=<redacted>"
+    assert run.data.tags["api_key"] == "<redacted>"
+    assert run.data.tags["nbtrack.error"] == "ValueError: cannot connect with <redacted>"
+    history = _artifact(client, run, "code/session_history.py")
+    assert "!echo <redacted> > /dev/null" in history
+    assert "SECRET-6" not in json.dumps(_record_output(nb.cells[4]))

@@ -144,3 +144,14 @@ def test_track_line_is_rewritten_and_body_left_alone():
     # `%%track?` (help) and other magics are IPython's business.
     assert rewrite_track_cell(["%%track?\n"]) == ["%%track?\n"]
     assert rewrite_track_cell(["%%time\n", "x\n"]) == ["%%time\n", "x\n"]
+
+
+def test_a_variable_the_cell_passes_as_a_credential_is_never_a_param():
+    # `tok` has an ordinary name, but the cell uses it as a token: it is one.
+    assert capture_params('tok = "S3CRET"\nlr = 0.1\nlogin(token=tok)') == {"lr": 0.1}
+    assert capture_params('t = "S3CRET"\nheaders = {"Authorization": f"Bearer {t}"}') == {}
+    # Set in an earlier cell, used as a credential in the tracked one.
+    session = SessionLiterals()
+    session.observe('tok = "S3CRET"\nlr = 0.1')
+    captured = session.params_for("login(token=tok)\ntrain(lr)", {"tok": "S3CRET", "lr": 0.1})
+    assert captured.values == {"lr": 0.1}

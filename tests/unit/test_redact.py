@@ -3,6 +3,9 @@ tree), in free text, in values and in URIs. Each rule the README lists has a tes
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
 from nbtrack._redact import (
@@ -15,6 +18,7 @@ from nbtrack._redact import (
     strip_uri_credentials,
 )
 from nbtrack._redact.code import _line_by_line
+from nbtrack.kernel.code import CodeRecorder
 
 
 @pytest.mark.parametrize(
@@ -64,6 +68,12 @@ def test_credential_names_are_recognised(name):
         "passes",
         "num_keys",
         "hockey",
+        # A count, size or id of keys or tokens, as models name their hyperparameters.
+        "key_dim",
+        "num_key_value_heads",
+        "pad_token_id",
+        "token_type_ids",
+        "max_token_length",
     ],
 )
 def test_ordinary_names_are_left_alone(name):
@@ -202,6 +212,27 @@ def test_the_last_resort_for_code_nothing_parses_goes_line_by_line():
         ("shell option", "!huggingface-cli login --token SECRET-B"),
         ("env prefix", "!HF_TOKEN=SECRET-B python train.py"),
         ("env magic", "%env HF_TOKEN=SECRET-B"),
+        # Found by an attacker's review (issue 10's sixth session).
+        ("shell option with =", "!huggingface-cli login --token=SECRET-B"),
+        ("option with = in a string", "cmd = 'python train.py --api-key=SECRET-B'"),
+        ("quoted option with =", "os.system('mysql --password=\"SECRET-B\" db')"),
+        ("argument list", "subprocess.run(['false', '--token', 'SECRET-B'], check=True)"),
+        ("argument tuple", "parser.parse_args(('--password', 'SECRET-B'))"),
+        ("pairs", "requests.get(url, params=[('api_key', 'SECRET-B')])"),
+        ("method of the literal", "password = 'SECRET-B'.encode()"),
+        ("method of the literal, keyword", "Client(api_key='  SECRET-B  '.strip())"),
+        ("method of the literal, environ", "os.environ['HF_TOKEN'] = 'SECRET-B'.strip()"),
+        ("membership", "if token in ('SECRET-B', 'x'): pass"),
+        ("not in a list", "if token not in ['SECRET-B']: pass"),
+        ("match value", "match password:\n    case 'SECRET-B':\n        pass"),
+        ("match mapping", "match cfg:\n    case {'token': 'SECRET-B'}:\n        pass"),
+        ("lambda under a credential name", "get_token = lambda: 'SECRET-B'"),
+        ("variable passed as a credential", "tok = 'SECRET-B'\nlogin(token=tok)"),
+        ("variable stored as a credential", "t = 'SECRET-B'\nos.environ['HF_TOKEN'] = t"),
+        ("variable in a credential's f-string", "t = 'SECRET-B'\nh = {'auth': f'Basic {t}'}"),
+        ("SAS signature", "url = 'https://acct.blob.core.windows.net/c/b?sv=2022&sig=SECRET-B'"),
+        ("URL password with a slash", "db_uri = 'postgresql://mlflow:ab/SECRET-B@db/mlflow'"),
+        ("URL password with a #", "db_uri = 'postgresql://mlflow:ab#SECRET-B@db/mlflow'"),
     ],
 )
 def test_each_rule_hides_the_secret(rule, code):
@@ -227,6 +258,37 @@ def test_known_token_shapes_are_hidden_under_any_name(token):
     assert token not in redact_code(f"note = {token!r}")
     assert token not in redact_text(f"the value was {token}.")
     assert token not in stored_value(token)
+
+
+def test_ordinary_code_under_key_and_token_names_is_kept():
+    code = (
+        "best = sorted(results, key=lambda r: r['val_loss'])\n"
+        "top = max(scores, key=lambda s: s[1])\n"
+        "attn = MultiHeadAttention(num_heads=8, key_dim=64)\n"
+        "config = LlamaConfig(num_key_value_heads=8, pad_token_id=0, bos_token_id=1)\n"
+        "key = jax.random.PRNGKey(0)\n"
+    )
+    assert redact_code(code) == code
+
+
+def test_a_broken_cell_loses_secrets_written_over_several_lines():
+    # A cell with a syntax error (a missing bracket: the usual typo) goes line by line; a
+    # value on the lines after its credential's name is hidden too.
+    cells = [
+        'client_cfg = dict(\n    api_key=\n        "SECRET-E",\n    timeout=30,\n',
+        'password = (\n    "SECRET-E"\n)\ndef (:\n',
+        'password = """\nSECRET-E\n"""\ndef (:\n',
+        'user, pw = "u", "SECRET-E"\ndef (:\n',
+        'os.environ.setdefault("HF_TOKEN", "SECRET-E")\ndef (:\n',
+        'login(token="SECRET-E"\nprint(1)\n',
+        'cfg = {"auth": {"user": "u",\n    "password": "SECRET-E"}\nx = (\n',
+    ]
+    for cell in cells:
+        redacted = redact_cell(cell)
+        assert "SECRET-E" not in redacted.text, cell
+        assert any("SECRET-E" in value for value in redacted.secrets), cell
+    kept = redact_code('lr = 0.1\nname = "resnet"\nfor (:\n')
+    assert 'lr = 0.1\nname = "resnet"' in kept
 
 
 def test_reading_a_secret_from_elsewhere_stays_readable():
@@ -288,6 +350,18 @@ def test_params_and_tags_under_credential_names_are_redacted_whatever_their_valu
         ("password: SECRET-D\nuser: bob", "user: bob"),
         ("{'password': 'SECRET-D', 'lr': 0.1}", "'lr': 0.1"),
         ("AccountName=x;AccountKey=SECRET-D;EndpointSuffix=core", "EndpointSuffix=core"),
+        ("wget --password=SECRET-D -q https://x", "-q https://x"),
+        ("huggingface-cli login --token='SECRET-D' --add", "--add"),
+        (
+            "Command '['false', '--token', 'SECRET-D']' returned non-zero exit status 1.",
+            "returned non-zero exit status 1.",
+        ),
+        ("('password', 'SECRET-D'), ('lr', 0.1)", "('lr', 0.1)"),
+        ("https://acct.blob.core.windows.net/c/b?sv=2022&sig=SECRET-D&se=1", "sv=2022"),
+        ("https://b.s3.amazonaws.com/k?X-Amz-Signature=SECRET-D&x=1", "x=1"),
+        ("Endpoint=sb://x/;SharedAccessSignature=sv=1&sig=SECRET-D;Entity=q", "Entity=q"),
+        ("see postgresql://mlflow:ab/SECRET-D@db/mlflow", "@db/mlflow"),
+        ("MLFLOW_TRACKING_URI=http://alice:pa@SECRET-D@mlflow.corp:5000/ x", "@mlflow.corp"),
     ],
 )
 def test_free_text_rules(text, kept):
@@ -313,7 +387,61 @@ def test_exception_names_are_not_taken_for_credential_names():
         ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
         ("postgresql://bob:secret@db:5432/mlflow", "postgresql://db:5432/mlflow"),
         ("databricks", "databricks"),
+        # Passwords SQLAlchemy reads although they hold a /, # or ? (not URL-quoted).
+        ("postgresql://mlflow:ab/S3CRET@db:5432/mlflow", "postgresql://db:5432/mlflow"),
+        ("postgresql://mlflow:ab#S3CRET@db:5432/mlflow", "postgresql://db:5432/mlflow"),
+        ("postgresql://u:S3CRET?x@db/mlflow", "postgresql://db/mlflow"),
+        # An unquoted @ in the password, which requests reads up to the last @ of the host.
+        ("http://alice:pa@ss:w0rd@mlflow.corp:5000/", "http://mlflow.corp:5000/"),
+        (
+            "https://a.blob.core.windows.net/c?sv=1&sig=S3CRET",
+            "https://a.blob.core.windows.net/c?sv=1",
+        ),
     ],
 )
 def test_uri_credentials_are_stripped(uri, expected):
     assert strip_uri_credentials(uri) == expected
+
+
+def _shell(cells: list[str], namespace: dict[str, Any]) -> Any:
+    """What CodeRecorder reads of an IPython shell: its input history and namespace."""
+    return SimpleNamespace(
+        history_manager=SimpleNamespace(input_hist_raw=["", *cells]), user_ns=namespace
+    )
+
+
+def test_a_secret_found_in_one_cell_is_hidden_in_every_cell_kept():
+    recorder = CodeRecorder()
+    shell = _shell(
+        [
+            "print('SECRET-F1-repeated')",
+            "os.environ['SERVICE_TOKEN'] = 'SECRET-F2-written'",
+            "!echo SECRET-F2-written",
+            "tok = 'SECRET-F3'",
+            "current",
+        ],
+        {"tok": "SECRET-F3"},
+    )
+    staged: dict[str, str] = {}
+    journal = SimpleNamespace(stage_text=lambda path, text: staged.update({path: text}) or True)
+    recorder.stage(journal, shell, "token = 'SECRET-F1-repeated'\nlogin(token=tok)")
+    for path in ("code/cell.py", "code/session_history.py"):
+        assert "SECRET-F" not in staged[path], staged[path]
+    assert "!echo <redacted>" in staged["code/session_history.py"]
+
+
+def test_a_failure_is_redacted_with_every_text_a_credential_holds():
+    recorder = CodeRecorder()
+    recorder.variables.add("tok")
+    namespace = {
+        "api_key": b"SECRET-G1-bytes",
+        "secrets": {"db": {"password": "SECRET-G2-nested"}, "host": "SECRET-G3-beside"},
+        "creds": ("admin", "SECRET-G4-tuple"),
+        "tok": "SECRET-G5-used-as-a-token",
+        "data": ["not-a-secret"],
+    }
+    known = recorder.known_secrets(namespace)
+    for value in ("SECRET-G1-bytes", "SECRET-G2-nested", "SECRET-G3-beside", "SECRET-G4-tuple"):
+        assert value in known
+    assert "SECRET-G5-used-as-a-token" in known
+    assert "not-a-secret" not in known
