@@ -4,8 +4,9 @@ Everything nbtrack stores or shows passes through here first: params and tags (`
 whichever way they entered), the code kept with a run (``redact_cell``: IPython syntax turned
 into Python, then the syntax tree), failures and log lines (``redact_text``, with the secret
 values a cell is known to hold), and tracking URIs (``strip_uri_credentials``, ``safe_link``).
-The rules are listed in ``names`` (which names hold credentials), ``syntax`` (which parts of
-code are secrets) and ``text`` (what a secret looks like in free text).
+The rules are listed in ``names`` (which names hold credentials), ``syntax`` (which values in
+code are secrets by where they stand), ``strings`` (which strings, commands and comments in code
+hold one by their text) and ``text`` (what a secret looks like in free text).
 """
 
 from __future__ import annotations

@@ -13,12 +13,14 @@ from __future__ import annotations
 import ast
 import difflib
 import io
+import re
 import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from nbtrack._redact.names import is_secret_name
-from nbtrack._redact.syntax import Edit, credential_variables, find_edits
+from nbtrack._redact.strings import Edit, scrub_code_text
+from nbtrack._redact.syntax import credential_variables, find_edits
 from nbtrack._redact.text import (
     REDACTED,
     redact_text,
@@ -121,8 +123,6 @@ def _parse(python: str) -> ast.Module | None:
 
 
 def _scrub_everywhere(text: str, secrets: set[str]) -> str:
-    from nbtrack._redact.syntax import scrub_code_text
-
     return scrub_code_text(replace_values(text, secrets))
 
 
@@ -256,8 +256,6 @@ def _line_by_line(source: str) -> RedactedCode:
     """For code nothing can parse: the values of credentials found in its tokens (however many
     lines a value takes), then each line by the text rules, plus ``name = value`` lines whose
     name is a credential's."""
-    from nbtrack._redact.syntax import redact_assignment_line
-
     spans = _token_secrets(source)
     secrets = {value for _, _, value in spans}
     for start, end, _ in reversed(spans):
@@ -265,7 +263,7 @@ def _line_by_line(source: str) -> RedactedCode:
     lines = []
     for line in source.split("\n"):
         secrets.update(text_secrets(line))
-        lines.append(redact_assignment_line(redact_text(line)))
+        lines.append(_redact_assignment_line(redact_text(line)))
     return RedactedCode("\n".join(lines), secrets - {REDACTED})
 
 
@@ -361,3 +359,18 @@ def _string_value(literal: str) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
+
+
+_ASSIGN_LINE = re.compile(
+    r"^(?P<lead>\s*(?:%env\s+|%set_env\s+|export\s+|!export\s+)?)"
+    r"(?P<name>[A-Za-z_][\w.\[\]'\"]*)(?P<eq>\s*[:=]\s*|\s+)(?P<value>\S.*)$"
+)
+
+
+def _redact_assignment_line(line: str) -> str:
+    """``name = value`` (or ``%env NAME value``) with the value hidden when the name is a
+    credential's: the last resort for code that does not parse."""
+    match = _ASSIGN_LINE.match(line)
+    if match and is_secret_name(re.sub(r"[\[\]'\"]", "_", match["name"])):
+        return f"{match['lead']}{match['name']}{match['eq']}{REDACTED}"
+    return line

@@ -21,78 +21,38 @@ Reading a secret from elsewhere stays readable: a name, an attribute, ``os.envir
 the first argument of a call that reads one (``os.getenv("HF_TOKEN")``, ``getpass("Password:
 ")``). Every other string or bytes constant in such a value is redacted, also one a method is
 called on (``"...".strip()``) or a lambda returns. Strings and comments
-anywhere are also checked by the text rules (``text.text_secrets``: token shapes, URL
-passwords, ``Bearer``, ``NAME=value``), and the arguments of IPython's own calls (shell
-commands, magics) by the caller's ``command_secrets``.
+anywhere are also checked by the text rules (``strings``: token shapes, URL passwords,
+``Bearer``, ``NAME=value``), and the arguments of IPython's own calls (shell commands, magics)
+by the caller's ``command_secrets``.
 """
 
 from __future__ import annotations
 
 import ast
-import io
 import itertools
 import re
-import tokenize
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from nbtrack._redact.names import is_secret_name
-from nbtrack._redact.text import REDACTED, redact_shapes, text_secrets
+from nbtrack._redact.strings import (
+    CommandSecrets,
+    Edit,
+    Positions,
+    comment_edits,
+    strings_with_secrets,
+)
+from nbtrack._redact.text import REDACTED
 
-__all__ = [
-    "Edit",
-    "credential_variables",
-    "find_edits",
-    "redact_assignment_line",
-    "scrub_code_text",
-]
+__all__ = ["credential_variables", "find_edits"]
 
-# IPython's translations of its syntax: get_ipython().<kind>(<string arguments>).
-_IPYTHON_CALLS = frozenset({"system", "getoutput", "run_line_magic", "run_cell_magic"})
 # Calls whose first argument names where a secret is read from, not the secret itself.
 _READER = re.compile(r"(?i)get|input|prompt|read|load|env|fetch|lookup")
-
-CommandSecrets = Callable[[str, list[str]], set[str]]
-
-
-@dataclass(frozen=True)
-class Edit:
-    """Replace ``text[start:end]`` with ``replacement``; ``values`` are the secrets it hides."""
-
-    start: int
-    end: int
-    replacement: str
-    values: frozenset[str]
-
-    def shifted(self, by: int) -> Edit:
-        return Edit(self.start + by, self.end + by, self.replacement, self.values)
-
-
-class _Positions:
-    """AST positions (line, UTF-8 byte column) as character offsets into the text."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines(keepends=True) or [""]
-        self.starts = [0]
-        for line in self.lines:
-            self.starts.append(self.starts[-1] + len(line))
-
-    def offset(self, line: int, column: int) -> int:
-        text = self.lines[line - 1] if line - 1 < len(self.lines) else ""
-        return self.starts[line - 1] + len(text.encode("utf-8")[:column].decode("utf-8", "ignore"))
-
-    def span(self, node: ast.AST) -> tuple[int, int]:
-        start = self.offset(node.lineno, node.col_offset)  # type: ignore[attr-defined]
-        end_line = getattr(node, "end_lineno", None) or node.lineno  # type: ignore[attr-defined]
-        end_col = getattr(node, "end_col_offset", None)
-        end = self.offset(end_line, end_col if end_col is not None else node.col_offset)  # type: ignore[attr-defined]
-        return start, end
 
 
 def find_edits(tree: ast.AST, text: str, command_secrets: CommandSecrets) -> list[Edit]:
     """The edits that hide every secret of ``tree`` (parsed from ``text``)."""
-    positions = _Positions(text)
+    positions = Positions(text)
     nodes = list(ast.walk(tree))
     edits: list[Edit] = []
     hidden: set[int] = set()
@@ -101,7 +61,7 @@ def find_edits(tree: ast.AST, text: str, command_secrets: CommandSecrets) -> lis
             start, end = positions.span(node)
             edits.append(Edit(start, end, repr(REDACTED), frozenset(_values_of(node))))
             hidden.update(id(child) for child in ast.walk(node))
-    for node, secrets in _strings_with_secrets(nodes, hidden, command_secrets):
+    for node, secrets in strings_with_secrets(nodes, hidden, command_secrets):
         start, end = positions.span(node)
         segment = text[start:end]
         replacement = segment
@@ -111,7 +71,7 @@ def find_edits(tree: ast.AST, text: str, command_secrets: CommandSecrets) -> lis
                 break
             replacement = replacement.replace(secret, REDACTED)
         edits.append(Edit(start, end, replacement, frozenset(secrets)))
-    edits.extend(_comment_edits(text, positions))
+    edits.extend(comment_edits(text, positions))
     return edits
 
 
@@ -370,100 +330,3 @@ def _values_of(node: ast.AST) -> set[str]:
     for child in ast.iter_child_nodes(node):
         found |= _values_of(child)
     return found
-
-
-# ------------------------------------------------------------------ strings, commands, comments
-
-
-def _strings_with_secrets(
-    nodes: list[ast.AST], hidden: set[int], command_secrets: CommandSecrets
-) -> Iterator[tuple[ast.expr, set[str]]]:
-    handled: set[int] = set(hidden)
-    for node in nodes:
-        kind = _ipython_call(node)
-        if kind is None:
-            continue
-        assert isinstance(node, ast.Call)  # noqa: S101 - _ipython_call checked it
-        strings = [
-            (a, a.value)
-            for a in node.args
-            if isinstance(a, ast.Constant) and isinstance(a.value, str)
-        ]
-        handled.update(id(a) for a, _ in strings)
-        secrets = command_secrets(kind, [value for _, value in strings])
-        for argument, value in strings:
-            inside = {s for s in secrets if s and s in value}
-            if inside and id(argument) not in hidden:
-                yield argument, inside
-    for node in nodes:
-        if id(node) in handled:
-            continue
-        if isinstance(node, ast.JoinedStr):
-            handled.update(id(child) for child in ast.walk(node))
-            parts = [v.value for v in node.values if isinstance(v, ast.Constant)]
-            secrets = {x for part in parts if isinstance(part, str) for x in text_secrets(part)}
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            secrets = set(text_secrets(node.value))
-        else:
-            continue
-        if secrets:
-            yield node, secrets
-
-
-def _ipython_call(node: ast.AST) -> str | None:
-    """``system`` for ``get_ipython().system(...)`` and its kin, else None."""
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-        return None
-    owner = node.func.value
-    if (
-        node.func.attr in _IPYTHON_CALLS
-        and isinstance(owner, ast.Call)
-        and isinstance(owner.func, ast.Name)
-        and owner.func.id == "get_ipython"
-    ):
-        return node.func.attr
-    return None
-
-
-def _comment_edits(text: str, positions: _Positions) -> list[Edit]:
-    # Tokenizing costs more than the rest; a cell whose text after each `#` holds nothing the
-    # text rules match has no comment to redact.
-    if not any(text_secrets(line[line.index("#") :]) for line in text.split("\n") if "#" in line):
-        return []
-    edits = []
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(text).readline):
-            if token.type != tokenize.COMMENT:
-                continue
-            secrets = text_secrets(token.string)
-            if secrets:
-                start = positions.starts[token.start[0] - 1] + token.start[1]
-                replacement = token.string
-                for secret in secrets:
-                    replacement = replacement.replace(secret, REDACTED)
-                edits.append(
-                    Edit(start, start + len(token.string), replacement, frozenset(secrets))
-                )
-    except (tokenize.TokenError, SyntaxError):
-        pass
-    return edits
-
-
-def scrub_code_text(text: str) -> str:
-    """The rules safe to run over code as plain text: token shapes, URL passwords, ``Bearer``."""
-    return redact_shapes(text)
-
-
-_ASSIGN_LINE = re.compile(
-    r"^(?P<lead>\s*(?:%env\s+|%set_env\s+|export\s+|!export\s+)?)"
-    r"(?P<name>[A-Za-z_][\w.\[\]'\"]*)(?P<eq>\s*[:=]\s*|\s+)(?P<value>\S.*)$"
-)
-
-
-def redact_assignment_line(line: str) -> str:
-    """``name = value`` (or ``%env NAME value``) with the value hidden when the name is a
-    credential's: the last resort for code that does not parse."""
-    match = _ASSIGN_LINE.match(line)
-    if match and is_secret_name(re.sub(r"[\[\]'\"]", "_", match["name"])):
-        return f"{match['lead']}{match['name']}{match['eq']}{REDACTED}"
-    return line
