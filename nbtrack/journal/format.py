@@ -9,6 +9,11 @@ A run's journal (``<run>.spool``) holds one JSON document per line; ``t`` says w
   to delete from the run (a superseded checkpoint);
 - ``end``: status, end time, and how many points could not be written, if any.
 
+The sync process reads lines back checked (``batch_columns``, ``mapping``, ``end_fields``,
+``start_fields``): a line that is JSON but does not fit this format (a flipped byte, a hand
+edit) raises ``MalformedLine``, and is skipped and counted like a torn line, never stopping the
+upload of the lines after it.
+
 A ``b`` line holds its points as packed little-endian arrays in base64, which the kernel writes
 without a Python loop over points (JSON numbers would cost it ~0.3 µs per point):
 ``{"t": "b", "ts": [seconds...], "m": {key: [steps, values, ts_index]}}``. ``ts`` lists float64
@@ -23,7 +28,8 @@ import json
 import os
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +37,41 @@ from nbtrack._model import MetricPoints
 
 __all__ = [
     "FORMAT_VERSION",
+    "SKIPPED_LOG",
+    "End",
+    "MalformedLine",
+    "Start",
+    "batch_columns",
     "decode_line",
     "encode",
+    "end_fields",
+    "line_content",
+    "mapping",
     "metrics_line",
+    "optional_text",
     "read_lines",
     "run_ended",
+    "start_fields",
     "unpack",
+    "whole",
 ]
 
 # session.json carries it; a sync process leaves alone what a later format wrote.
 FORMAT_VERSION = 2
 _END_LINE = b'{"t":"end"'
+# What reading a line that is JSON but not this format raises: a missing key, an index out of
+# range, a value of the wrong type, base64 or a packed array of the wrong length
+# (binascii.Error is a ValueError).
+_MISFIT_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
+_END_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED"})
+# How the sync process logs a line it skips (journal, byte offset, why): one line, no traceback.
+SKIPPED_LOG = "journal %s: skipped the line at byte %d, %s; counted: the run will end FAILED"
+
+
+class MalformedLine(Exception):
+    """A journal line the sync process cannot use: torn (not JSON), or JSON that does not fit
+    this format. It is skipped and counted (the run then ends FAILED, saying how many), so that
+    one bad line never stops the lines after it."""
 
 
 def encode(record: dict[str, Any]) -> bytes:
@@ -129,3 +159,130 @@ def run_ended(path: Path) -> bool:
     except OSError:
         return False
     return _END_LINE in tail[tail.rfind(b"\n", 0, len(tail) - 1) + 1 :]
+
+
+def batch_columns(
+    record: dict[str, Any],
+) -> list[tuple[str, Sequence[int], array[Any], array[Any]]]:
+    """A ``b`` line's metrics as ``(key, steps, values, seconds)``, the three of one length.
+    Raises ``MalformedLine`` if the line does not fit the format: then none of it is used."""
+    try:
+        times = [unpack(column, "d") for column in record["ts"]]
+        columns = []
+        for key, (packed_steps, packed_values, index) in record["m"].items():
+            values, seconds = unpack(packed_values, "d"), times[index]
+            steps: Sequence[int] = (
+                range(packed_steps, packed_steps + len(values))
+                if isinstance(packed_steps, int)
+                else unpack(packed_steps, "q")
+            )
+            if not len(steps) == len(values) == len(seconds):
+                msg = f"{len(steps)} steps, {len(values)} values, {len(seconds)} times"
+                raise ValueError(msg)
+            columns.append((key, steps, values, seconds))
+    except _MISFIT_ERRORS as error:
+        raise _malformed(error) from error
+    return columns
+
+
+def line_content(kind: str, record: dict[str, Any] | None) -> Any:
+    """What a line other than ``b`` asks for, checked before anything is sent: the params or
+    tags, an artifact's ``(path, destination)``, a path to delete, the ``End``. Raises
+    ``MalformedLine`` if the line is torn (None) or does not fit the format."""
+    record = whole(record)
+    if kind in ("p", "g"):
+        return mapping(record, kind)
+    if kind == "a":
+        return str(record.get("path", "")), optional_text(record, "dest")
+    if kind == "x":
+        return str(record.get("path", ""))
+    if kind == "end":
+        return end_fields(record)
+    return record  # the start line (checked when the run is created), and kinds to come
+
+
+def whole(record: dict[str, Any] | None) -> dict[str, Any]:
+    """A line read back (``read_lines``), or ``MalformedLine`` if it was torn (None)."""
+    if record is None:
+        msg = "not JSON: torn by a crash or a full disk"
+        raise MalformedLine(msg)
+    return record
+
+
+def mapping(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """The object under ``key`` (a ``p`` line's params, a ``g`` line's tags); ``MalformedLine``
+    if it is something else."""
+    content = record.get(key)
+    if not isinstance(content, dict):
+        raise _misfit(f"{key!r} holds {type(content).__name__}, not an object")
+    return content
+
+
+def optional_text(record: dict[str, Any], key: str) -> str | None:
+    """The string under ``key``, or None if it is absent; ``MalformedLine`` if it is not text."""
+    content = record.get(key)
+    if content is not None and not isinstance(content, str):
+        raise _misfit(f"{key!r} holds {type(content).__name__}, not text")
+    return content
+
+
+@dataclass(frozen=True)
+class End:
+    """An ``end`` line, checked."""
+
+    status: str
+    end_time: int
+    lost_points: int = 0
+    lost_items: int = 0
+    problem: str | None = None
+
+
+def end_fields(record: dict[str, Any]) -> End:
+    """An ``end`` line's fields; ``MalformedLine`` if it does not fit the format."""
+    status = record.get("status", "FAILED")
+    if status not in _END_STATUSES:
+        raise _misfit(f"end status {status!r} is none of {', '.join(sorted(_END_STATUSES))}")
+    try:
+        return End(
+            status=status,
+            end_time=int(record["end_time"]),
+            lost_points=int(record.get("lost_points") or 0),
+            lost_items=int(record.get("lost_items") or 0),
+            problem=None if record.get("problem") is None else str(record["problem"]),
+        )
+    except _MISFIT_ERRORS as error:
+        raise _malformed(error) from error
+
+
+@dataclass(frozen=True)
+class Start:
+    """A ``start`` line, checked."""
+
+    experiment_name: str
+    run_name: str | None
+    start_time: int
+    tags: dict[str, str]
+    parent: str | None
+
+
+def start_fields(record: dict[str, Any]) -> Start:
+    """A ``start`` line's fields; ``MalformedLine`` if it does not fit the format."""
+    try:
+        return Start(
+            experiment_name=str(record.get("experiment_name") or "Default"),
+            run_name=optional_text(record, "run_name"),
+            start_time=int(record["start_time"]),
+            tags={str(k): str(v) for k, v in (record.get("tags") or {}).items()},
+            parent=optional_text(record, "parent"),
+        )
+    except _MISFIT_ERRORS as error:
+        raise _malformed(error) from error
+
+
+def _malformed(error: BaseException) -> MalformedLine:
+    """``error`` (raised while reading a line) as the reason the line does not fit."""
+    return _misfit(f"{type(error).__name__}: {error}".splitlines()[0])
+
+
+def _misfit(why: str) -> MalformedLine:
+    return MalformedLine(f"not in nbtrack's journal format ({why[:300]})")

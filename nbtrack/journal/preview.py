@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack.journal.folders import child_journals
-from nbtrack.journal.format import decode_line, unpack
+from nbtrack.journal.format import MalformedLine, batch_columns, decode_line
 
 __all__ = ["PREVIEW_EVERY_S", "Preview"]
 
@@ -50,17 +50,13 @@ class Preview:
             record = _last_batch(path)
             if record is None:
                 continue
-            times = [unpack(column, "d") for column in record["ts"]]
-            for key, (packed_steps, packed_values, index) in record["m"].items():
-                values = unpack(packed_values, "d")
-                if not values:
-                    continue
-                step = (
-                    packed_steps + len(values) - 1
-                    if isinstance(packed_steps, int)
-                    else unpack(packed_steps, "q")[-1]
-                )
-                newest[key] = (values[-1], step, int(times[index][-1] * 1000))
+            try:
+                columns = batch_columns(record)
+            except MalformedLine:
+                continue  # the upload skips and counts it
+            for key, steps, values, seconds in columns:
+                if values:
+                    newest[key] = (values[-1], steps[-1], int(seconds[-1] * 1000))
         return [
             Metric(key, value, timestamp, step)
             for key, (value, step, timestamp) in newest.items()

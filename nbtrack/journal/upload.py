@@ -4,7 +4,8 @@ Runs in the sync process, never in the kernel. The run is created from the journ
 line (and found again, not created twice, after a crash: it carries the journal's key as a
 tag); metrics go in ``log_batch`` calls filled up to MLflow's limits; the ``end`` line ends it.
 Progress is acknowledged in ``<run>.state`` after each call, so a restart resumes there and
-replaying twice duplicates nothing.
+replaying twice duplicates nothing. A torn line, or one not in the format, is skipped and counted
+there too (a restart neither forgets nor recounts it): the run then ends FAILED, saying so.
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ from nbtrack._files import read_json, write_json_atomic
 from nbtrack.journal.access import RunRefused, raise_refusal
 from nbtrack.journal.children import ChildUploads
 from nbtrack.journal.deletions import delete_artifact
+from nbtrack.journal.ending import abandoned_reason, ended
 from nbtrack.journal.folders import FILES_SUFFIX, STATE_SUFFIX, staged_artifact
-from nbtrack.journal.format import read_lines, unpack
+from nbtrack.journal.format import (
+    SKIPPED_LOG,
+    End,
+    MalformedLine,
+    batch_columns,
+    line_content,
+    read_lines,
+    start_fields,
+)
 from nbtrack.journal.inflight import InFlight
 from nbtrack.journal.preview import Preview
-from nbtrack.journal.store_errors import (
-    StoreUnavailable,
-    error_line,
-    keep_rejected,
-    permanent,
-)
+from nbtrack.journal.store_errors import StoreUnavailable, error_line, keep_rejected, permanent
 from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
 
 __all__ = ["MAX_METRICS_PER_BATCH", "RunUploader"]
@@ -38,12 +43,14 @@ log = logging.getLogger("nbtrack.sync")
 
 # MLflow's log_batch limits (mlflow.utils.validation): 1000 metrics, 100 params, 100 tags per call.
 MAX_METRICS_PER_BATCH = 1000
-MAX_PARAMS_PER_BATCH = 100
-MAX_TAGS_PER_BATCH = 100
+MAX_PARAMS_PER_BATCH = MAX_TAGS_PER_BATCH = 100
 _READ_CHUNK = 4 * 1024 * 1024
 # A run the store refused for a reason the user can fix (a deleted experiment) is tried again
 # this often.
 _REFUSED_RETRY_S = 30.0
+# What ``<run>.state`` keeps of an upload's progress (read back by __init__).
+_KEPT = ("offset", "skipped_lines", "run_id", "experiment_id", "start", "last_timestamp_ms",
+         "problem", "created_late")  # fmt: skip
 
 
 class RunUploader:
@@ -78,7 +85,8 @@ class RunUploader:
         self.retry_at = 0.0
         self.ended = False
         self.points_sent = 0
-        self.skipped_lines = 0
+        # Lines skipped up to the acknowledged offset: kept with it, so a restart still counts them.
+        self.skipped_lines = int(state.get("skipped_lines") or 0)
         # The journals of the run's other processes (workers, torch.distributed ranks).
         self.children = ChildUploads(spool)
         # The newest points, sent ahead while the upload is paced (what MLflow's UI shows).
@@ -99,7 +107,7 @@ class RunUploader:
             return False
         try:
             return self._step(max_points)
-        except (ExperimentDeletedError, RunRefused) as error:
+        except (ExperimentDeletedError, RunRefused, MalformedLine) as error:
             self._refused(str(error))
             return False
 
@@ -109,18 +117,31 @@ class RunUploader:
             return True
         metrics: list[Any] = []
         consumed = self.offset
+        skipped = 0  # since the acknowledged offset: counted as it moves past them, only then
         for record, end_offset in read_lines(self.spool, self.offset, _READ_CHUNK):
-            if record is None:
-                # A torn line (the kernel's disk filled up mid-write): skip it, say so.
-                self.skipped_lines += 1
-                log.warning("journal %s: skipped a line that is not JSON", self.key)
-            elif record["t"] == "b":
-                metrics.extend(self.points(record))
+            kind = "" if record is None else record["t"]
+            try:
+                content = (
+                    self.points(record)
+                    if record is not None and kind == "b"
+                    else line_content(kind, record)
+                )
+            except MalformedLine as error:
+                skipped += 1
+                log.warning(SKIPPED_LOG, self.key, consumed, error)
+                if kind != "end":
+                    consumed = end_offset
+                    continue
+                # The kernel did end the run: it ends, FAILED, whatever its last line says.
+                content = End("FAILED", self.last_timestamp_ms or int(time.time() * 1000))
+            if kind == "b":
+                metrics.extend(content)
                 if len(metrics) >= MAX_METRICS_PER_BATCH * self.inflight.width:
                     self.send_metrics(metrics)
                     sent += len(metrics)
                     metrics = []
-                    self._ack(end_offset)
+                    self._ack(end_offset, skipped)
+                    skipped = 0
                     consumed = end_offset
                     progressed = True
                     if max_points is not None and sent >= max_points:
@@ -130,16 +151,17 @@ class RunUploader:
                 # Everything but metrics is applied in order, after the metrics before it.
                 self.send_metrics(metrics)
                 metrics = []
-                if record["t"] == "end":  # the run's other processes first: all of it
+                if kind == "end":  # the run's other processes first: all of it
                     self.children.step(self)
-                self._apply(record)
-                self._ack(end_offset)
+                self._apply(kind, content, skipped)
+                self._ack(end_offset, skipped)
+                skipped = 0
                 progressed = True
             consumed = end_offset
         if metrics:
             self.send_metrics(metrics)
         if consumed != self.offset:
-            self._ack(consumed)
+            self._ack(consumed, skipped)
             progressed = True
         return progressed
 
@@ -158,24 +180,17 @@ class RunUploader:
             return False
         try:
             self._run_id()
-        except (ExperimentDeletedError, RunRefused) as error:
+        except (ExperimentDeletedError, RunRefused, MalformedLine) as error:
             self._refused(str(error))
             return False
         return True
 
     def points(self, record: dict[str, Any]) -> list[Any]:
-        """A ``b`` line's points as MLflow metrics (less those the preview sent ahead)."""
+        """A ``b`` line's points as MLflow metrics, less those the preview sent ahead."""
         from mlflow.entities import Metric
 
-        times = [unpack(column, "d") for column in record["ts"]]
         out: list[Any] = []
-        for key, (packed_steps, packed_values, index) in record["m"].items():
-            values, seconds = unpack(packed_values, "d"), times[index]
-            steps = (
-                range(packed_steps, packed_steps + len(values))
-                if isinstance(packed_steps, int)
-                else unpack(packed_steps, "q")
-            )
+        for key, steps, values, seconds in batch_columns(record):
             out.extend(
                 Metric(key, v, int(t * 1000), s)
                 for s, v, t in zip(steps, values, seconds, strict=True)
@@ -204,34 +219,35 @@ class RunUploader:
         self.inflight.send(lambda chunk: self._call("log_batch", run_id, metrics=chunk), chunks)
         self.points_sent += len(metrics)
 
-    def _apply(self, record: dict[str, Any]) -> None:
+    def _apply(self, kind: str, content: Any, skipped: int) -> None:
+        """Send what a line asked for (``content``, checked); ``skipped``: lines skipped
+        since the acknowledged offset, which an end line counts too."""
         from mlflow.entities import Param
 
-        kind = record["t"]
         if kind == "start":
-            self.start = record
+            self.start = content
             self._run_id()
         elif kind == "p":
-            params = [Param(k, str(v)) for k, v in record["p"].items()]
-            for first in range(0, len(params), MAX_PARAMS_PER_BATCH):
-                chunk = params[first : first + MAX_PARAMS_PER_BATCH]
-                self._call("log_batch", self._run_id(), params=chunk)
+            params = [Param(k, str(v)) for k, v in content.items()]
+            self._send_in_chunks("params", params, MAX_PARAMS_PER_BATCH)
         elif kind == "g":
-            self.send_tags(record["g"])
+            self.send_tags(content)
         elif kind == "a":
-            self._artifact(str(record.get("path", "")), record.get("dest"))
+            self._artifact(*content)
         elif kind == "x":
-            self._delete_artifact(str(record.get("path", "")))
+            self._delete_artifact(content)
         elif kind == "end":
-            self._end(record)
+            self._end(content, self.skipped_lines + skipped + self.children.skipped)
 
     def send_tags(self, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
 
         entities = [RunTag(k, str(v)) for k, v in tags.items()]
-        for first in range(0, len(entities), MAX_TAGS_PER_BATCH):
-            chunk = entities[first : first + MAX_TAGS_PER_BATCH]
-            self._call("log_batch", self._run_id(), tags=chunk)
+        self._send_in_chunks("tags", entities, MAX_TAGS_PER_BATCH)
+
+    def _send_in_chunks(self, field: str, entities: list[Any], size: int) -> None:
+        for first in range(0, len(entities), size):
+            self._call("log_batch", self._run_id(), **{field: entities[first : first + size]})
 
     def _artifact(self, relative: str, destination: str | None) -> None:
         path = staged_artifact(self.spool, relative)
@@ -247,54 +263,41 @@ class RunUploader:
         except Exception as error:
             raise StoreUnavailable(f"delete_artifacts: {error_line(error)}") from error
 
-    def _end(self, record: dict[str, Any]) -> None:
-        from mlflow.entities import RunTag
-
-        status = str(record.get("status", "FAILED"))
-        lost_points = int(record.get("lost_points") or 0)
-        lost_items = int(record.get("lost_items") or 0)
-        if lost_points or lost_items or self.skipped_lines:
-            # What was never made durable cannot be uploaded: the run says so, and is not
-            # reported as a clean success.
-            reason = (
-                f"{lost_points:,} points and {lost_items:,} params/tags/artifacts could not be "
-                f"written to nbtrack's local journal ({record.get('problem') or 'write error'})"
-            )
-            if self.skipped_lines:
-                reason += f"; {self.skipped_lines} unreadable journal lines skipped"
-            tags = [
-                RunTag("nbtrack.lost_points", str(lost_points)),
-                RunTag("nbtrack.lost_items", str(lost_items)),
-                RunTag("nbtrack.end_reason", reason[:4900]),
-            ]
-            self._call("log_batch", self._run_id(), tags=tags)
-            if status == "FINISHED":
-                status = "FAILED"
-        self._call("set_terminated", self._run_id(), status, int(record["end_time"]))
+    def _end(self, end: End, skipped: int) -> None:
+        # What was never made durable, or cannot be read back, cannot be uploaded: the run says
+        # so, and is not reported as a clean success (ending.py).
+        status, tags = ended(end, skipped)
+        if tags:
+            self.send_tags(tags)
+        self._call("set_terminated", self._run_id(), status, end.end_time)
         self.ended = True
 
     def finish_abandoned(self, reason: str) -> None:
         """End a run whose kernel died before the cell did: FAILED, tagged with why."""
-        from mlflow.entities import RunTag
-
         if self.start is None and self.run_id is None:
             return  # the kernel died before the run's first line reached disk: nothing to end
-        self._call("log_batch", self._run_id(), tags=[RunTag("nbtrack.end_reason", reason)])
+        reason = abandoned_reason(reason, self.skipped_lines + self.children.skipped)
+        self.send_tags({"nbtrack.end_reason": reason})
         end = self.last_timestamp_ms or int(time.time() * 1000)
         self._call("set_terminated", self._run_id(), "FAILED", end)
         self.ended = True
 
     def _run_id(self) -> str:
         if self.run_id is None:
-            if self.start is None:
-                msg = f"journal {self.key} has data before its start line"
-                raise RuntimeError(msg)
+            if self.start is None:  # torn: nothing says where, or under which name, to create it
+                msg = f"the journal has data before its start line; it is kept in {self.spool}"
+                raise MalformedLine(msg)
             self._create(self.start)
         assert self.run_id is not None  # noqa: S101 - set by _create or it raised
         return self.run_id
 
-    def _create(self, start: dict[str, Any]) -> None:
-        name = str(start.get("experiment_name") or "Default")
+    def _create(self, record: dict[str, Any]) -> None:
+        try:
+            start = start_fields(record)
+        except MalformedLine as error:
+            msg = f"its start line is {error}: no run can be made; it stays in {self.spool}"
+            raise MalformedLine(msg) from error
+        name = start.experiment_name
         experiment = self.experiments.get(name)
         if experiment is None:
             experiment = self._store(experiment_id, self.client, name)
@@ -310,9 +313,8 @@ class RunUploader:
         if found:
             self.run_id = str(found[0].info.run_id)
         else:
-            tags = {str(k): str(v) for k, v in dict(start.get("tags") or {}).items()}
-            tags["nbtrack.spool_key"] = self.key
-            parent = start.get("parent") and self.parents and self.parents(str(start["parent"]))
+            tags = {**start.tags, "nbtrack.spool_key": self.key}
+            parent = start.parent and self.parents and self.parents(start.parent)
             if parent:
                 tags["mlflow.parentRunId"] = parent
             if self.created_late:
@@ -321,8 +323,8 @@ class RunUploader:
                 create_run,
                 self.client,
                 experiment,
-                run_name=start.get("run_name"),
-                start_time=int(start["start_time"]),
+                run_name=start.run_name,
+                start_time=start.start_time,
                 tags=tags,
             )
         self.experiment_id = experiment
@@ -330,6 +332,7 @@ class RunUploader:
         self._ack(self.offset)
 
     def _refused(self, problem: str) -> None:
+        """No run for this journal now (refused by the store, or no start line to make one)."""
         if problem != self.problem:
             log.error("journal %s: %s", self.key, problem)
         self.problem = problem
@@ -360,20 +363,11 @@ class RunUploader:
     def _raise_refusal(self, method: str, error: Exception) -> None:
         raise_refusal(method, error, str((self.start or {}).get("experiment_name") or "Default"))
 
-    def _ack(self, offset: int) -> None:
+    def _ack(self, offset: int, skipped: int = 0) -> None:
+        """Progress up to ``offset``, and the lines ``skipped`` before it, made durable."""
         self.offset = offset
-        write_json_atomic(
-            self.state_path,
-            {
-                "offset": offset,
-                "run_id": self.run_id,
-                "experiment_id": self.experiment_id,
-                "start": self.start,
-                "last_timestamp_ms": self.last_timestamp_ms,
-                "problem": self.problem,
-                "created_late": self.created_late,
-            },
-        )
+        self.skipped_lines += skipped
+        write_json_atomic(self.state_path, {name: getattr(self, name) for name in _KEPT})
 
     def mark_created_late(self) -> None:
         """The store could not be reached to create the run in time."""

@@ -67,7 +67,11 @@ def recover_orphans(
         if folder == skip or not is_orphan(folder):
             continue
         info = SessionInfo.load(folder)
-        if info is None:
+        # Asked again of the session that would be replayed: a kernel makes its folder first
+        # and writes its session.json into it a moment later, so is_orphan may have seen that
+        # moment (no session, lock free) and taken a starting kernel's folder for an orphan.
+        # The file is written once, so a kernel it names as gone stays gone.
+        if info is None or info.kernel_alive():
             continue
         if tracking_uri is not None and not info.is_store(tracking_uri):
             continue
