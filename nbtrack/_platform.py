@@ -2,15 +2,18 @@
 
 The rest of the package calls these and has no platform branches of its own.
 
-- File locks: ``flock`` on POSIX; on Windows ``msvcrt.locking`` on the file's first byte.
+- File locks: ``flock`` on POSIX; on Windows ``msvcrt.locking`` on the file's first byte. A wait
+  for a lock is bounded (polled): a holder that hangs must not hang its waiters.
 - Lowering a process's priority: ``os.nice``; elsewhere nothing.
 - Waiting for a pipe to have data: ``select``; elsewhere a plain sleep.
 - Whether a process is alive, told apart from a later process that got the same pid: the
   start time from ``/proc`` on Linux; elsewhere a pid that answers signal 0 counts as alive.
 - How much CPU the machine leaves idle: ``/proc/stat`` on Linux; elsewhere the load average;
   where neither exists, nothing is known.
-- Another process's working folder, environment and command line: ``/proc`` on Linux;
-  elsewhere unknown.
+- Another process's working folder, environment, command line, user and open sockets:
+  ``/proc`` on Linux; elsewhere unknown.
+- Who listens on a loopback port (the owner and inode of the socket): ``/proc/net/tcp`` and
+  ``tcp6`` on Linux; elsewhere unknown.
 - Stopping a process group (an MLflow UI and its workers): ``killpg``; elsewhere the process.
 """
 
@@ -19,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
+import struct
 import sys
 import time
 from pathlib import Path
@@ -26,27 +31,46 @@ from typing import IO, Any
 
 __all__ = [
     "IdleCpu",
+    "loopback_listeners",
     "lower_priority",
     "process_alive",
     "process_command_line",
     "process_cwd_and_environ",
+    "process_group_sockets",
     "process_start_ticks",
+    "process_uids",
+    "reads_processes",
     "stop_process_group",
     "try_lock",
     "unlock",
     "wait_readable",
 ]
 
+# Pauses between tries while waiting for a lock: short at first, as most locks are held briefly.
+_LOCK_PAUSE_S = (0.01, 0.2)
+
+
+def try_lock(handle: IO[Any], *, wait: float = 0.0) -> bool:
+    """Lock ``handle``'s file for this process, waiting up to ``wait`` seconds while another
+    holds it; False if it still does then."""
+    deadline = time.monotonic() + wait
+    pause, longest = _LOCK_PAUSE_S
+    while not _lock_now(handle):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(pause, left))
+        pause = min(2 * pause, longest)
+    return True
+
+
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
-    def try_lock(handle: IO[Any], *, block: bool = False) -> bool:
-        """Lock ``handle``'s file for this process; False if another holds it (and not
-        ``block``)."""
-        mode = msvcrt.LK_LOCK if block else msvcrt.LK_NBLCK
+    def _lock_now(handle: IO[Any]) -> bool:
         try:
             handle.seek(0)
-            msvcrt.locking(handle.fileno(), mode, 1)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
         except OSError:
             return False
         return True
@@ -59,12 +83,9 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
 else:
     import fcntl
 
-    def try_lock(handle: IO[Any], *, block: bool = False) -> bool:
-        """Lock ``handle``'s file for this process; False if another holds it (and not
-        ``block``)."""
-        flags = fcntl.LOCK_EX if block else fcntl.LOCK_EX | fcntl.LOCK_NB
+    def _lock_now(handle: IO[Any]) -> bool:
         try:
-            fcntl.flock(handle, flags)
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
         return True
@@ -178,6 +199,86 @@ def process_command_line(pid: int) -> list[bytes] | None:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
+
+
+def reads_processes() -> bool:
+    """Whether other processes can be looked at here (Linux ``/proc``)."""
+    return os.path.isdir("/proc/self/fd")
+
+
+def process_uids(pid: int) -> tuple[int, int] | None:
+    """A process's real and effective user ids (Linux ``/proc``), or None where they cannot be
+    read (no such process, or no ``/proc``)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as status:
+            for line in status:
+                if line.startswith("Uid:"):
+                    real, effective = line.split()[1:3]
+                    return int(real), int(effective)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def process_group_sockets(group: int) -> set[int] | None:
+    """Inodes of the sockets the processes of process group ``group`` hold open (Linux
+    ``/proc``; only this user's processes can be read), or None without ``/proc``."""
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    held: set[int] = set()
+    for pid in pids:
+        fields = _stat_fields(int(pid))
+        if fields is None or int(fields[2]) != group:
+            continue
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        held.add(int(target[len("socket:[") : -1]))
+    return held
+
+
+_TCP_LISTEN = "0A"
+# The local addresses at which a connection to 127.0.0.1 can arrive: 127.0.0.1 itself and every
+# address (a "::" socket takes IPv4 too unless its owner set IPV6_V6ONLY, which /proc hides).
+_REACH_LOOPBACK = frozenset({"127.0.0.1", "0.0.0.0", "::", "::ffff:127.0.0.1", "::ffff:0.0.0.0"})  # noqa: S104
+
+
+def loopback_listeners(port: int) -> list[tuple[int, int]] | None:
+    """The TCP sockets listening where a connection to 127.0.0.1:``port`` can arrive, as
+    ``(uid, inode)`` pairs (Linux ``/proc/net/tcp`` and ``tcp6``), or None where that cannot
+    be read."""
+    try:
+        found = _listeners("/proc/net/tcp", socket.AF_INET, port)
+    except (OSError, ValueError, IndexError):
+        return None
+    with contextlib.suppress(OSError):  # a machine without IPv6 has no tcp6 table
+        found += _listeners("/proc/net/tcp6", socket.AF_INET6, port)
+    return found
+
+
+def _listeners(table: str, family: int, port: int) -> list[tuple[int, int]]:
+    found = []
+    with open(table, encoding="ascii") as lines:
+        next(lines, None)  # the header
+        for line in lines:
+            fields = line.split()  # sl local rem st queues tr retrnsmt uid timeout inode ...
+            address, _, port_hex = fields[1].partition(":")
+            if fields[3] != _TCP_LISTEN or int(port_hex, 16) != port:
+                continue
+            if _table_address(address, family) in _REACH_LOOPBACK:
+                found.append((int(fields[7]), int(fields[9])))
+    return found
+
+
+def _table_address(hex_words: str, family: int) -> str:
+    """An address as the kernel prints it in /proc/net/tcp*: 32-bit words in the machine's own
+    byte order."""
+    words = [int(hex_words[i : i + 8], 16) for i in range(0, len(hex_words), 8)]
+    return socket.inet_ntop(family, struct.pack(f"={len(words)}I", *words))
 
 
 def stop_process_group(group: int, force: bool = False) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbtrack._files import PrivateFolderError
 from nbtrack.errors import NbtrackWarning
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "markdown_table",
     "settings",
     "share_run_journal",
+    "state_root",
 ]
 
 
@@ -285,9 +287,38 @@ if hasattr(os, "register_at_fork"):
 
 
 def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/nbtrack`` (``~/.cache/nbtrack``): the default home of nbtrack's files."""
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "nbtrack"
+    """``$XDG_CACHE_HOME/nbtrack``, else ``~/.cache/nbtrack``: the default home of nbtrack's files.
+
+    A relative ``XDG_CACHE_HOME`` is ignored, as the XDG spec asks (it would put nbtrack's files
+    in whatever folder a kernel started in). Raises ``PrivateFolderError`` when there is no home
+    folder: HOME unset and a uid without a user database entry, as in some containers.
+    """
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(cache):
+        return Path(cache) / "nbtrack"
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError) as error:
+        raise PrivateFolderError(_no_home()) from error
+    if not home.is_absolute():
+        raise PrivateFolderError(_no_home())
+    return home / ".cache" / "nbtrack"
+
+
+def state_root() -> Path:
+    """``$NBTRACK_STATE_DIR``, else ``cache_dir()``: where the MLflow UI registry (``ui/``) and
+    the locks (``locks/``) live."""
+    return settings().state_dir or cache_dir()
+
+
+def _no_home() -> str:
+    uid = os.getuid() if hasattr(os, "getuid") else "?"
+    return (
+        "nbtrack has no folder for its files: they go in ~/.cache/nbtrack, but HOME is not set "
+        f"(or not an absolute path) and user id {uid} has no entry in the user database; set "
+        "HOME or XDG_CACHE_HOME to a folder of your own, or NBTRACK_SPOOL_DIR (journals) and "
+        "NBTRACK_STATE_DIR (MLflow UI addresses, locks)"
+    )
 
 
 def markdown_table() -> str:

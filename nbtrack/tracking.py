@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote
 
-from nbtrack._settings import cache_dir, settings
+from nbtrack._settings import state_root
 
 __all__ = [
     "ExperimentDeletedError",
@@ -33,6 +33,7 @@ __all__ = [
     "attach",
     "create_run",
     "experiment_id",
+    "import_mlflow",
     "make_client",
     "release",
     "resolve_uri",
@@ -58,7 +59,7 @@ def resolve_uri(uri: str | None = None, folder: Path | None = None) -> str:
     """
     folder = (folder or Path.cwd()).absolute()
     if not uri:
-        mlflow = sys.modules.get("mlflow")
+        mlflow = _imported_mlflow()
         if mlflow is not None and folder == Path.cwd().absolute():
             uri = str(mlflow.get_tracking_uri())
         else:
@@ -67,6 +68,32 @@ def resolve_uri(uri: str | None = None, folder: Path | None = None) -> str:
         mlruns = folder / "mlruns"
         return mlruns.as_uri() if _has_experiments(mlruns) else _sqlite_uri(folder / "mlflow.db")
     return _absolute(uri, folder)
+
+
+# MLflow's modules cannot be imported by two threads at once: the second finds them half made
+# (an AttributeError or ImportError "most likely due to a circular import", a deadlock in its
+# protobuf modules), and the process may stay unable to use MLflow. The server extension reads
+# stores in threads while its event loop resolves stores, so nbtrack imports MLflow under this
+# lock (``import_mlflow``) and reads MLflow's state only while no thread of it is importing.
+_mlflow_import_lock = threading.RLock()
+
+
+def import_mlflow() -> ModuleType:
+    """``mlflow``, its client included, imported once under the lock: call before any other
+    import of MLflow in a thread that may not be the only one to import it."""
+    with _mlflow_import_lock:
+        import mlflow
+        import mlflow.tracking  # the client and its stores, imported with it
+    return mlflow
+
+
+def _imported_mlflow() -> ModuleType | None:
+    """``mlflow`` if it was imported, None while a thread of nbtrack is still importing it."""
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None or not _mlflow_import_lock.acquire(blocking=False):
+        return None
+    _mlflow_import_lock.release()
+    return mlflow
 
 
 def _has_experiments(mlruns: Path) -> bool:
@@ -111,21 +138,35 @@ class ExperimentDeletedError(ValueError):
     """The run's experiment is deleted in the store: nothing can be logged into it."""
 
 
+# Creating and migrating a new SQLite store takes seconds, tens on a busy machine. A holder
+# past this wait hangs: the sync process gives up for now and retries later, with backoff, as
+# for any error of the store, telling the kernel why.
+_STORE_LOCK_WAIT_S = 120.0
+
+
 @contextlib.contextmanager
 def _store_creation_lock(uri: str) -> Iterator[None]:
     """Held while a process opens a local SQLite store: several kernels opening a new
     ``mlflow.db`` at the same moment race in its schema migration and can leave it
-    half-migrated. The lock file lives in nbtrack's cache, not beside the user's database."""
+    half-migrated. The lock file lives in nbtrack's cache, not beside the user's database.
+    Raises ``TimeoutError`` if another holds it for ``_STORE_LOCK_WAIT_S``, and
+    ``PrivateFolderError`` if another user could change its folder."""
     if not uri.startswith("sqlite:///"):
         yield
         return
     from nbtrack import _platform
-    from nbtrack._files import make_private_dir, open_private
+    from nbtrack._files import open_private, private_folder
 
-    folder = make_private_dir((settings().state_dir or cache_dir()) / "locks")
-    key = hashlib.sha256(uri.encode()).hexdigest()[:20]
-    with open_private(folder / f"store-{key}.lock") as handle:
-        _platform.try_lock(handle, block=True)
+    folder = private_folder(state_root() / "locks", "its locks", "NBTRACK_STATE_DIR")
+    path = folder / f"store-{hashlib.sha256(uri.encode()).hexdigest()[:20]}.lock"
+    with open_private(path) as handle:
+        if not _platform.try_lock(handle, wait=_STORE_LOCK_WAIT_S):
+            msg = (
+                f"another process has held nbtrack's lock for creating this SQLite store "
+                f"({path}) for {_STORE_LOCK_WAIT_S:.0f} s; retrying later. If no kernel is "
+                f"starting on this store, stop the process holding it (`fuser {path}` names it)"
+            )
+            raise TimeoutError(msg)
         try:
             yield
         finally:

@@ -12,7 +12,7 @@ The spool root holds one *session* folder per kernel and tracking store::
         hurry                      exists while the kernel waits for the upload: no pacing then
         reserve                    disk space set aside, given back to end a run on a full disk
         <run>.spool                the run's journal, appended by the kernel (format.py)
-        <run>.state                the sync process's progress: acknowledged offset, run id
+        <run>.state                the sync process's progress: offset read, run id, lines skipped
         <run>.files/               copies of the run's artifacts, staged by the kernel
         <run>.system               system metrics samples the sync process took for the run,
                                    for the kernel's live view and record (journal/system.py)
@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,25 +283,41 @@ def release_reserve(folder: Path) -> bool:
 
 
 def staged_file(spool: Path, relative: str) -> Path | None:
-    """The staged artifact ``relative`` of ``spool``'s run, or None if that path would leave the
-    run's own ``.files`` folder (a journal only uploads what nbtrack itself staged there)."""
-    base = spool.with_suffix(FILES_SUFFIX)
-    target = (base / relative).resolve()
-    if not target.is_relative_to(base.resolve()) or target == base.resolve():
+    """The staged artifact ``relative`` of ``spool``'s run, or None if it is not a path nbtrack
+    staged in the run's own ``.files`` folder: absolute, climbing out with ``..``, or through a
+    link, the ``.files`` folder itself included (a journal only uploads what nbtrack itself
+    staged there). Each step is looked at with ``lstat``: no link is followed. A path that is
+    gone is given back as it is (it vanished)."""
+    parts = Path(relative).parts
+    if not parts or Path(relative).is_absolute() or ".." in parts:
         return None
-    return target
+    steps = [spool.with_suffix(FILES_SUFFIX)]
+    for part in parts:
+        steps.append(steps[-1] / part)
+    for step in steps:
+        try:
+            info = step.lstat()
+        except FileNotFoundError:
+            break  # gone: the caller says it vanished
+        except OSError:
+            return None
+        if stat.S_ISLNK(info.st_mode):
+            return None
+    return steps[-1]
 
 
 def staged_artifact(spool: Path, relative: str) -> Path | None:
     """The staged file or folder ``relative`` of ``spool``'s run, ready to upload; None (and a
-    warning) if the path leaves the staging folder or is gone. Only what the kernel staged in
-    the run's own folder is uploaded, whatever a journal line says: a journal must not be able
-    to send an arbitrary file of the user's. Staged copies hold no links (links are followed
-    when staging), so a link found here was put by someone else: removed, never followed."""
+    warning) if it is not one nbtrack staged (``staged_file``) or is gone. Only what the kernel
+    staged in the run's own folder is uploaded, whatever a journal line says: a journal must
+    not be able to send an arbitrary file of the user's. Staged copies hold no links (links are
+    followed when staging), so a link found in a staged folder was put by someone else:
+    removed, never followed; nothing is removed through a link (``staged_file`` refuses any on
+    the way)."""
     path = staged_file(spool, relative)
     if path is None:
-        log.warning("journal %s: artifact path %r is outside its staging folder; skipped",
-                    spool.stem, relative)  # fmt: skip
+        log.warning("journal %s: artifact path %r is outside its staging folder or goes through "
+                    "a link; skipped", spool.stem, relative)  # fmt: skip
         return None
     if not path.exists():
         log.warning("journal %s: artifact %s vanished before upload; skipped", spool.stem, path)

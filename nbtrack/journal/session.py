@@ -21,7 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nbtrack import _platform
-from nbtrack._files import make_private_dir, open_private, read_json, touch_private, why_not_private
+from nbtrack._files import (
+    PrivateFolderError,
+    make_private_dir,
+    open_private,
+    private_folder,
+    read_json,
+    touch_private,
+)
 from nbtrack._settings import settings
 from nbtrack.journal.access import fingerprint
 from nbtrack.journal.folders import (
@@ -52,15 +59,7 @@ class SyncSession:
 
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
-        root = make_private_dir(spool_root())
-        why = why_not_private(root)
-        if why is not None:
-            # Another user could read, replace or plant journals here.
-            msg = (
-                f"nbtrack will not keep its journals in {root}: {why}; set NBTRACK_SPOOL_DIR "
-                "to a folder of your own that only you can write to"
-            )
-            raise JournalError(msg)
+        root = _spool_folder()
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         self.folder = make_private_dir(root / name)
         SessionInfo.create(
@@ -171,6 +170,16 @@ class SyncSession:
                 time.sleep(_POLL_S)
         finally:
             hurry.unlink(missing_ok=True)
+
+
+def _spool_folder() -> Path:
+    """The spool root, private. One that another user owns, can write to or can replace (they
+    could read, swap or plant journals there), or none at all (no home folder), is a
+    ``JournalError`` saying why and what to set: a tracked cell's ``UsageError``."""
+    try:
+        return private_folder(spool_root(), "its journals", "NBTRACK_SPOOL_DIR")
+    except PrivateFolderError as error:
+        raise JournalError(str(error)) from error
 
 
 def _start_worker(folder: Path, tracking_uri: str) -> subprocess.Popen[bytes]:

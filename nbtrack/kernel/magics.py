@@ -131,6 +131,7 @@ class TrackMagics(Magics):
         """
         from IPython.display import HTML, display
 
+        from nbtrack.errors import UiStartError
         from nbtrack.tracking import resolve_uri
         from nbtrack.ui.links import proxy_link_html, ui_link_html
         from nbtrack.ui.process import ensure_ui
@@ -147,7 +148,11 @@ class TrackMagics(Magics):
         if proxied is not None:
             display(HTML(proxy_link_html(proxied)))
             return None
-        ui = ensure_ui(uri)
+        try:
+            ui = ensure_ui(uri)
+        except UiStartError as error:
+            # What went wrong and how to fix it, in one line: not a traceback of nbtrack's code.
+            raise UsageError(f"%track_ui: {error}") from None
         display(HTML(ui_link_html(ui)))
         return None
 

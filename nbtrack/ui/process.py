@@ -3,8 +3,11 @@
 ``ensure_ui(uri)`` gives back a :class:`UiServer` for ``uri``: the MLflow UI that an earlier call
 (from this process, another kernel, ``nbtrack ui`` or the Jupyter server extension) started for
 the same store, or a new ``mlflow server`` bound to 127.0.0.1 on a free port. Which UI runs for
-which store is kept in private registry files (``registry``); an entry is trusted only after the
-UI answers ``/health``, and stale entries are removed.
+which store is kept in private registry files (``registry``); stale entries are removed.
+
+Another local user can take a UI's port before MLflow binds it, or name their own server in an
+entry. So a UI is given out only while it answers ``/health`` on a socket of its own processes,
+and a process group is stopped only once its leader is proven to be the UI (``ownership``).
 
 A UI on 127.0.0.1 has no login: every user of the machine can reach it. So a UI is tied to the
 process that started it (``nbtrack.ui.guard``): it stops when that kernel or Jupyter server
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import enum
 import http.client
 import os
 import socket
@@ -23,12 +27,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from nbtrack import _platform
+from nbtrack._files import open_private
 from nbtrack._redact import strip_uri_credentials
 from nbtrack.errors import UiStartError
 from nbtrack.tracking import resolve_uri
 from nbtrack.ui import registry
+from nbtrack.ui.ownership import Listener, is_ui_process, who_listens
 from nbtrack.ui.registry import UiServer
 
 __all__ = [
@@ -56,10 +63,14 @@ _owned: set[int] = set()
 
 def find_ui(tracking_uri: str | None = None) -> UiServer | None:
     """The MLflow UI already running for ``tracking_uri`` (default: the store ``resolve_uri``
-    picks), or ``None``. An entry whose process is gone or does not answer ``/health`` is
-    deleted."""
+    picks), or ``None``. An entry whose process is gone or is not this user's UI, or whose port
+    does not answer ``/health`` from the UI's own socket, is deleted."""
     uri = resolve_uri(tracking_uri)
-    return _alive_entry(registry.entry_path(uri), uri)
+    try:
+        entry = registry.entry_path(uri)
+    except UiStartError:
+        return None  # a registry another user could change is not read (ensure_ui says why)
+    return _alive_entry(entry, uri)
 
 
 def ensure_ui(
@@ -74,8 +85,8 @@ def ensure_ui(
     A new UI is ``mlflow server`` bound to 127.0.0.1 on a free port. With ``owned`` (the
     default) it stops when this process ends, or at ``stop_owned_uis()``; without, it runs on
     its own until ``stop_ui`` (``nbtrack ui --no-wait``). Raises :class:`UiStartError` (with the
-    end of the UI's log) when it exits early or does not answer within ``timeout`` seconds; it
-    is stopped in that case.
+    end of the UI's log) when it exits early or does not answer within ``timeout`` seconds, or
+    when someone else listened on each port it was given; it is stopped in those cases.
     """
     uri = resolve_uri(tracking_uri)
     entry = registry.entry_path(uri)
@@ -111,15 +122,16 @@ def _forget_entries_of(pid: int) -> None:
 
 
 def stop_ui(tracking_uri: str | None = None, *, timeout: float = 10.0) -> bool:
-    """Stop the MLflow UI running for ``tracking_uri``; ``False`` if there was none."""
+    """Stop the MLflow UI running for ``tracking_uri``; ``False`` if there was none, or its
+    entry names a process that cannot be proven to be that UI (which is left alone)."""
     uri = resolve_uri(tracking_uri)
     entry = registry.entry_path(uri)
     with registry.locked(entry.with_suffix(".lock")):
         ui = registry.read_entry(entry)
         entry.unlink(missing_ok=True)
-        # A stale entry's pid may since belong to an unrelated process: signal only a process
-        # that still is this UI.
-        if ui is None or not pid_alive(ui.pid) or not _is_our_ui(ui):
+        # A stale or forged entry's pid may belong to an unrelated process: signal only a process
+        # group whose leader is proven to be this UI.
+        if ui is None or not _is_our_ui(ui):
             return False
         _terminate(ui.pid, timeout)
         return True
@@ -162,16 +174,15 @@ def _start(uri: str, timeout: float, owned: bool) -> UiServer:
     log_path = state / f"{registry.key(uri)}.log"
     cwd = _store_folder(uri) or state
     deadline = time.monotonic() + timeout
-    # A free port can be taken by someone else between our probe and mlflow's bind: try again
-    # with another port when that is why the UI died.
+    # A free port can be taken by someone else between our probe and mlflow's bind, by chance or
+    # by another user watching for UIs to start: try again with another port when that happens.
     for _attempt in range(3):
         port = _free_port()
-        # Private like the registry: MLflow may echo the store URI, password included.
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        log = _open_log(log_path)
         command = server_command(port)
         if owned:
             command = [sys.executable, "-m", "nbtrack.ui.guard", *command]
-        with os.fdopen(log_fd, "wb") as log:
+        with log:
             proc = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
                 command,
                 # An owned UI's guard stops it when this end of the pipe closes.
@@ -188,20 +199,18 @@ def _start(uri: str, timeout: float, owned: bool) -> UiServer:
             _stop_owned_at_exit()
         ui = UiServer(
             tracking_uri=strip_uri_credentials(uri),
-            url=f"http://127.0.0.1:{port}/",
+            url=registry.local_url(port),
             pid=proc.pid,
             port=port,
             log_path=str(log_path),
             store_key=registry.key(uri),
         )
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            if _healthy(port):
-                return ui
-            time.sleep(0.25)
-        else:
+        outcome = _wait_until_ready(proc, port, deadline)
+        if outcome is _Start.READY:
+            return ui
+        if outcome is not _Start.EXITED:  # it hangs, or someone else listens on its port
             _terminate(proc.pid, 5.0)
+        if outcome is _Start.TIMEOUT:
             shown = strip_uri_credentials(uri)
             msg = (
                 f"the MLflow UI for {shown} did not answer on port {port} within {timeout:.0f} s"
@@ -209,13 +218,69 @@ def _start(uri: str, timeout: float, owned: bool) -> UiServer:
             )
             raise UiStartError(msg)
         tail = registry.log_tail(log_path)
-        if "address already in use" not in tail.lower():
+        if outcome is _Start.EXITED and "address already in use" not in tail.lower():
             break
-    msg = (
-        f"the MLflow UI for {strip_uri_credentials(uri)} exited with status {proc.returncode} "
-        f"before it answered; end of its log ({log_path}):\n{tail}"
+    raise UiStartError(_failure(uri, outcome, proc.returncode, log_path, tail))
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    """The UI's log, emptied. Private like the registry: MLflow may echo the store URI, password
+    included. Never opened through a link, which nbtrack does not make: the log would overwrite
+    whatever it points at."""
+    try:
+        return open_private(path, "wb")
+    except OSError as error:
+        msg = (
+            f"cannot write the MLflow UI's log {path} ({error.strerror or error}); remove it if "
+            "it is a link, and try again"
+        )
+        raise UiStartError(msg) from error
+
+
+def _failure(uri: str, outcome: _Start, status: int | None, log_path: Path, tail: str) -> str:
+    shown = strip_uri_credentials(uri)
+    if outcome is _Start.EXITED:
+        return (
+            f"the MLflow UI for {shown} exited with status {status} before it answered; end of "
+            f"its log ({log_path}):\n{tail}"
+        )
+    return (
+        f"the MLflow UI for {shown} did not start: each port it was given on 127.0.0.1 was taken "
+        f"first by {outcome.value}, and nbtrack links no UI it cannot prove is yours (another "
+        "user may be watching for UIs to start, to answer in their place). Try again, or use the "
+        "UI through Jupyter, behind its login (`pip install nbtrack[proxy]`)."
     )
-    raise UiStartError(msg)
+
+
+class _Start(enum.Enum):
+    """How the wait for a new UI ended; a port taken by someone else says by whom."""
+
+    READY = "ready"
+    EXITED = "exited"
+    TIMEOUT = "timeout"
+    OTHER_USER = Listener.OTHER_USER.value
+    OTHER_PROGRAM = Listener.OTHER_PROGRAM.value
+
+
+def _wait_until_ready(proc: subprocess.Popen[bytes], port: int, deadline: float) -> _Start:
+    """Wait for the UI ``proc`` (the leader of its process group) to answer ``/health`` on
+    ``port`` from a socket of its own."""
+    while time.monotonic() < deadline:
+        listening = who_listens(port, proc.pid)
+        if listening in (Listener.OTHER_USER, Listener.OTHER_PROGRAM):
+            return _Start(listening.value)
+        if proc.poll() is not None:
+            return _Start.EXITED
+        # /health first, then the listener again: what answered must be the UI's own socket
+        # (no one else can bind the port while that one listens). Without /proc, /health alone.
+        if (
+            listening is not Listener.NOBODY
+            and _healthy(port)
+            and who_listens(port, proc.pid) in (Listener.UI, Listener.UNKNOWN)
+        ):
+            return _Start.READY
+        time.sleep(0.25)
+    return _Start.TIMEOUT
 
 
 def _free_port() -> int:
@@ -242,6 +307,7 @@ def _healthy(port: int) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a child of this process that ended is reaped)."""
     child = _children.get(pid)
     if child is not None:
         # Our own child: poll() reaps it, so a dead UI does not linger as a zombie that
@@ -257,11 +323,24 @@ def pid_alive(pid: int) -> bool:
 
 
 def _is_our_ui(ui: UiServer) -> bool:
-    if _healthy(ui.port):
-        return True
-    # A UI that hangs does not answer /health; on Linux its command line still tells.
-    argv = _platform.process_command_line(ui.pid) or []
-    return b"mlflow" in argv and str(ui.port).encode() in argv
+    """Whether ``ui.pid`` runs the UI this entry describes: the only process group that may be
+    signalled. Decided from the process itself, never from what answers on its port."""
+    proven = is_ui_process(ui.pid, server_command(ui.port), ui.store_key)
+    if proven is not None:
+        return proven
+    # No /proc (macOS, Windows): only a UI this very process started is known to be ours.
+    child = _children.get(ui.pid)
+    return child is not None and child.poll() is None
+
+
+def _serves(ui: UiServer) -> bool:
+    """Whether ``ui`` may be linked and reused: its process is the UI, and it answers
+    ``/health`` from a socket of its own."""
+    proven = is_ui_process(ui.pid, server_command(ui.port), ui.store_key)
+    # Without /proc, a live process that answers /health, as before: the registry is private.
+    if proven is False or (proven is None and not pid_alive(ui.pid)):
+        return False
+    return _healthy(ui.port) and who_listens(ui.port, ui.pid) in (Listener.UI, Listener.UNKNOWN)
 
 
 def _terminate(pid: int, timeout: float) -> None:
@@ -288,7 +367,7 @@ def _alive_entry(entry: Path, uri: str) -> UiServer | None:
     ui = registry.read_entry(entry)
     if ui is None:
         return None
-    if ui.store_key == registry.key(uri) and pid_alive(ui.pid) and _healthy(ui.port):
+    if ui.store_key == registry.key(uri) and _serves(ui):
         return ui
     entry.unlink(missing_ok=True)
     return None

@@ -1,7 +1,9 @@
 """Which MLflow UI runs for which store: one small private file per store, and a lock.
 
 Entries hold the store's URI without its credentials and a hash of the full URI (files are
-named by it too), in a private folder.
+named by it too), in a private folder. An entry is read only when it is exactly what
+``write_entry`` writes; even then it is a claim, which ``process`` checks against the running
+process and its port before it shows, reuses or stops anything.
 """
 
 from __future__ import annotations
@@ -14,17 +16,20 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
+from urllib.parse import quote
 
 from nbtrack import _platform
-from nbtrack._files import make_private_dir, open_private, write_json_atomic
+from nbtrack._files import PrivateFolderError, open_private, private_folder, write_json_atomic
 from nbtrack._redact import strip_uri_credentials
-from nbtrack._settings import cache_dir, settings
+from nbtrack._settings import state_root
+from nbtrack.errors import UiStartError
 
 __all__ = [
     "UiServer",
     "entry_path",
     "key",
+    "local_url",
     "locked",
     "log_tail",
     "read_entry",
@@ -33,6 +38,9 @@ __all__ = [
 ]
 
 _LOG_TAIL_CHARS = 3000
+# How long a caller waits for the lock of a store's UI: longer than another caller starting that
+# UI takes (``process.DEFAULT_START_TIMEOUT_S``, 120 s), not forever if that caller hangs.
+LOCK_WAIT_S = 180.0
 
 
 # MLflow 3's UI opens every experiment in its GenAI view ("Traces 0, Token usage") unless its
@@ -59,12 +67,23 @@ class UiServer:
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         """Address of one run's page in this UI, in its model-training view."""
-        return f"{self.url}#/experiments/{experiment_id}/runs/{run_id}?{TRAINING_VIEW}"
+        experiment, run = quote(experiment_id, safe=""), quote(run_id, safe="")
+        return f"{self.url}#/experiments/{experiment}/runs/{run}?{TRAINING_VIEW}"
+
+
+def local_url(port: int) -> str:
+    """The address of a UI nbtrack starts: its root on 127.0.0.1, and nothing else."""
+    return f"http://127.0.0.1:{port}/"
 
 
 def state_dir() -> Path:
-    """``$NBTRACK_STATE_DIR/ui`` (default ``~/.cache/nbtrack/ui``), private."""
-    return make_private_dir((settings().state_dir or cache_dir()) / "ui")
+    """``$NBTRACK_STATE_DIR/ui`` (default ``~/.cache/nbtrack/ui``), private. Raises
+    ``UiStartError`` (saying why and what to set) where another user could change it."""
+    try:
+        return private_folder(state_root() / "ui", "the addresses of its MLflow UIs",
+                              "NBTRACK_STATE_DIR")  # fmt: skip
+    except PrivateFolderError as error:
+        raise UiStartError(str(error)) from error
 
 
 def key(uri: str) -> str:
@@ -76,24 +95,47 @@ def entry_path(uri: str) -> Path:
 
 
 def read_entry(entry: Path) -> UiServer | None:
+    """The UI an entry describes, or None. An entry that is unreadable, from another version,
+    or not what ``write_entry`` writes (another address, a pid no UI can have) is deleted."""
     try:
         data = json.loads(entry.read_text(encoding="utf-8"))
-        uri = str(data["tracking_uri"])
-        return UiServer(
-            tracking_uri=strip_uri_credentials(uri),
-            url=str(data["url"]),
-            pid=int(data["pid"]),
-            port=int(data["port"]),
-            log_path=str(data["log_path"]),
-            # Entries written before the key was kept hold the full URI itself.
-            store_key=str(data.get("store_key") or key(uri)),
-        )
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError):
-        # Unreadable or from another version: forget it rather than fail the caller.
+    except (OSError, ValueError):
+        data = None
+    ui = _entry_ui(data)
+    if ui is None:
+        # Forget it rather than fail the caller.
         entry.unlink(missing_ok=True)
+    return ui
+
+
+def _entry_ui(data: object) -> UiServer | None:
+    if not isinstance(data, dict):
         return None
+    uri, url, log_path = data.get("tracking_uri"), data.get("url"), data.get("log_path")
+    pid, port = data.get("pid"), data.get("port")
+    if not (isinstance(uri, str) and isinstance(url, str) and isinstance(log_path, str)):
+        return None
+    # Entries written before the key was kept hold the full URI itself.
+    store_key = data.get("store_key") or key(uri)
+    if not (isinstance(store_key, str) and _is_int(pid) and _is_int(port)):
+        return None
+    # Signalling pid 0, 1 or below reaches this process's own group, init or every process.
+    if pid <= 1 or not 0 < port < 65536 or url != local_url(port):
+        return None
+    return UiServer(
+        tracking_uri=strip_uri_credentials(uri),
+        url=url,
+        pid=pid,
+        port=port,
+        log_path=log_path,
+        store_key=store_key,
+    )
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def write_entry(entry: Path, ui: UiServer) -> None:
@@ -111,9 +153,16 @@ def write_entry(entry: Path, ui: UiServer) -> None:
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """One process at a time per store: two kernels asking at once must share one UI."""
+    """One process at a time per store: two kernels asking at once must share one UI. Raises
+    ``UiStartError`` if another holds the lock for ``LOCK_WAIT_S``."""
     with open_private(path) as handle:
-        _platform.try_lock(handle, block=True)
+        if not _platform.try_lock(handle, wait=LOCK_WAIT_S):
+            msg = (
+                f"another process has held {path} for {LOCK_WAIT_S:.0f} s (a kernel, `nbtrack "
+                "ui` or a Jupyter server starting an MLflow UI for this store, or one that "
+                f"hangs); try again, or stop that process (`fuser {path}` names it)"
+            )
+            raise UiStartError(msg)
         try:
             yield
         finally:

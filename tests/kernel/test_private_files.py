@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.kernels import Kernel, wait_for
+from helpers.kernels import Kernel, output_text, wait_for
 
 pytestmark = pytest.mark.kernel
 
@@ -94,5 +94,32 @@ def test_spool_state_logs_and_locks_are_private_and_hold_no_password(
         assert list((root / "locks").glob("*.lock")), "no store lock"
         problems = _problems(root)
         assert problems == [], "\n".join(problems)
+    finally:
+        kernel.shutdown()
+
+
+def test_no_home_folder_fails_a_tracked_cell_clearly(store: str, tmp_path: Path) -> None:
+    # A container: HOME unset and a uid without a user database entry, so there is no
+    # ~/.cache for nbtrack's files. The cell fails with a UsageError that says so, as on a
+    # read-only HOME, not with a traceback, and no run is left behind.
+    kernel = Kernel(tmp_path)
+    try:
+        reply, _ = kernel.run(
+            "import os, pwd\n"
+            "for name in ('HOME', 'XDG_CACHE_HOME', 'NBTRACK_SPOOL_DIR', 'NBTRACK_STATE_DIR'):\n"
+            "    os.environ.pop(name, None)\n"
+            "def _no_entry(uid):\n"
+            "    raise KeyError(uid)\n"
+            "pwd.getpwuid = _no_entry\n"
+            "%load_ext nbtrack"
+        )
+        assert reply["status"] == "ok", reply
+        reply, _ = kernel.run("%%track -e nohome\nnbtrack.log(loss=1.0)")
+        assert reply["status"] == "error"
+        assert reply["ename"] == "UsageError", reply
+        assert "HOME is not set" in reply["evalue"]
+        assert "NBTRACK_SPOOL_DIR" in reply["evalue"]
+        _, outputs = kernel.run("print('active:', nbtrack.active_run())")
+        assert "active: None" in output_text(outputs)
     finally:
         kernel.shutdown()

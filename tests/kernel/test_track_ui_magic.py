@@ -110,3 +110,21 @@ def test_under_a_proxying_jupyter_server_the_link_goes_through_jupyter(
         assert re.search(r'href="http://127\.0\.0\.1:\d+/"', shown), shown
     finally:
         kernel.shutdown()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a folder to another user")
+def test_a_ui_that_cannot_start_is_one_line_that_says_why(store, tmp_path, monkeypatch):
+    # A registry folder another user owns: the UI is refused before anything starts, and
+    # %track_ui says so in one line (a UsageError), not with a traceback of nbtrack's code.
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chown(state, 65534, 65534)
+    monkeypatch.setenv("NBTRACK_STATE_DIR", str(state))
+    kernel = Kernel(tmp_path)
+    try:
+        reply, _ = kernel.run("%load_ext nbtrack\n%track_ui --local", timeout=180)
+    finally:
+        kernel.shutdown()
+    assert reply["status"] == "error", reply
+    assert reply["ename"] == "UsageError", reply
+    assert "NBTRACK_STATE_DIR" in reply["evalue"], reply

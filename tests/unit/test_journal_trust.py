@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nbtrack._files import make_private_dir
-from nbtrack.journal.folders import SessionInfo
+from nbtrack.journal.folders import SessionInfo, staged_artifact
 from nbtrack.journal.worker import recover_orphans
 
 API_KEY = "sk-victim-" + "k" * 30
@@ -64,3 +64,43 @@ def test_links_in_a_staging_folder_are_not_followed(
     uploaded = [p for p in local.rglob("*") if p.is_file()]
     assert all(API_KEY not in p.read_text() for p in uploaded), uploaded
     assert not (local / "file").exists()
+
+
+def _session_with_files(tmp_path: Path) -> Path:
+    """A session folder of the victim's, with one run's journal; returns the journal."""
+    folder = make_private_dir(make_private_dir(tmp_path / "spool") / "20260101-000000-mine")
+    spool = folder / "run0001-aaaaaa.spool"
+    spool.touch(mode=0o600)
+    return spool
+
+
+def test_a_staging_folder_that_is_a_link_is_not_followed(tmp_path: Path) -> None:
+    # Another user swapped the run's `.files` folder for a link to the victim's home: a
+    # journal line naming a file there must not upload it.
+    home = make_private_dir(tmp_path / "home")
+    (home / "important.txt").write_text(f"OPENAI_API_KEY={API_KEY}\n")
+    spool = _session_with_files(tmp_path)
+    spool.with_suffix(".files").symlink_to(home)
+    assert staged_artifact(spool, "important.txt") is None
+
+
+def test_a_link_anywhere_on_a_staged_path_is_not_followed(tmp_path: Path) -> None:
+    home = make_private_dir(tmp_path / "home")
+    (home / "important.txt").write_text(f"OPENAI_API_KEY={API_KEY}\n")
+    spool = _session_with_files(tmp_path)
+    staged = make_private_dir(spool.with_suffix(".files"))
+    (staged / "artifact-1").symlink_to(home)
+    assert staged_artifact(spool, "artifact-1/important.txt") is None
+    assert staged_artifact(spool, "artifact-1") is None
+
+
+def test_checking_a_staged_folder_never_deletes_through_a_link(tmp_path: Path) -> None:
+    # The staging walk removes links it finds in a staged folder; through a linked `.files`
+    # it would remove links in the victim's own folders.
+    home = make_private_dir(tmp_path / "home")
+    make_private_dir(home / "docs")
+    (home / "docs" / "latest").symlink_to(home / "important.txt")
+    spool = _session_with_files(tmp_path)
+    spool.with_suffix(".files").symlink_to(home)
+    assert staged_artifact(spool, "docs") is None
+    assert (home / "docs" / "latest").is_symlink()

@@ -98,3 +98,30 @@ def test_loading_nbtrack_warns_of_a_bad_value_in_the_loading_cell(
         warnings.simplefilter("always")
         cell.warm_up()
     assert [str(w.message) for w in caught if "NBTRACK_END_WAIT='never'" in str(w.message)]
+
+
+def test_a_relative_xdg_cache_home_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The XDG spec: a relative path in an XDG variable is invalid and must be ignored (it would
+    # put nbtrack's files in whatever folder the kernel was started in).
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert _settings.cache_dir() == tmp_path / ".cache" / "nbtrack"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _settings.cache_dir() == tmp_path / "xdg" / "nbtrack"
+
+
+def test_no_home_folder_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A container: HOME unset and a uid without a user database entry.
+    import pwd
+
+    def no_entry(uid: int) -> pwd.struct_passwd:
+        raise KeyError(uid)
+
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with pytest.raises(OSError, match="HOME is not set") as error:
+        _settings.cache_dir()
+    assert "NBTRACK_SPOOL_DIR" in str(error.value)

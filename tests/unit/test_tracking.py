@@ -113,3 +113,50 @@ def test_an_import_watch_fires_on_the_import_after_a_mere_lookup(
     finally:
         remove_import_watch(watch)
         sys.modules.pop("nbtrack_probe_module", None)
+
+
+# MLflow's modules cannot be imported by two threads at once: the second finds them half made
+# ("partially initialized module 'mlflow' has no attribute 'get_tracking_uri'", a deadlock in
+# its protobuf modules) and the process may stay broken. The server extension reads stores in
+# threads while its event loop resolves stores, which reads MLflow's state when imported.
+_RACE = """
+import sys, threading
+from pathlib import Path
+from nbtrack import tracking
+from nbtrack.server.runs import list_runs
+errors = []
+def listing(uri):
+    try:
+        list_runs(uri, ["x.ipynb"], notebook_path="x.ipynb", max_runs=5, ui=None)
+    except BaseException as error:
+        errors.append(f"listing: {error!r}")
+threads = [threading.Thread(target=listing, args=(uri,)) for uri in sys.argv[1:]]
+for thread in threads:
+    thread.start()
+while any(thread.is_alive() for thread in threads):
+    try:
+        tracking.resolve_uri(None, Path.cwd())
+    except BaseException as error:
+        errors.append(f"resolving: {error!r}")
+        break
+for thread in threads:
+    thread.join()
+print(errors)
+"""
+
+
+def test_mlflow_is_imported_once_whatever_the_threads(tmp_path: Path) -> None:
+    stores = [f"sqlite:///{tmp_path / name}.db" for name in ("a", "b")]
+    for store in stores:  # created first: a listing never creates a store
+        subprocess.run(
+            [sys.executable, "-c", "import sys, mlflow; mlflow.MlflowClient(sys.argv[1])"
+             ".search_experiments()", store],
+            check=True, capture_output=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        )  # fmt: skip
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": stores[0]}
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", _RACE, *stores],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=True,
+        )  # fmt: skip
+        assert done.stdout.strip() == "[]", done.stdout + done.stderr[-2000:]
