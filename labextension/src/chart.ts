@@ -11,7 +11,7 @@
  */
 import uPlot from 'uplot';
 
-import { alignSeries, IChartSpec, X_TITLES } from './charts';
+import { alignSeries, IChartSpec, leftOutNote, X_TITLES } from './charts';
 import { el } from './dom';
 import { formatFull, formatNumber, timeUnit } from './format';
 import { XAxis } from './record';
@@ -71,7 +71,14 @@ export class MetricChart {
       xPicker,
       logLabel
     );
-    this.node = el('div', { className: 'nbtrack-chart' }, head, this._plotHost);
+    const note = leftOutNote(spec);
+    this.node = el(
+      'div',
+      { className: 'nbtrack-chart' },
+      head,
+      this._plotHost,
+      note === null ? null : el('div', { className: 'nbtrack-chart-left-out', text: note })
+    );
     this._observer = new ResizeObserver(() => this._resize());
     this._observer.observe(this._plotHost);
   }
@@ -194,4 +201,38 @@ export function chartGrid(specs: readonly IChartSpec[]): {
   const charts = specs.map(spec => new MetricChart(spec));
   const node = el('div', { className: 'nbtrack-charts' }, ...charts.map(c => c.node));
   return { node, dispose: () => charts.forEach(c => c.dispose()) };
+}
+
+/** Charts drawn at first, and how many more each click opens. */
+export const CHARTS_PER_BATCH = 12;
+
+/**
+ * The first charts, then a button naming how many more there are that draws
+ * the next batch: thousands of canvases at once would freeze the page.
+ */
+export function chartBatches(specs: readonly IChartSpec[]): {
+  node: HTMLDivElement;
+  dispose: () => void;
+} {
+  const disposers: Array<() => void> = [];
+  const node = el('div', { className: 'nbtrack-chart-batches' });
+  const more = el('button', { className: 'nbtrack-more nbtrack-more-charts' });
+  let shown = 0;
+  const showNext = (): void => {
+    const grid = chartGrid(specs.slice(shown, shown + CHARTS_PER_BATCH));
+    disposers.push(grid.dispose);
+    node.insertBefore(grid.node, more);
+    shown = Math.min(specs.length, shown + CHARTS_PER_BATCH);
+    const rest = specs.length - shown;
+    more.hidden = rest === 0;
+    more.textContent = `Show ${Math.min(rest, CHARTS_PER_BATCH)} more charts (${rest} not drawn)`;
+    more.title = specs
+      .slice(shown, shown + 50)
+      .map(s => s.title)
+      .join('\n');
+  };
+  more.addEventListener('click', showNext);
+  node.appendChild(more);
+  showNext();
+  return { node, dispose: () => disposers.forEach(dispose => dispose()) };
 }

@@ -3,7 +3,7 @@
  * each run's headline metrics, overlaid curves, and a link to MLflow's own
  * comparison page.
  */
-import { chartGrid } from './chart';
+import { chartBatches } from './chart';
 import { overlayCharts } from './charts';
 import { el, externalLink, textTable } from './dom';
 import { formatNumber } from './format';
@@ -45,7 +45,8 @@ export function compareView(
         )
       : null;
 
-  const charts = chartGrid(
+  // Batched like a record's charts: a hostile record may hold thousands of panels.
+  const charts = chartBatches(
     overlayCharts(records.map((record, i) => ({ label: labels[i], record })))
   );
   const withoutCurves = records

@@ -160,18 +160,14 @@ export class RunsPanel extends Widget {
       .map(r => ({ key: `store:${r.run.id}`, record: r, cellIndex: null }));
   }
 
-  /** Where MLflow links point: a running UI, else the address the newest record knew. */
+  /**
+   * Where the links to store runs and to MLflow's comparison point: the MLflow UI the server
+   * extension reports for this notebook's store, and nothing else. A record's `ui_url` comes
+   * from the notebook file, which anyone can write (and date as the newest run): it links that
+   * record's own run in its view, never the user's other runs, whose ids would go to its site.
+   */
   private _linkBase(): string | null {
-    if (this._uiUrl) {
-      return uiBase(this._uiUrl);
-    }
-    for (const r of this._runs) {
-      const base = uiBase(r.record.uiUrl);
-      if (base) {
-        return base;
-      }
-    }
-    return null;
+    return uiBase(this._uiUrl);
   }
 
   private _render(): void {

@@ -4,10 +4,11 @@
  *
  * What it draws is bounded whatever the record holds (a hand-written or old
  * record may list thousands of metrics): the first charts and table rows, and
- * buttons that open the rest a batch at a time.
+ * buttons that open the rest a batch at a time; each chart draws a bounded number
+ * of curves and points (charts.ts) and says which it leaves out.
  */
-import { chartGrid } from './chart';
-import { IChartSpec, runCharts, trialsChart } from './charts';
+import { chartBatches } from './chart';
+import { runCharts, trialsChart } from './charts';
 import { el, externalLink, statusBadge, textTable } from './dom';
 import { formatDuration, formatNumber, formatTime } from './format';
 import { IRunRecord } from './record';
@@ -15,8 +16,6 @@ import { bestParams, trialsTable } from './sweep';
 
 /** Params beyond this many are folded away behind a "show all" toggle. */
 const PARAMS_SHOWN_OPEN = 12;
-/** Charts drawn at first, and how many more each click opens. */
-export const CHARTS_PER_BATCH = 12;
 /** Metric rows listed at first, and how many more each click opens. */
 export const METRIC_ROWS_PER_BATCH = 50;
 
@@ -40,34 +39,6 @@ export function recordView(
     warningsNote(warnings)
   );
   return { node, dispose: charts.dispose };
-}
-
-/**
- * The first charts, then a button naming how many more there are that draws
- * the next batch: thousands of canvases at once would freeze the page.
- */
-function chartBatches(specs: readonly IChartSpec[]): { node: HTMLDivElement; dispose: () => void } {
-  const disposers: Array<() => void> = [];
-  const node = el('div', { className: 'nbtrack-chart-batches' });
-  const more = el('button', { className: 'nbtrack-more nbtrack-more-charts' });
-  let shown = 0;
-  const showNext = (): void => {
-    const grid = chartGrid(specs.slice(shown, shown + CHARTS_PER_BATCH));
-    disposers.push(grid.dispose);
-    node.insertBefore(grid.node, more);
-    shown = Math.min(specs.length, shown + CHARTS_PER_BATCH);
-    const rest = specs.length - shown;
-    more.hidden = rest === 0;
-    more.textContent = `Show ${Math.min(rest, CHARTS_PER_BATCH)} more charts (${rest} not drawn)`;
-    more.title = specs
-      .slice(shown, shown + 50)
-      .map(s => s.title)
-      .join('\n');
-  };
-  more.addEventListener('click', showNext);
-  node.appendChild(more);
-  showNext();
-  return { node, dispose: () => disposers.forEach(dispose => dispose()) };
 }
 
 function omittedNote(record: IRunRecord): HTMLElement | null {

@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { alignSeries, mergePanels, overlayCharts, runCharts, xValues } from '../src/charts';
+import {
+  alignSeries,
+  boundSeries,
+  leftOutNote,
+  MAX_CELLS_PER_CHART,
+  MAX_SERIES_PER_CHART,
+  mergePanels,
+  overlayCharts,
+  runCharts,
+  xValues
+} from '../src/charts';
 import { IRunRecord, parseRecord } from '../src/record';
 import { rawRecord } from './fixtures';
 
@@ -240,4 +250,102 @@ test('comparing runs draws a merged panel against time if any run needs it', () 
   ]);
   assert.equal(charts.length, 1);
   assert.equal(charts[0].defaultX, 'relative');
+});
+
+/** One panel as no writer makes it: `count` curves of `points` points each, at distinct steps. */
+function crowdedPanel(count: number, points: number, prefix = 'm'): IRunRecord {
+  const metrics: Record<string, unknown> = {};
+  for (let s = 0; s < count; s++) {
+    const steps = Array.from({ length: points }, (_, i) => s * points + i);
+    metrics[`${prefix}${s}`] = { last: 1, curve: { steps, values: steps.map((_, i) => i + 1) } };
+  }
+  return withMetrics(metrics, [Object.keys(metrics)]);
+}
+
+test('a panel of thousands of curves draws a bounded chart', () => {
+  // The security review's notebook (8.4 MB): 8,000 curves of 20 points at distinct steps in
+  // one panel. Aligning all of them made 8,000 columns of 160,000 cells and crashed the tab.
+  const [chart] = runCharts(crowdedPanel(8000, 20));
+  assert.ok(chart.series.length <= 24, `${chart.series.length} curves on one chart`);
+  const { xs, ys } = alignSeries(chart.series, chart.defaultX);
+  assert.ok(xs.length * ys.length <= 400_000, `${xs.length * ys.length} aligned cells`);
+  // The first curves are drawn, in the record's order, and the chart says what it leaves out.
+  assert.equal(chart.series.length, MAX_SERIES_PER_CHART);
+  assert.deepEqual(chart.series.slice(0, 2).map(s => s.label), ['m0', 'm1']);
+  assert.equal(chart.title.split(', ').length, MAX_SERIES_PER_CHART);
+  assert.equal(chart.leftOut.length, 8000 - MAX_SERIES_PER_CHART);
+  assert.equal(
+    leftOutNote(chart),
+    '7976 more curves of this chart not drawn (a chart draws at most 24 curves and 40000 ' +
+      'points): m24, m25, m26, m27, m28 and 7971 more. Their values are in the table above.'
+  );
+});
+
+test('a chart stops at its points and cells, but always draws its first curve', () => {
+  // Two curves as long as a record keeps (20,000 points) are drawn; a third is left out.
+  const long = runCharts(crowdedPanel(3, 20000))[0];
+  assert.deepEqual(long.series.map(s => s.label), ['m0', 'm1']);
+  assert.deepEqual(long.leftOut, ['m2']);
+  assert.equal(leftOutNote(long)?.startsWith('1 more curve of this chart not drawn'), true);
+  // 24 curves of 1,000 points: 24,000 points fit, but not 24 x 24,000 cells.
+  const wide = runCharts(crowdedPanel(24, 1000))[0];
+  const { xs, ys } = alignSeries(wide.series, 'step');
+  assert.ok(xs.length * ys.length <= MAX_CELLS_PER_CHART);
+  assert.equal(wide.series.length + wide.leftOut.length, 24);
+  assert.ok(wide.leftOut.length > 0);
+  const one = boundSeries([{ label: 'huge', steps: new Array(90000).fill(0), values: [] }]);
+  assert.equal(one.drawn.length, 1);
+});
+
+test('records as nbtrack writes them, and comparisons of four, are drawn whole', () => {
+  // The writer: at most 6 curves of at most 300 points in a panel (nbtrack/record/metrics.py).
+  const written = (run: string): IRunRecord => {
+    const metrics: Record<string, unknown> = {};
+    for (let i = 0; i < 6; i++) {
+      const steps = Array.from({ length: 300 }, (_, k) => k * (i + 1) + i);
+      metrics[`loss${i}`] = { last: 1, curve: { steps, values: steps.map(k => 1 / (k + 1)) } };
+    }
+    return withMetrics(metrics, [Object.keys(metrics)], run);
+  };
+  const [own] = runCharts(written('a'));
+  assert.equal(own.series.length, 6);
+  assert.deepEqual(own.leftOut, []);
+  assert.equal(leftOutNote(own), null);
+  const runs = ['a', 'b', 'c', 'd'].map(label => ({ label, record: written(label) }));
+  const [overlay] = overlayCharts(runs);
+  assert.equal(overlay.series.length, 24);
+  assert.deepEqual(overlay.leftOut, []);
+  // A fifth run's curves go beyond what one chart draws.
+  const [crowded] = overlayCharts([...runs, { label: 'e', record: written('e') }]);
+  assert.equal(crowded.series.length, MAX_SERIES_PER_CHART);
+  assert.deepEqual(crowded.leftOut, [0, 1, 2, 3, 4, 5].map(i => `e · loss${i}`));
+});
+
+test('comparing a record of thousands of panels stays bounded and quick', () => {
+  const many = (run: string): IRunRecord => {
+    const metrics: Record<string, unknown> = {};
+    for (let i = 0; i < 8000; i++) {
+      metrics[`m${i}`] = { last: 1, curve: { steps: [0, 1], values: [1, 2] } };
+    }
+    // Pairs (m0, m1), (m2, m3)... in one run, (m1, m2), (m3, m4)... in the other: merged,
+    // they join every panel into one.
+    const panels: string[][] = run === 'a' ? [] : [['m0']];
+    for (let i = run === 'a' ? 0 : 1; i < 8000; i += 2) {
+      panels.push(i + 1 < 8000 ? [`m${i}`, `m${i + 1}`] : [`m${i}`]);
+    }
+    return withMetrics(metrics, panels, run);
+  };
+  const started = Date.now();
+  const merged = mergePanels([many('a'), many('b')]);
+  assert.equal(merged.length, 1);
+  assert.equal(merged[0].length, 8000);
+  assert.deepEqual(merged[0].slice(0, 3), ['m0', 'm1', 'm2']);
+  const charts = overlayCharts([
+    { label: 'a', record: many('a') },
+    { label: 'b', record: many('b') }
+  ]);
+  assert.equal(charts.length, 1);
+  assert.equal(charts[0].series.length, MAX_SERIES_PER_CHART);
+  assert.equal(charts[0].leftOut.length, 16000 - MAX_SERIES_PER_CHART);
+  assert.ok(Date.now() - started < 5000, `${Date.now() - started} ms`);
 });

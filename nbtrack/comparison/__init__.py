@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from nbtrack.comparison.table import (
     RunRow,
@@ -94,7 +94,7 @@ def runs(
         found, names = search_store(
             client, experiments=experiments, filters=filters, max_runs=max_runs
         )
-        rows = rows_from_store(found, names, _run_links(uri))
+        rows = rows_from_store(found, names, _run_links(_ui_base(uri)))
         source = {"source": "store", "uri": uri}
     frame = dataframe(rows[:max_runs])
     frame.attrs[_SOURCE] = source
@@ -120,7 +120,9 @@ def compare(
 
     The Figure has a table of the params whose values differ, one chart per metric panel with
     every run's curves overlaid (a colour per run), and a link to MLflow's comparison of the
-    same runs (``fig.layout.meta["mlflow_compare_url"]``; None when no MLflow UI is known).
+    same runs (``fig.layout.meta["mlflow_compare_url"]``): the store's own MLflow UI, or for
+    runs read from a notebook the one UI where each run's own record links its page; None when
+    no such UI is known.
     Works on records alone, without a store. Raises ``ValueError`` for a run that cannot be
     found or a bad ``x``.
     """
@@ -130,7 +132,7 @@ def compare(
         msg = f"x must be one of {', '.join(map(repr, X_CHOICES))}, got {x!r}"
         raise ValueError(msg)
     wanted = [metrics] if isinstance(metrics, str) else metrics
-    rows, curves = _resolve(runs, store=store, notebook=notebook, metrics=wanted)
+    rows, curves, ui_base = _resolve(runs, store=store, notebook=notebook, metrics=wanted)
     from nbtrack.comparison.curves import merge_layouts
 
     panels = merge_layouts(curves)
@@ -139,7 +141,7 @@ def compare(
             (kept, axis) for names, axis in panels if (kept := [n for n in names if n in wanted])
         ]
     return build_figure(
-        curves, panels, _differing_params(rows), x=x, compare_url=_compare_url(rows)
+        curves, panels, _differing_params(rows), x=x, compare_url=_compare_url(rows, ui_base)
     )
 
 
@@ -186,33 +188,61 @@ def _experiment_id(client: Any, experiment: str) -> str:
     return str(found.experiment_id)
 
 
-def _run_links(uri: str) -> Any:
-    """``link(experiment_id, run_id)``: the run's page in this store's MLflow UI, or None."""
-    base = _ui_base(uri)
+def _run_links(base: str | None) -> Any:
+    """``link(experiment_id, run_id)``: the run's page in the MLflow UI at ``base``, or None."""
     from nbtrack.ui.registry import TRAINING_VIEW
 
     def link(experiment_id: str, run_id: str) -> str | None:
         if base is None:
             return None
-        return f"{base}#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}?{TRAINING_VIEW}"
+        experiment, run = quote(experiment_id, safe=""), quote(run_id, safe="")
+        return f"{base}#/experiments/{experiment}/runs/{run}?{TRAINING_VIEW}"
 
     return link
 
 
 def _ui_base(uri: str) -> str | None:
-    from nbtrack._redact import strip_uri_credentials
+    """The root of the store's own MLflow UI: an MLflow server's, or the one ``%track_ui``
+    started for it (as ``nbtrack.ui.links`` finds it); None when none is known."""
+    from nbtrack._redact import safe_link
 
     if uri.startswith(("http://", "https://")):
-        return strip_uri_credentials(uri).split("?", 1)[0].rstrip("/") + "/"
+        return safe_link(uri.split("?", 1)[0].rstrip("/") + "/")
     from nbtrack.ui.process import find_ui
 
     ui = find_ui(uri)  # one look, not one per run
-    return None if ui is None else ui.url
+    return None if ui is None else safe_link(ui.url)
+
+
+def _records_ui(rows: Sequence[RunRow]) -> str | None:
+    """The MLflow UI where every record places its own run, when they all agree.
+
+    A record comes from anyone and links where it likes: its ``ui_url`` may link that run (the
+    row's ``url``), never vouch for another, so a link to several runs needs each run's own
+    record to put it in that one UI.
+    """
+    bases = {_ui_of_run(row.url, row.run_id) for row in rows}
+    return bases.pop() if len(bases) == 1 else None
+
+
+def _ui_of_run(url: str | None, run_id: str | None) -> str | None:
+    """The UI root of ``url`` when it is run ``run_id``'s page there
+    (``<root>#/experiments/<id>/runs/<run_id>``), else None."""
+    from nbtrack._redact import safe_link
+
+    if not (url and run_id and safe_link(url) == url):
+        return None
+    parts = urlsplit(url)
+    route = parts.fragment.split("?", 1)[0].split("/")
+    if len(route) != 5 or route[:2] != ["", "experiments"] or route[3:] != ["runs", run_id]:
+        return None
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _resolve(
     given: Any, *, store: str | None, notebook: str | Path | None, metrics: Sequence[str] | None
-) -> tuple[list[RunRow], list[Any]]:
+) -> tuple[list[RunRow], list[Any], str | None]:
+    """The rows and curves of the runs ``given``, and the MLflow UI that shows them all."""
     from nbtrack.comparison.curves import curves_from_record, curves_from_store
 
     source, wanted = _wanted(given, store=store, notebook=notebook)
@@ -220,10 +250,11 @@ def _resolve(
         available = _rows_from_notebook(Path(source["path"]))
         rows = [_pick(available, key) for key in wanted]
         labels = _labels(rows)
-        return rows, [
+        curves = [
             curves_from_record(row.record or {}, label)
             for row, label in zip(rows, labels, strict=True)
         ]
+        return rows, curves, _records_ui(rows)
     uri = source["uri"]
     client = _client(uri)
     ids = [k for k in wanted if _looks_like_id(k)]
@@ -236,14 +267,16 @@ def _resolve(
     for clause in clauses:
         found += search_store(client, experiments=None, filters=[clause], max_runs=_MAX_RUNS)[0]
     experiment_names = {r.info.experiment_id: "" for r in found}
-    available = rows_from_store(found, experiment_names, _run_links(uri))
+    base = _ui_base(uri)
+    available = rows_from_store(found, experiment_names, _run_links(base))
     by_id = {run.info.run_id: run for run in found}
     rows = [_pick(available, key) for key in wanted]
     labels = _labels(rows)
-    return rows, [
+    curves = [
         curves_from_store(client, by_id[row.run_id], label, metrics)
         for row, label in zip(rows, labels, strict=True)
     ]
+    return rows, curves, base
 
 
 def _wanted(
@@ -305,19 +338,16 @@ def _differing_params(rows: Sequence[RunRow]) -> list[tuple[str, list[str | None
     return table
 
 
-def _compare_url(rows: Sequence[RunRow]) -> str | None:
-    """MLflow's comparison page of these runs, where a UI address is known."""
-    from urllib.parse import urlsplit, urlunsplit
-
+def _compare_url(rows: Sequence[RunRow], ui_base: str | None) -> str | None:
+    """MLflow's comparison page of these runs in the UI at ``ui_base``, when one is known."""
     from nbtrack.ui.registry import TRAINING_VIEW
 
-    bases = [urlunsplit((*urlsplit(r.url)[:3], "", "")) for r in rows if r.url]
     ids = list(dict.fromkeys(r.run_id for r in rows if r.run_id))
-    if not bases or len(ids) < 2:
+    if ui_base is None or len(ids) < 2:
         return None
     experiments = list(dict.fromkeys(r.experiment_id for r in rows if r.experiment_id))
     query = (
         f"runs={quote(json.dumps(ids))}&experiments={quote(json.dumps(experiments))}"
         f"&{TRAINING_VIEW}"
     )
-    return f"{bases[0]}#/compare-runs?{query}"
+    return f"{ui_base}#/compare-runs?{query}"

@@ -53,7 +53,7 @@ def build_figure(
         cols=cols,
         specs=specs,
         row_heights=[table_height] + [_CHART_HEIGHT] * rows,
-        subplot_titles=["", *(", ".join(names) for names, _ in drawn)],
+        subplot_titles=["", *(", ".join(map(_text, names)) for names, _ in drawn)],
         vertical_spacing=min(0.3 / (rows + 1), 60 / (table_height + chart_height)),
         horizontal_spacing=0.09,
     )
@@ -134,17 +134,23 @@ def _trace(run: RunCurves, name: str, series: Series, axis: str, *, unit: tuple[
         import pandas as pd
 
         start = run.start_ms or 0
-        xs = list(pd.to_datetime([start + t * 1000 for t in series.times or ()], unit="ms"))
+        stamps = pd.to_datetime(
+            [start + t * 1000 for t in series.times or ()], unit="ms", errors="coerce"
+        )
+        # A time beyond pandas' calendar (a record from anyone) is a gap, not an error for all.
+        xs = [None if pd.isna(stamp) else stamp for stamp in stamps]
         x_hover = "%{x|%Y-%m-%d %H:%M:%S}"
+    label = f"{_text(run.label)} · {_text(name)}"
+    # A hover template reads %{...} as its fields: a name's % is shown (&#37;), never read.
+    in_template = label.replace("%", "&#37;")
     return go.Scatter(
         x=xs,
         y=values,
         mode="lines+markers" if len(xs) < 40 else "lines",
         marker={"size": 4},
-        name=f"{run.label} · {name}",
+        name=label,
         # Full precision on hover; the axes round to 2-4 significant digits.
-        hovertemplate=f"{html.escape(run.label)} · {html.escape(name)}<br>{x_hover}"
-        "<br>%{y:.10~g}<extra></extra>",
+        hovertemplate=f"{in_template}<br>{x_hover}<br>%{{y:.10~g}}<extra></extra>",
     )
 
 
@@ -167,10 +173,21 @@ def _params_table(
     else:
         columns = [["(every param is the same)"], *([""] for _ in runs)]
     return go.Table(
-        header={"values": [html.escape(h) for h in header], "align": "left"},
-        cells={"values": [[html.escape(c) for c in col] for col in columns], "align": "left"},
+        header={"values": [_text(h) for h in header], "align": "left"},
+        cells={"values": [[_text(c) for c in col] for col in columns], "align": "left"},
     )
 
 
 def _cell(value: str | None) -> str:
     return MISSING if value is None else value
+
+
+def _text(text: str) -> str:
+    """Text from a run (names, params) as plotly shows it, as written.
+
+    Plotly draws tags in names, titles, hover labels and table cells (``<a href>``, ``<b>``,
+    ``<span style>``), in the notebook and in ``write_html`` files, and decodes ``&lt;``,
+    ``&gt;``, ``&amp;`` and numeric entities, but not ``&quot;``: so &, < and > are escaped,
+    and quotes are not.
+    """
+    return html.escape(text, quote=False)

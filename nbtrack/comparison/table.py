@@ -222,7 +222,7 @@ def dataframe(rows: Sequence[RunRow]) -> Any:
         param_names.update(dict.fromkeys(row.params))
         metric_names.update(dict.fromkeys(row.last))
     for row in rows:
-        start = pd.Timestamp(row.start_ms, unit="ms", tz="UTC") if row.start_ms else pd.NaT
+        start = _timestamp(row.start_ms)
         duration = (row.end_ms - row.start_ms) / 1000 if row.end_ms and row.start_ms else math.nan
         entry: dict[str, Any] = {
             "run_id": row.run_id,
@@ -252,6 +252,19 @@ def dataframe(rows: Sequence[RunRow]) -> Any:
     for name in param_names:
         frame[f"params.{name}"] = _numbers_if_all_are(frame[f"params.{name}"])
     return frame
+
+
+def _timestamp(epoch_ms: int | None) -> Any:
+    """The time as a pandas Timestamp (UTC); NaT when unknown or beyond pandas' range (years
+    1677-2262), so that one run's odd start time does not cost the whole table."""
+    import pandas as pd
+
+    if not epoch_ms:
+        return pd.NaT
+    try:
+        return pd.Timestamp(epoch_ms, unit="ms", tz="UTC")
+    except (OverflowError, ValueError):  # OutOfBoundsDatetime is a ValueError
+        return pd.NaT
 
 
 def _numbers_if_all_are(column: Any) -> Any:

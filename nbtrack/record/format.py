@@ -74,6 +74,9 @@ def fmt_step(step: object) -> str:
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "still running"
+    # A record from anyone may hold any number (NaN, infinity once parsed): never raise on one.
+    if not math.isfinite(seconds):
+        return "?"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(round(seconds), 60)
@@ -84,7 +87,12 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def fmt_time(epoch_ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch_ms / 1000))
+    """The time as UTC, or "?" for one the platform's calendar cannot hold (a record from
+    anyone may hold any number)."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch_ms / 1000))
+    except (OverflowError, OSError, ValueError):
+        return "?"
 
 
 def _stop_step(record: Mapping[str, Any]) -> object:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +24,16 @@ if TYPE_CHECKING:
     from nbtrack._curves import Curve
 
 __all__ = [
+    "MAX_NOTEBOOK_VALUES",
+    "MAX_RECORD_BYTES",
     "MIME_TYPE",
     "SCHEMA_VERSION",
     "STATUSES",
     "SYNC_STATES",
     "RecordSource",
+    "ValueBudget",
     "check_record_bounds",
+    "oversized",
     "parse_record",
     "record_layout",
     "record_panels",
@@ -44,6 +50,16 @@ SCHEMA_VERSION = 3
 # validating it would take minutes (issue 11, item 17).
 MAX_RECORD_VALUES = 200_000
 MAX_RECORD_DEPTH = 32
+# nbtrack writes records of ~40 KB (saved, indented): one 50x that is not nbtrack's.
+MAX_RECORD_BYTES = 2 * 1024 * 1024
+# jsonschema takes 5-15 us a value: validating the records of one notebook takes a few seconds
+# at most, whatever the file. That is 40 records of the largest kind nbtrack writes (a sweep's,
+# ~7,500 values), or 100 of the usual (~3,000).
+MAX_NOTEBOOK_VALUES = 300_000
+# Python's parser reads any integer: larger ones no reader can turn into a float.
+_LARGEST_NUMBER = int(sys.float_info.max)
+# A refusal is one line: jsonschema's message may quote a whole value of the record.
+_MAX_MESSAGE_CHARS = 240
 
 STATUSES = tuple(status.value for status in Status)
 
@@ -108,26 +124,43 @@ def _validator() -> Any:
     return jsonschema.Draft202012Validator(schema)
 
 
-def parse_record(data: object) -> dict[str, Any]:
+class ValueBudget:
+    """The JSON values that the records of one notebook may still have validated: a notebook
+    from anyone gets ``MAX_NOTEBOOK_VALUES`` in all, whatever the number of its records."""
+
+    def __init__(self, total: int = MAX_NOTEBOOK_VALUES) -> None:
+        self.total = total
+        self.left = total
+
+    def spend(self, count: int) -> None:
+        """Take ``count`` values from the budget, or raise ``InvalidRecordError`` (taking none)
+        when fewer are left."""
+        if count > self.left:
+            msg = (
+                f"refused: this notebook's records hold over {self.total:,} values in all, more "
+                "than nbtrack checks in one notebook (it writes a few thousand a record)"
+            )
+            raise InvalidRecordError(msg)
+        self.left -= count
+
+
+def parse_record(data: object, *, budget: ValueBudget | None = None) -> dict[str, Any]:
     """A record read back from a notebook (dict or JSON text), checked against the schema.
 
     Raises ``InvalidRecordError`` saying where the record is wrong, that it is far larger or
-    deeper than any record nbtrack writes (checked first, in bounded time), or that it was
+    deeper than any record nbtrack writes (checked first, in bounded time), that ``budget``
+    (the values left to validate of the records of one notebook) is spent, or that it was
     written by a newer nbtrack (schema version above this one's), in which case upgrading
-    nbtrack helps.
+    nbtrack helps. The message is one line.
     """
     import jsonschema  # lazily, see _validator
 
     if isinstance(data, str | bytes):
-        try:
-            data = json.loads(data)
-        except ValueError as exc:
-            msg = f"an nbtrack record must be JSON, this is not: {exc}"
-            raise InvalidRecordError(msg) from exc
+        data = _from_json_text(data)
     if not isinstance(data, dict):
         msg = f"an nbtrack record is a JSON object, got {type(data).__name__}"
         raise InvalidRecordError(msg)
-    check_record_bounds(data)
+    count = check_record_bounds(data)
     found = data.get("schema")
     if isinstance(found, int) and not isinstance(found, bool) and found > SCHEMA_VERSION:
         msg = (
@@ -135,12 +168,51 @@ def parse_record(data: object) -> dict[str, Any]:
             f"nbtrack reads version {SCHEMA_VERSION}: upgrade nbtrack (pip install -U nbtrack)"
         )
         raise InvalidRecordError(msg)
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
-    if error is not None:
+    if budget is not None:
+        budget.spend(count)
+    # Only the first error: jsonschema finds them lazily, keyword by keyword in the schema's
+    # order, so a record wrong everywhere costs no more than a valid one, and an array's
+    # maxItems (listed before its items) refuses it before its items are checked. best_match
+    # then picks the most telling cause within that error (e.g. inside a oneOf).
+    first = next(iter(_validator().iter_errors(data)), None)
+    if first is not None:
+        error = jsonschema.exceptions.best_match([first])
         where = "/".join(str(part) for part in error.absolute_path) or "the top level"
         msg = f"not a valid nbtrack record (schema {found!r}): at {where}: {error.message}"
-        raise InvalidRecordError(msg)
+        raise InvalidRecordError(_one_line(msg))
     return data
+
+
+def oversized(n_bytes: int) -> InvalidRecordError:
+    """The refusal of a record whose JSON text is ``n_bytes`` long (over ``MAX_RECORD_BYTES``)."""
+    msg = (
+        f"refused: the record is {n_bytes / 2**20:,.1f} MB of JSON text; nbtrack writes "
+        "~100 KB, so it was not written by nbtrack (or was damaged)"
+    )
+    return InvalidRecordError(msg)
+
+
+def _from_json_text(text: str | bytes) -> object:
+    if len(text) > MAX_RECORD_BYTES:
+        raise oversized(len(text))
+    try:
+        return json.loads(text)
+    except RecursionError:
+        msg = "refused: the record's JSON text is nested deeper than Python's parser allows"
+        raise InvalidRecordError(msg) from None
+    except ValueError as exc:
+        msg = f"an nbtrack record must be JSON, this is not: {exc}"
+        raise InvalidRecordError(_one_line(msg)) from exc
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one short line: cut in the middle, where jsonschema quotes the value, so that
+    where it is and what is wrong with it stay."""
+    text = " ".join(text.split())
+    if len(text) <= _MAX_MESSAGE_CHARS:
+        return text
+    tail = _MAX_MESSAGE_CHARS // 4
+    return f"{text[: _MAX_MESSAGE_CHARS - tail - 3]} … {text[-tail:]}"
 
 
 def record_panels(record: Mapping[str, Any]) -> list[list[str]]:
@@ -154,9 +226,10 @@ def record_panels(record: Mapping[str, Any]) -> list[list[str]]:
     return [panel for panel, _ in record_layout(record)]
 
 
-def check_record_bounds(data: object) -> None:
-    """Raise ``InvalidRecordError`` when ``data`` holds more than ``MAX_RECORD_VALUES`` JSON
-    values or nests deeper than ``MAX_RECORD_DEPTH``.
+def check_record_bounds(data: object) -> int:
+    """How many JSON values ``data`` holds; raises ``InvalidRecordError`` when they are more
+    than ``MAX_RECORD_VALUES``, nest deeper than ``MAX_RECORD_DEPTH``, or one is a number no
+    float holds (NaN, infinity, beyond 1.8e308: Python's parser reads them, readers fail on them).
 
     Stops at the first value over either bound, so its cost is bounded whatever the size of
     ``data``; no recursion, so any depth is safe.
@@ -172,6 +245,12 @@ def check_record_bounds(data: object) -> None:
                 "a few thousand at most, so it was not written by nbtrack (or was damaged)"
             )
             raise InvalidRecordError(msg)
+        if isinstance(value, float | int) and not _is_finite(value):
+            msg = (
+                "refused: the record holds a number JSON readers cannot use (NaN, infinity or "
+                'beyond 1.8e308); nbtrack writes NaN and infinity as the text "NaN", "Infinity"'
+            )
+            raise InvalidRecordError(msg)
         if isinstance(value, dict | list):
             if depth > MAX_RECORD_DEPTH:
                 msg = (
@@ -181,6 +260,13 @@ def check_record_bounds(data: object) -> None:
                 raise InvalidRecordError(msg)
             children = value.values() if isinstance(value, dict) else value
             stack.extend((child, depth + 1) for child in children)
+    return count
+
+
+def _is_finite(number: float | int) -> bool:
+    if isinstance(number, float):
+        return math.isfinite(number)
+    return -_LARGEST_NUMBER <= number <= _LARGEST_NUMBER
 
 
 def record_layout(record: Mapping[str, Any]) -> list[tuple[list[str], str]]:

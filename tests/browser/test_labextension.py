@@ -169,6 +169,57 @@ def test_runs_panel_lists_and_compares_runs(lab: Lab, page: Page) -> None:
     lab.screenshot(page, "runs-compare")
 
 
+def test_a_records_link_never_becomes_the_link_of_the_users_store_runs(
+    lab: Lab, page: Page
+) -> None:
+    """A notebook can come from anyone: a record's ui_url links that record's run and nothing
+    else. The security review's notebook holds one record dated far in the future (so it sorts
+    as the newest) whose ui_url is an attacker's site; the Runs panel built the links of the
+    user's own store runs, and MLflow's comparison, on it, handing their ids to that site."""
+    from mlflow import MlflowClient
+
+    folder = lab.root_dir / "shared"
+    folder.mkdir()
+    path = folder / "shared.ipynb"
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    own = client.create_run(
+        client.create_experiment("mine"),
+        tags={"mlflow.source.name": str(path.resolve())},
+        run_name="my-own-run",
+    )
+    client.set_terminated(own.info.run_id)
+    attacker = "https://attacker.example/mlflow/"
+    hostile = training_record("e" * 32, "shared-result", 4_000_000_000_000, "0.1")
+    hostile["ui_url"] = f"{attacker}#/experiments/1/runs/{'e' * 32}"
+    lab.write_notebook("shared/shared.ipynb", [record_cell(hostile)])
+    # The server's first read of a store imports MLflow (seconds on a loaded machine; two
+    # first reads at once can fail): read it once here, before the page does. No MLflow UI
+    # runs for this store.
+    status, listing = lab.request("GET", "nbtrack/api/runs?path=shared/shared.ipynb")
+    assert status == 200, listing
+    assert listing["ui_url"] is None
+    lab.open_notebook(page, "shared/shared.ipynb")
+    # The record's own view links its own run where the record says.
+    record_link = page.locator(".nbtrack-record a.nbtrack-mlflow-link")
+    expect(record_link).to_have_attribute("href", hostile["ui_url"])
+
+    lab.run_command(page, "nbtrack:show-runs")
+    panel = page.locator(".nbtrack-runs-panel")
+    items = panel.locator(".nbtrack-run-item")
+    # Once the store's run is listed the server has answered: with no MLflow UI for this store,
+    # the user's run gets no link at all rather than one to the record's site.
+    expect(items.locator(".nbtrack-run-name")).to_have_text(["shared-result", "my-own-run"])
+    expect(panel.locator(".nbtrack-start-ui")).to_be_visible()
+    expect(panel.locator("a")).to_have_count(0)
+    for box in items.locator(".nbtrack-run-select").all():
+        box.check()
+    panel.locator(".nbtrack-compare-button").click()
+    compare = panel.locator(".nbtrack-compare")
+    expect(compare).to_be_visible()
+    expect(compare).to_contain_text("Start the MLflow UI to compare these runs there too.")
+    expect(panel.locator("a")).to_have_count(0)
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

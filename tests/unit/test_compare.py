@@ -295,3 +295,100 @@ def test_records_alone_compare_by_name(shared_notebook: Path) -> None:
     assert fig.layout.xaxis.title.text == "step"
     with pytest.raises(ValueError, match="parent= needs a tracking store"):
         nbtrack.runs(notebook=shared_notebook, parent="x")
+
+
+# ------------------------------------------------------------------ records from anyone
+
+
+def _write(path: Path, bundles: list[dict[str, Any]]) -> Path:
+    cells = []
+    for bundle in bundles:
+        cell = nbformat.v4.new_code_cell("%%track\n...")
+        cell.outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+        cells.append(cell)
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def test_markup_in_names_is_drawn_as_text(tmp_path: Path) -> None:
+    # Plotly draws <a href>, <b>, <span style> in names and titles, in the notebook and in
+    # fig.write_html: a record from anyone must not put a link or styling into the figure.
+    metric = '<a href="https://evil.example/login">val/loss (click to re-auth)</a>'
+    name = '<b style="font-size:40px">evil</b> %{x} &lt;'
+    good, bad = _bundle("good", f"{0:032x}", "0.1", 1), _bundle(name, f"{1:032x}", "0.2", 2)
+    for bundle in (good, bad):
+        record = bundle["application/vnd.nbtrack.run+json"]
+        record["metrics"][metric] = record["metrics"].pop("val/loss")
+        record["panels"] = [["train/loss"], [metric]]
+        record["panel_x"] = ["step", "step"]
+    fig = nbtrack.compare(nbtrack.runs(notebook=_write(tmp_path / "n.ipynb", [good, bad])))
+    table, *lines = fig.data
+    texts = [t.name for t in lines] + [t.hovertemplate for t in lines]
+    texts += [a.text for a in fig.layout.annotations] + [fig.layout.title.text]
+    texts += list(table.header.values) + [c for column in table.cells.values for c in column]
+    assert not [t for t in texts if "evil.example" in t and "<a " in t]
+    assert not [t for t in texts if "<b " in t or "<span" in t]
+    # What plotly shows is the text as written: it decodes &lt; &gt; &amp; and &#..;, not &quot;.
+    shown = '&lt;a href="https://evil.example/login"&gt;val/loss (click to re-auth)&lt;/a&gt;'
+    assert f"good · {shown}" in [t.name for t in lines]
+    assert shown in [a.text for a in fig.layout.annotations]
+    assert any(t.startswith('&lt;b style="font-size:40px"&gt;evil&lt;/b&gt; ') for t in texts)
+    assert "&amp;lt;" in lines[-1].name
+    # A name cannot reach into the hover template: only its own %{x} and %{y} are there.
+    assert all(t.hovertemplate.count("%{") == 2 for t in lines)
+
+
+def test_a_records_link_never_links_other_runs(tmp_path: Path) -> None:
+    # The newer record points its UI at another site: a's id must not be sent there.
+    a, b = _bundle("a", f"{0:032x}", "0.1", 1), _bundle("b", f"{1:032x}", "0.2", 2)
+    b["application/vnd.nbtrack.run+json"]["run"]["start_time"] += 1000
+    evil = f"https://evil.example/mlflow/#/experiments/3/runs/{1:032x}"
+    b["application/vnd.nbtrack.run+json"]["ui_url"] = evil
+    frame = nbtrack.runs(notebook=_write(tmp_path / "n.ipynb", [a, b]))
+    assert list(frame["url"]) == [evil, f"{UI}#/experiments/3/runs/{0:032x}"]  # each its own
+    fig = nbtrack.compare(frame)
+    assert fig.layout.meta["mlflow_compare_url"] is None
+    assert "evil.example" not in fig.layout.title.text
+    # Nor may a record's link at the same UI name another run than its own.
+    b["application/vnd.nbtrack.run+json"]["ui_url"] = f"{UI}#/experiments/3/runs/{0:032x}"
+    fig = nbtrack.compare(nbtrack.runs(notebook=_write(tmp_path / "n.ipynb", [a, b])))
+    assert fig.layout.meta["mlflow_compare_url"] is None
+
+
+def test_store_runs_link_the_stores_own_ui(
+    three_runs: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    store, ids = three_runs
+    monkeypatch.setattr("nbtrack.ui.process.find_ui", lambda _: SimpleNamespace(url=UI))
+    fig = nbtrack.compare(nbtrack.runs(store=store))
+    url = fig.layout.meta["mlflow_compare_url"]
+    assert url.startswith(f"{UI}#/compare-runs?runs=")
+    assert all(run_id in url for run_id in ids)
+
+
+def test_a_record_with_an_impossible_start_is_left_out_of_the_runs(tmp_path: Path) -> None:
+    a, b = _bundle("a", f"{0:032x}", "0.1", 1), _bundle("b", f"{1:032x}", "0.2", 2)
+    b["application/vnd.nbtrack.run+json"]["run"]["start_time"] = 10**17  # year 3170843
+    frame = nbtrack.runs(notebook=_write(tmp_path / "n.ipynb", [a, b]))
+    assert list(frame["name"]) == ["a"]
+
+
+def test_a_start_no_timestamp_can_hold_is_left_empty() -> None:
+    from nbtrack.comparison.table import RunRow, dataframe
+
+    row = RunRow(run_id="f" * 32, name="x", status="FINISHED", start_ms=10**17, end_ms=None,
+                 experiment_id=None, experiment=None, notebook=None, cell=None,
+                 parent_run_id=None, url=None)  # fmt: skip
+    frame = dataframe([row])
+    assert frame["start"].isna().all()
+
+
+def test_a_point_time_no_calendar_holds_is_left_off_the_wall_clock_axis(tmp_path: Path) -> None:
+    a, b = _bundle("a", f"{0:032x}", "0.1", 1), _bundle("b", f"{1:032x}", "0.2", 2)
+    b["application/vnd.nbtrack.run+json"]["metrics"]["val/loss"]["curve"]["times"][-1] = 1e300
+    fig = nbtrack.compare(["a", "b"], notebook=_write(tmp_path / "n.ipynb", [a, b]), x="wall")
+    val = next(t for t in fig.data[1:] if t.name == "b · val/loss")
+    assert val.x[-1] is None
+    assert val.x[0] is not None

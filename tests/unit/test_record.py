@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -27,6 +28,7 @@ from nbtrack.record import (
     parse_record,
     render_chart,
 )
+from nbtrack.record.format import fmt_duration, fmt_time
 from nbtrack.record.schema import record_panels
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -556,3 +558,13 @@ def test_the_json_schema_and_the_model_list_the_same_statuses() -> None:
     sync_state = text["properties"]["sync"]["properties"]["state"]["enum"]
     assert sorted(run_status) == sorted(status.value for status in Status)
     assert sorted(sync_state) == sorted(SYNC_STATES)
+
+
+@pytest.mark.parametrize("seconds", [math.nan, math.inf, -math.inf, -1.0, 1e300])
+def test_any_duration_a_record_holds_formats_without_raising(seconds: float) -> None:
+    assert fmt_duration(seconds)
+
+
+@pytest.mark.parametrize("epoch_ms", [10**20, -(10**20), 2**70])
+def test_a_time_no_calendar_holds_formats_as_unknown(epoch_ms: int) -> None:
+    assert fmt_time(epoch_ms) == "?"

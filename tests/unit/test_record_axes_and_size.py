@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -230,3 +231,75 @@ def test_bounds_never_refuse_what_nbtrack_writes() -> None:
     for n in (1, 40, 10_000):
         record = build_bundle(_source(_random_walks(n, 300)))[MIME_TYPE]
         assert parse_record(json.loads(json.dumps(record))) == record
+
+
+def test_an_oversized_curve_is_refused_before_its_points_are_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nbtrack.record import schema
+
+    record = build_bundle(_source(_quickstart_curves()))[MIME_TYPE]
+    record["metrics"]["train/loss"]["curve"]["values"] = [True] * 20_000
+    real = schema._validator()
+    errors: list[Any] = []
+
+    class Counting:  # the errors jsonschema was asked for
+        def iter_errors(self, data: Any) -> Any:
+            for error in real.iter_errors(data):
+                errors.append(error)
+                yield error
+
+    monkeypatch.setattr(schema, "_validator", Counting)
+    with pytest.raises(InvalidRecordError, match=r"at metrics/train/loss/curve/values: .*too long"):
+        parse_record(record)
+    # One error asked for: the 20,000 points were never checked one by one (was 20,000 errors).
+    assert len(errors) == 1
+
+
+def test_the_refusal_of_a_huge_value_is_one_short_line() -> None:
+    record = build_bundle(_source(_quickstart_curves()))[MIME_TYPE]
+    record["run"]["name"] = ["x" * 100] * 10_000
+    with pytest.raises(InvalidRecordError, match=r"at run/name: ") as err:
+        parse_record(record)
+    assert len(str(err.value)) < 300
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf, -(10**400)])
+def test_numbers_json_cannot_hold_are_refused_wherever_they_are(number: float) -> None:
+    # nbtrack writes NaN and inf as the strings "NaN", "Infinity", "-Infinity"; Python's JSON
+    # reads NaN, Infinity and 1e400 as floats, and 1 followed by 400 zeros as an int no float
+    # holds: readers that format or plot them would fail.
+    record = build_bundle(_source(_quickstart_curves()))[MIME_TYPE]
+    record["metrics"]["train/loss"]["best"] = number
+    with pytest.raises(InvalidRecordError, match="refused: the record holds a number JSON"):
+        parse_record(record)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("start_time", 10**17), ("end_time", 10**17), ("duration_s", 10.0**20), ("start_time", -1)],
+)
+def test_times_no_clock_can_hold_are_not_a_valid_record(field: str, value: float) -> None:
+    record = build_bundle(_source(_quickstart_curves()))[MIME_TYPE]
+    record["run"][field] = value
+    with pytest.raises(InvalidRecordError, match=f"at run/{field}: "):
+        parse_record(record)
+
+
+def test_a_record_given_as_huge_json_text_is_refused_before_it_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("JSON text far larger than a record must not be parsed")
+
+    no_parser = type("json", (), {"loads": staticmethod(never)})
+    monkeypatch.setattr("nbtrack.record.schema.json", no_parser)
+    with pytest.raises(InvalidRecordError, match=r"refused: the record is 2\.9 MB of JSON text"):
+        parse_record("[" + "0," * 1_500_000 + "0]")
+
+
+def test_a_record_given_as_deeply_nested_json_text_is_refused_with_one_line() -> None:
+    with pytest.raises(InvalidRecordError, match="nested deeper") as err:
+        parse_record("[" * 100_000 + "]" * 100_000)
+    assert "\n" not in str(err.value)

@@ -251,3 +251,154 @@ def test_a_record_nested_100k_levels_deep_is_refused_with_one_line(tmp_path: Pat
     assert err.splitlines() == [
         f"nbtrack show: {notebook}: refused, its JSON is nested deeper than any notebook's"
     ]
+
+
+# ------------------------------------------------------------------ hostile notebooks
+
+
+class _CountingBytes(bytes):
+    """A file's bytes that count how many bytes their searches read: a scan of the file must
+    read each byte a bounded number of times, however many record keys it holds."""
+
+    def __init__(self, _: bytes) -> None:
+        self.read = 0
+
+    def find(self, sub: Any, start: Any = 0, end: Any = None) -> int:  # type: ignore[override]
+        end = len(self) if end is None else end
+        found = super().find(sub, start, end)
+        self.read += (found + len(sub) if found >= 0 else end) - start
+        return found
+
+    def rfind(self, sub: Any, start: Any = 0, end: Any = None) -> int:  # type: ignore[override]
+        end = len(self) if end is None else end
+        found = super().rfind(sub, start, end)
+        self.read += end - (found if found >= 0 else start)
+        return found
+
+
+def _keys_that_never_close(n: int, indent: Any) -> bytes:
+    """A notebook of ``n`` record keys, each on its own line, whose objects never close on a
+    line of their own (as nbformat would close them)."""
+    cell = (
+        '{"cell_type": "code", "id": "c%d", "metadata": {}, "source": "", "outputs": '
+        '[{"output_type": "display_data", "metadata": {}, "data": {\n'
+        '%s"application/vnd.nbtrack.run+json": {\n"schema": 0}}}]}'
+    )
+    body = ",\n".join(cell % (i, indent(i)) for i in range(n))
+    return ('{"cells": [\n' + body + '\n], "metadata": {}, "nbformat": 4}\n').encode()
+
+
+@pytest.mark.parametrize(
+    "indent", [lambda _: " " * 6, lambda i: " " * (i % 100)], ids=["one indent", "many indents"]
+)
+def test_record_keys_that_never_close_are_scanned_in_linear_time(indent: Any) -> None:
+    from nbtrack.record.notebook import _without_huge_records
+
+    data = _CountingBytes(_keys_that_never_close(3000, indent))
+    assert _without_huge_records(data) == data
+    # Was a search to the end of the file per key: ~1500 times the file (8 MB: 88 s).
+    assert data.read < 12 * len(data)
+
+
+def test_a_compact_notebook_of_millions_of_values_is_refused_before_it_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbtrack.record.notebook as reading
+
+    # Compact JSON (no Jupyter saves it so) is not cut record by record: parsed, its 3 million
+    # "{}" would take ~30 times the file's size in Python objects (30 MB: 1.5 GB).
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[_bundle("fine")]])
+    text = json.dumps(json.loads(notebook.read_text()))
+    blob = "[" + ",".join(["{}"] * 3_000_000) + "]"
+    notebook.write_text(text.replace('"params": {', f'"blob": {blob}, "params": {{', 1))
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("the notebook must be refused before json.loads builds it")
+
+    monkeypatch.setattr(reading, "json", type("json", (), {"loads": staticmethod(never)}))
+    code, out, err = _run(notebook)
+    assert code == 1
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith(f"nbtrack show: {notebook}: refused, it holds over ")
+
+
+def test_validation_stops_at_the_notebooks_budget_with_one_line_per_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbtrack.record.schema import MAX_NOTEBOOK_VALUES
+
+    validated: list[str] = []
+
+    class Spy:  # jsonschema takes ~10 us a value: count what it is asked to validate
+        def iter_errors(self, record: dict[str, Any]) -> Any:
+            validated.append(record["run"]["name"])
+            return iter(())
+
+    monkeypatch.setattr("nbtrack.record.schema._validator", Spy)
+    cells = []
+    for i in range(4):
+        bundle = _bundle(f"big{i}")
+        bundle[MIME_TYPE]["padding"] = [0] * (MAX_NOTEBOOK_VALUES * 3 // 10)
+        cells.append([bundle])
+    notebook = _write_notebook(tmp_path / "n.ipynb", cells)
+    notebook.write_text(json.dumps(json.loads(notebook.read_text())))  # compact: no record cut
+    code, out, err = _run(notebook)
+    assert code == 0
+    assert validated == ["big0", "big1", "big2"]
+    (line,) = err.splitlines()
+    assert line.startswith(f"nbtrack show: cell 4: refused: this notebook's records hold over "
+                           f"{MAX_NOTEBOOK_VALUES:,} values")  # fmt: skip
+    assert "big2" in out
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "nbtrack: record of x",
+        "nbtrack: record of",
+        "nbtrack: record of 9999999999999999999999999999999999999999 bytes left unread",
+        "[" * 100_000 + "]" * 100_000,  # JSON text nested beyond Python's parser
+        "[" + "0," * 1_500_000 + "0]",  # JSON text far larger than any record
+    ],
+    ids=["forged cut", "forged cut, no size", "forged cut, huge size", "deep text", "huge text"],
+)
+def test_a_crafted_record_is_one_line_and_hides_no_other(tmp_path: Path, value: str) -> None:
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[_bundle("fine")], [{MIME_TYPE: value}]])
+    code, out, err = _run(notebook)
+    assert code == 0
+    assert "fine (01234567)" in out
+    (line,) = err.splitlines()
+    assert line.startswith("nbtrack show: cell 2: ")
+    assert len(line) < 300
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "status"),
+    [
+        ("duration_s", "NaN", "FINISHED"),
+        ("duration_s", "1e400", "FAILED"),
+        ("duration_s", "-Infinity", "KILLED"),
+        ("start_time", "100000000000000000000", "RUNNING"),
+        ("start_time", "100000000000000000", "FINISHED"),
+        ("end_time", "100000000000000000", "FINISHED"),
+    ],
+)
+def test_times_no_clock_can_hold_are_refused_with_one_line(
+    tmp_path: Path, field: str, value: str, status: str
+) -> None:
+    bad = _bundle("bad", status=status)
+    bad[MIME_TYPE]["run"].update({"id": "f" * 32, field: "@@"})
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[_bundle("fine")], [bad]])
+    notebook.write_text(notebook.read_text().replace('"@@"', value))  # JSON that Python reads
+    code, out, err = _run(notebook)
+    assert code == 0
+    assert "fine (01234567)" in out
+    (line,) = err.splitlines()
+    assert line.startswith("nbtrack show: cell 2: ")
+    code, out, err = _run(notebook, run="bad")
+    assert code == 1
+    assert "no run named 'bad'" in err
+    code, out, _ = _run(notebook, run="fine")
+    assert code == 0
+    assert out.startswith("run 'fine': FINISHED in 30.0 s")
