@@ -7,12 +7,12 @@ whose ``_jupyter_server_extension_points`` names this module); settings are
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from nbtrack.server.config import NbtrackServer
+from nbtrack.server.pool import StorePool
 
 __all__ = ["NbtrackServer"]
 
@@ -30,8 +30,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     root = Path(serverapp.root_dir).expanduser().absolute()
     state = ExtensionState(
         config=NbtrackServer(parent=serverapp),
-        # A few threads: MLflow calls block, and one slow store must not hold up other pages.
-        executor=ThreadPoolExecutor(max_workers=4, thread_name_prefix="nbtrack"),
+        # A few threads: MLflow calls block, and one slow store must not hold up other pages,
+        # also once its calls time out and go on in their threads.
+        pool=StorePool(threads=4, per_store=2),
         root_dir=root.resolve(),
         root_as_named=root,
         base_url=web_app.settings["base_url"],
@@ -45,7 +46,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 def _unload_jupyter_server_extension(serverapp: Any) -> None:
     state = serverapp.web_app.settings.pop(_STATE_KEY, None)
     if state is not None:
-        state.executor.shutdown(wait=False, cancel_futures=True)
+        state.pool.shutdown()
 
 
 def _proxy_store(serverapp: Any) -> str | None:

@@ -37,8 +37,10 @@ class NbtrackServer(Configurable):
     store_timeout = Float(
         20.0,
         help=(
-            "Seconds to wait for the tracking store before answering 503. MLflow's client "
-            "retries an unreachable server for minutes; the Jupyter page should not wait that long."
+            "Seconds to wait for the tracking store before answering 503, waiting for a free "
+            "thread included (a store keeps at most 2 of the extension's 4 threads, also for "
+            "calls that timed out and go on). MLflow's client retries an unreachable server "
+            "for minutes; the Jupyter page should not wait that long."
         ),
     ).tag(config=True)
 

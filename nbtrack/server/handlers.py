@@ -11,7 +11,6 @@ import asyncio
 import functools
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.client import responses
 from pathlib import Path
@@ -26,6 +25,7 @@ from nbtrack import tracking
 from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack.errors import UiStartError
 from nbtrack.server.config import NbtrackServer
+from nbtrack.server.pool import StoreBusy, StorePool
 from nbtrack.server.runs import (
     StoreError,
     check_reachable,
@@ -43,11 +43,11 @@ AUTH_RESOURCE = "nbtrack"
 
 @dataclass(frozen=True)
 class ExtensionState:
-    """What the handlers share: settings, the thread pool for blocking calls, and where
+    """What the handlers share: settings, the threads for blocking calls, and where
     jupyter-server-proxy serves an MLflow UI (``None`` when it does not)."""
 
     config: NbtrackServer
-    executor: ThreadPoolExecutor
+    pool: StorePool
     root_dir: Path  # resolved (links followed), to tell inside from outside
     root_as_named: Path  # as the server names it, which is what kernels see as their folder
     base_url: str
@@ -65,7 +65,8 @@ class _NbtrackHandler(APIHandler):
         # promises one human-readable "reason" field, also for unexpected failures.
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, web.HTTPError) and exc.log_message:
-            reason = exc.log_message % exc.args if exc.args else exc.log_message
+            # Without args tornado gives the message with each % doubled: % () undoes that.
+            reason = exc.log_message % exc.args
         elif isinstance(exc, web.HTTPError):
             reason = responses.get(status_code, "error")
         else:
@@ -101,12 +102,17 @@ class _NbtrackHandler(APIHandler):
     def store_of(self, folder: Path) -> str:
         return notebook_store(folder, self.state.config.tracking_uri)
 
-    async def blocking(self, func: Callable[..., T], *args: Any, timeout: float) -> T:
-        """``func(*args)`` in the extension's thread pool; store failures become 503s."""
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.state.executor, functools.partial(func, *args))
+    async def blocking(self, func: Callable[..., T], *args: Any, store: str, timeout: float) -> T:
+        """``func(*args)`` in one of the threads ``store`` may hold; store failures and
+        timeouts become 503s."""
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await self.state.pool.run(store, functools.partial(func, *args), timeout)
+        except StoreBusy as exc:
+            msg = (
+                f"no answer within {timeout:.0f} s (NbtrackServer.store_timeout): earlier "
+                "requests to this tracking store are still waiting for it"
+            )
+            raise web.HTTPError(503, msg) from exc
         except asyncio.TimeoutError as exc:
             msg = f"no answer within {timeout:.0f} s (NbtrackServer.store_timeout)"
             raise web.HTTPError(503, msg) from exc
@@ -147,11 +153,11 @@ class RunsHandler(_NbtrackHandler):
             ui = None
             runs: list[dict[str, Any]] = []
         else:
-            await self.blocking(self.checked, check_reachable, uri, timeout=timeout)
+            await self.blocking(self.checked, check_reachable, uri, store=uri, timeout=timeout)
             if config.ui_autostart:
                 ui = await _ensure_ui(self, uri)
             else:
-                ui = await self.blocking(ui_process.find_ui, uri, timeout=timeout)
+                ui = await self.blocking(ui_process.find_ui, uri, store=uri, timeout=timeout)
             runs = await self.blocking(
                 self.checked,
                 functools.partial(
@@ -162,6 +168,7 @@ class RunsHandler(_NbtrackHandler):
                 ),
                 uri,
                 _source_names(self.state.root_as_named, rel, target),
+                store=uri,
                 timeout=timeout,
             )
         self.finish(
@@ -182,7 +189,8 @@ class UiHandler(_NbtrackHandler):
     async def get(self) -> None:
         _, _, folder = self.notebook()
         uri = self.store_of(folder)
-        ui = await self.blocking(ui_process.find_ui, uri, timeout=self.state.config.store_timeout)
+        timeout = self.state.config.store_timeout
+        ui = await self.blocking(ui_process.find_ui, uri, store=uri, timeout=timeout)
         self.finish({"url": ui.url if ui else None, "proxy_url": self.proxy_url(uri)})
 
     @web.authenticated
@@ -200,7 +208,7 @@ class UiHandler(_NbtrackHandler):
             )
             raise web.HTTPError(404, msg)
         timeout = self.state.config.store_timeout
-        await self.blocking(self.checked, check_reachable, uri, timeout=timeout)
+        await self.blocking(self.checked, check_reachable, uri, store=uri, timeout=timeout)
         ui = await _ensure_ui(self, uri)
         self.finish({"url": ui.url, "proxy_url": self.proxy_url(uri)})
 
@@ -211,6 +219,7 @@ async def _ensure_ui(handler: _NbtrackHandler, uri: str) -> ui_process.UiServer:
         return await handler.blocking(
             functools.partial(ui_process.ensure_ui, timeout=timeout),
             uri,
+            store=uri,
             timeout=timeout + 15.0,  # ensure_ui's own limit fires first, with the log tail
         )
     except UiStartError as exc:

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from nbtrack._redact import is_secret_name, redact_text, strip_uri_credentials
+from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack._version import VERSION
-from nbtrack.record.metrics import panels_for
+from nbtrack.comparison.table import RunRow, rows_from_store
+from nbtrack.record.metrics import metric_goal, panels_for
 from nbtrack.record.schema import SCHEMA_VERSION, STATUSES
-from nbtrack.tracking import active_experiments, resolve_uri
+from nbtrack.tracking import active_experiments, import_mlflow, resolve_uri
 
 if TYPE_CHECKING:
     from nbtrack.ui.process import UiServer
@@ -36,8 +37,16 @@ class StoreError(Exception):
 
 
 _SQL_DETAIL = re.compile(r"\s*(\[SQL:.*|\(Background on this error.*)", re.DOTALL)
-_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])/(?:[^\s/'\"()\[\]]+/)*[^\s/'\"()\[\]]*")
-_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"()<>]+")
+# A folder's name may hold spaces (`My Projects/`): words joined by single spaces, followed by
+# a slash. The last part of a path is taken up to the first space, so that the words after a
+# path stay; a quoted path is taken whole.
+_NAME = r"[^\s/'\"()\[\]<>]+"
+_PATH = rf"/+(?:{_NAME}(?: {_NAME})*/+)*(?:{_NAME})?"
+_QUOTED_PATH = re.compile(r"(['\"])/.*?\1")
+_ABSOLUTE_PATH = re.compile(rf"(?<![\w:/.]){_PATH}")
+# What the kernel writes before ": " in nbtrack.error: an exception's (qualified) class name.
+_EXCEPTION_TYPE = re.compile(r"[A-Za-z_][\w.]*")
+_URL = re.compile(rf"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"()<>/]*(?:{_PATH})?")
 
 
 def describe_error(error: BaseException) -> str:
@@ -46,7 +55,8 @@ def describe_error(error: BaseException) -> str:
     text = str(getattr(error, "orig", None) or error).strip()
     text = _SQL_DETAIL.sub("", text).splitlines()[0] if text else ""
     text = _URL.sub(lambda m: _public_address(m.group(0)), text)
-    text = _ABSOLUTE_PATH.sub("<path>", redact_text(text))[:300]
+    text = _QUOTED_PATH.sub(r"\1<path>\1", redact_text(text))
+    text = _ABSOLUTE_PATH.sub("<path>", text)[:300]
     kind = type(error).__name__
     return f"{kind}: {text}" if text else kind
 
@@ -126,11 +136,13 @@ def list_runs(
     ui: UiServer | None,
 ) -> list[dict[str, Any]]:
     """Runs in any experiment of ``uri`` whose ``mlflow.source.name`` is one of
-    ``source_names``, newest first, as records (the record schema, without curves).
+    ``source_names``, newest first, as records (the record schema, without curves): what one
+    search per spelling returns, never a metric's history.
 
     Raises :class:`StoreError` when the store cannot be read.
     """
-    from mlflow.exceptions import MlflowException  # lazy: mlflow is slow to import
+    import_mlflow()  # lazy (slow to import), and one thread at a time
+    from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
@@ -167,18 +179,20 @@ def _list_runs(
             )
             found.update((run.info.run_id, run) for run in runs)
     newest = sorted(found.values(), key=lambda run: run.info.start_time or 0, reverse=True)
+    newest = newest[:max_runs]
+    # The search gave each run's last values and its nbtrack.best tag, which is all a listing
+    # shows: the rows nbtrack.runs() makes of them. No history is read (one may hold millions
+    # of points; a call per run and metric is what the search saves).
+    rows = rows_from_store(newest, experiments, ui.run_url if ui else _no_link)
     public_uri = strip_uri_credentials(uri)
     return [
-        _record(
-            client,
-            run,
-            experiment_name=experiments.get(run.info.experiment_id),
-            public_uri=public_uri,
-            ui=ui,
-            notebook_path=notebook_path,
-        )
-        for run in newest[:max_runs]
+        _record(run, row, public_uri=public_uri, notebook_path=notebook_path)
+        for run, row in zip(newest, rows, strict=True)
     ]
+
+
+def _no_link(_experiment_id: str, _run_id: str) -> None:
+    return None
 
 
 def _quoted(value: str) -> str | None:
@@ -191,75 +205,78 @@ def _quoted(value: str) -> str | None:
     return None
 
 
-def _record(
-    client: Any,
-    run: Any,
-    *,
-    experiment_name: str | None,
-    public_uri: str,
-    ui: UiServer | None,
-    notebook_path: str,
-) -> dict[str, Any]:
-    info, data = run.info, run.data
-    tags: dict[str, str] = data.tags
-    start, end = info.start_time, info.end_time
+def _record(run: Any, row: RunRow, *, public_uri: str, notebook_path: str) -> dict[str, Any]:
+    start, end = row.start_ms, row.end_ms
+    steps = _last_steps(run)
     metrics = {
-        key: _metric(key, client.get_metric_history(info.run_id, key)) for key in data.metrics
+        name: _metric(name, last, row.best.get(name), steps.get(name))
+        for name, last in row.last.items()
     }
     return {
         "schema": SCHEMA_VERSION,
         "nbtrack_version": VERSION,
         "run": {
-            "id": info.run_id,
-            "name": info.run_name or tags.get("mlflow.runName"),
-            "experiment_id": info.experiment_id,
-            "experiment_name": experiment_name,
-            "status": info.status if info.status in STATUSES else "RUNNING",
+            "id": row.run_id,
+            "name": row.name,
+            "experiment_id": row.experiment_id,
+            "experiment_name": row.experiment,
+            "status": row.status if row.status in STATUSES else "RUNNING",
             "start_time": start,
             "end_time": end,
             "duration_s": (end - start) / 1000.0 if start and end else None,
         },
         "tracking_uri": public_uri,
-        "ui_url": ui.run_url(info.experiment_id, info.run_id) if ui else None,
-        "notebook": {"path": notebook_path, "cell_id": tags.get("nbtrack.cell_id")},
-        # Code outside nbtrack may have logged a credential as a param: never serve it.
-        "params": {
-            str(key): redact_text(str(value))
-            for key, value in data.params.items()
-            if not is_secret_name(key)
-        },
+        "ui_url": row.url,
+        "notebook": {"path": notebook_path, "cell_id": run.data.tags.get("nbtrack.cell_id")},
+        # Credential-named params are left out of the rows; a value may still hold a secret
+        # that code outside nbtrack logged.
+        "params": {str(key): redact_text(str(value)) for key, value in row.params.items()},
         "metrics": metrics,
         # Grouped by the function the kernel's records use, so a run looks the same here.
-        "panels": panels_for(metrics),
-        "error": _error(tags.get("nbtrack.error")),
+        "panels": panels_for(_known_ranges(metrics)),
+        "error": _error(run.data.tags.get("nbtrack.error")),
         "sync": {"state": "synced", "pending_points": 0},
     }
 
 
-def _metric(key: str, history: list[Any]) -> dict[str, Any]:
-    """A record's metric entry from the metric's full history in the store. The curve itself is
-    left empty: a listing of many runs should stay small; the notebook's record has it."""
-    from nbtrack.record import metric_goal  # lazy: it pulls in numpy
+def _last_steps(run: Any) -> dict[str, int]:
+    """Each metric's last step: MLflow's ``RunData`` has it on its Metric objects only, which
+    its protobuf form lists."""
+    return {metric.key: int(metric.step) for metric in run.data.to_proto().metrics}
 
-    points = sorted(history, key=lambda m: (m.step, m.timestamp))
-    finite = [m for m in points if math.isfinite(m.value)]
-    goal = metric_goal(key)
-    low = min(finite, key=lambda m: m.value) if finite else None
-    high = max(finite, key=lambda m: m.value) if finite else None
-    best = low if goal == "min" else high if goal == "max" else None
-    last = points[-1] if points else None
+
+def _metric(name: str, last: float, best: float | None, last_step: int | None) -> dict[str, Any]:
+    """A record's metric entry from what the search returns: the last value, and the best one
+    from the run's ``nbtrack.best`` tag (none for a run still running or logged by other code).
+    What only the history could tell is left unknown (null): the extreme that is not the best,
+    how many points there are and how many are not finite. The curve is left empty too: the
+    notebook's record has it."""
+    goal = metric_goal(name)
+    if goal is None or best is None or not math.isfinite(best):
+        best = None
     return {
-        "last": _number(last.value) if last else None,
-        "last_step": last.step if last else None,
-        "min": low.value if low else None,
-        "max": high.value if high else None,
+        "last": _number(last),
+        "last_step": last_step,
+        "min": best if goal == "min" else None,
+        "max": best if goal == "max" else None,
         "goal": goal,
-        "best": best.value if best else None,
-        "best_step": best.step if best else None,
-        "count": len(points),
-        "nonfinite": len(points) - len(finite),
+        "best": best,
+        "best_step": None,
+        "count": None,  # unknown without the history
+        "nonfinite": None,
         "curve": {"steps": [], "values": []},
     }
+
+
+def _known_ranges(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """The span of each metric's known values (last and best), so that ``panels_for`` still
+    keeps metrics of very different scales apart without their histories."""
+    ranges = {}
+    for name, entry in metrics.items():
+        values = (entry["last"], entry["best"])
+        known = [v for v in values if isinstance(v, float) and math.isfinite(v)]
+        ranges[name] = {"min": min(known), "max": max(known)} if known else {}
+    return ranges
 
 
 def _number(value: float) -> float | str:
@@ -271,10 +288,13 @@ def _number(value: float) -> float | str:
 
 
 def _error(tag: str | None) -> dict[str, Any] | None:
-    """The kernel stores a failed cell's exception as ``nbtrack.error`` = ``"Type: message"``."""
+    """The kernel stores a failed cell's exception as ``nbtrack.error`` = ``"Type: message"``.
+    Code outside nbtrack may store any text: then all of it is the message of an ``Error``.
+    Either way the text is redacted first, whoever wrote it."""
     if not tag:
         return None
-    kind, sep, message = redact_text(tag).partition(": ")
-    if not sep:
-        return {"type": None, "message": tag, "step": None}
+    text = redact_text(tag)
+    kind, sep, message = text.partition(": ")
+    if not sep or not _EXCEPTION_TYPE.fullmatch(kind):
+        kind, message = "Error", text
     return {"type": kind, "message": message, "step": None}

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,15 @@ import pytest
 import requests
 
 from nbtrack.record import parse_record
-from nbtrack.server.runs import StoreError, check_reachable
+from nbtrack.server.runs import StoreError, check_reachable, describe_error, list_runs
 
 pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "nbtrack-test-token"
+_GITHUB_TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+# No "Type: message" separator, so it cannot be split into an exception type and its message.
+_LEAKY_ERROR = f"login failed with MLFLOW_TRACKING_PASSWORD=hunter2 and {_GITHUB_TOKEN}"
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,15 @@ def _fill_store(root: Path) -> tuple[str, dict[str, str]]:
     for step, loss in enumerate([1.0, 0.5, 0.25, float("nan")]):
         client.log_metric(run_id, "train/loss", loss, step=step)
     client.log_metric(run_id, "val_acc", 0.9, step=3)
+    # What the kernel stores when a cell ends (record/metrics.py: best_values_tag).
+    client.set_tag(run_id, "nbtrack.best", json.dumps({"train/loss": [0.25, 2]}))
     client.set_terminated(run_id)
     client.set_terminated(ids["relative"], status="FAILED")
     client.set_tag(ids["relative"], "nbtrack.error", "ValueError: bad batch")
+    # Code outside nbtrack may tag a failure in any shape, secrets included.
+    leaky = run(first, str(root / "nb" / "leaky.ipynb"), "leaky-error")
+    client.set_tag(leaky, "nbtrack.error", _LEAKY_ERROR)
+    client.set_terminated(leaky, status="FAILED")
     return uri, ids
 
 
@@ -192,13 +201,112 @@ def test_runs_endpoint_lists_the_notebooks_runs_as_records(server: Server) -> No
     assert finished["notebook"]["path"] == "nb/train.ipynb"
     assert finished["params"] == {"lr": "0.003"}
     loss = finished["metrics"]["train/loss"]
-    assert loss["last"] == "NaN"
-    assert (loss["min"], loss["best"], loss["best_step"], loss["goal"]) == (0.25, 0.25, 2, "min")
-    assert (loss["count"], loss["nonfinite"]) == (4, 1)
-    assert finished["metrics"]["val_acc"]["goal"] == "max"
+    assert (loss["last"], loss["last_step"]) == ("NaN", 3)
+    # The best value from the run's nbtrack.best tag; for a loss it is also the minimum.
+    assert (loss["min"], loss["best"], loss["goal"]) == (0.25, 0.25, "min")
+    assert loss["max"] is None  # only a history would tell, and the listing reads none
+    acc = finished["metrics"]["val_acc"]
+    assert (acc["last"], acc["goal"], acc["best"]) == (0.9, "max", None)  # not in the tag
     # Chart panels as the kernel's records group them (the store keeps no metric order).
     assert sorted(finished["panels"]) == [["train/loss"], ["val_acc"]]
     assert failed["panels"] == []
+
+
+# Security review, item 1: a listing costs one search, whatever the length of the histories.
+
+
+def test_listing_runs_reads_no_metric_history(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    # A history may hold millions of points: every way to it goes through the store's method.
+    reads: list[tuple[Any, ...]] = []
+    read_history: Callable[..., Any] = SqlAlchemyStore.get_metric_history
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append((*args, *kwargs.values()))
+        return read_history(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqlAlchemyStore, "get_metric_history", counted)
+    runs = list_runs(
+        server.store,
+        [str(server.root / "nb" / "train.ipynb")],
+        notebook_path="nb/train.ipynb",
+        max_runs=200,
+        ui=None,
+    )
+    assert [r["run"]["id"] for r in runs] == [server.run_ids["absolute"]]
+    assert set(runs[0]["metrics"]) == {"train/loss", "val_acc"}
+    assert reads == []
+
+
+class _Hanging(http.server.BaseHTTPRequestHandler):
+    """A store that accepts every request and answers none until ``release`` is set; ``most``
+    is how many requests it held at once."""
+
+    release = threading.Event()
+    lock = threading.Lock()
+    held = 0
+    most = 0
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        with cls.lock:
+            cls.held += 1
+            cls.most = max(cls.most, cls.held)
+        try:
+            cls.release.wait(120)
+        finally:
+            with cls.lock:
+                cls.held -= 1
+        self.send_response(500)
+        self.end_headers()
+
+    do_POST = do_GET
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_refreshing_a_page_of_a_store_that_never_answers_holds_two_threads_at_most(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # A timed-out call goes on in its thread; refreshes must not add one each until the pool
+    # (4 threads, shared by every notebook of the server) has none left.
+    hanging = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hanging)
+    hanging.daemon_threads = True
+    threading.Thread(target=hanging.serve_forever, daemon=True).start()
+    base = tmp_path_factory.mktemp("jupyter-hanging")
+    root = base / "root"
+    (root / "nb").mkdir(parents=True)
+    uri = f"http://127.0.0.1:{hanging.server_port}/"
+    _Hanging.release.clear()
+    _Hanging.most = 0
+    try:
+        with _jupyter(
+            base,
+            root,
+            f"--NbtrackServer.tracking_uri={uri}",
+            "--NbtrackServer.store_timeout=1",
+            env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+        ) as url:
+            for _ in range(6):
+                answer = requests.get(
+                    url + "nbtrack/api/runs",
+                    params={"path": "nb/x.ipynb"},
+                    headers={"Authorization": f"token {TOKEN}"},
+                    timeout=120,
+                )
+                assert answer.status_code == 503, answer.text
+                assert "NbtrackServer.store_timeout" in answer.json()["reason"]
+            deadline = time.monotonic() + 60
+            while _Hanging.most == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)  # a loaded machine may take seconds to import MLflow
+            assert 1 <= _Hanging.most <= 2
+    finally:
+        _Hanging.release.set()
+        hanging.shutdown()
 
 
 def test_notebook_without_store_has_no_runs_and_gets_no_database(server: Server) -> None:
@@ -332,6 +440,40 @@ def test_a_corrupt_store_answers_503_without_sql_or_paths(server: Server) -> Non
     internals = ("SQL", "SELECT", "sqlite_master", "sqlalche.me", tempfile.gettempdir())
     for internal in (*internals, str(server.root)):
         assert internal not in reason
+
+
+def test_an_error_tag_without_a_type_is_served_redacted_and_typed(server: Server) -> None:
+    answer = server.get("nbtrack/api/runs", params={"path": "nb/leaky.ipynb"})
+    assert answer.status_code == 200, answer.text
+    (record,) = answer.json()["runs"]
+    parse_record(record)  # error.type is a string in the record schema
+    error = record["error"]
+    assert isinstance(error["type"], str)
+    assert error["message"].startswith("login failed with MLFLOW_TRACKING_PASSWORD=<redacted>")
+    for secret in ("hunter2", _GITHUB_TOKEN):
+        assert secret not in answer.text
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError("unable to open /home/alice/My Projects/secret-client/mlflow.db for reading"),
+        PermissionError(13, "Permission denied", "/home/alice/My Projects/secret-client/mlflow.db"),
+        OSError("no store at sqlite:////home/alice/My Projects/secret-client/mlflow.db, sorry"),
+    ],
+)
+def test_an_error_reason_hides_a_path_with_spaces_whole(error: OSError) -> None:
+    reason = describe_error(error)
+    assert "<path>" in reason or "sqlite://" in reason
+    for part in ("alice", "My", "Projects", "secret-client", "mlflow.db"):
+        assert part not in reason, reason
+    assert reason.startswith(type(error).__name__)
+
+
+def test_an_error_reason_keeps_percent_signs_as_they_are(server: Server) -> None:
+    answer = server.get("nbtrack/api/runs", params={"path": "nb/%2e%2e/x.ipynb"})
+    assert answer.status_code == 404
+    assert "'nb/%2e%2e'" in answer.json()["reason"]
 
 
 class _Failing(http.server.BaseHTTPRequestHandler):
