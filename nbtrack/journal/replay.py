@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
+from nbtrack._files import PrivateFolderError
 from nbtrack._settings import settings
 from nbtrack.journal.folders import spool_root
 
@@ -17,13 +19,17 @@ def main(spool_dir: str | None) -> int:
     """Replay every orphaned session folder; print one line per folder, and one per folder not
     replayed because another user could have put it there. Exit code 0 on success, 1 when
     something is kept for a later try (store unreachable, it refused a run, credentials
-    missing) or the spool folder itself is not private."""
+    missing), the spool folder itself is not private, or there is none (no home folder)."""
     # Our own retries (with backoff) decide when to give up, not MLflow's long HTTP retry loop.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from nbtrack.journal.worker import recover_orphans
 
-    root = Path(spool_dir).expanduser() if spool_dir else spool_root()
+    try:
+        root = Path(spool_dir).expanduser() if spool_dir else spool_root()
+    except PrivateFolderError as error:  # no home folder: say where to look instead
+        print(f"nbtrack sync: {error}; or name the folder with --spool-dir", file=sys.stderr)
+        return 1
     # Someone waits at a terminal: retry an unreachable store often, then give up.
     done = recover_orphans(
         None, give_up_after_s=settings().sync_timeout, root=root, longest_pause=_LONGEST_PAUSE_S

@@ -125,3 +125,25 @@ def test_no_home_folder_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(OSError, match="HOME is not set") as error:
         _settings.cache_dir()
     assert "NBTRACK_SPOOL_DIR" in str(error.value)
+
+
+def test_nbtrack_sync_without_a_home_folder_says_why_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pwd
+
+    from nbtrack.journal import replay
+
+    def no_entry(uid: int) -> pwd.struct_passwd:
+        raise KeyError(uid)
+
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("NBTRACK_SPOOL_DIR", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    assert replay.main(None) == 1
+    out = capsys.readouterr()
+    lines = (out.out + out.err).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("nbtrack sync: ")
+    assert "--spool-dir" in lines[0]
