@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from nbtrack.errors import NotebookError
+from nbtrack.record.format import fmt_value
 from nbtrack.record.notebook import FoundRecord, records_in_notebook
 
 __all__ = ["FoundRecord", "NotebookError", "format_table", "main", "records_in_notebook"]
@@ -30,16 +31,12 @@ _MIN_WIDTHS = {"cell": 6, "run": 10, "status": 8, "params": 10, "metrics": 14}
 
 
 def _fmt(value: object) -> str:
+    """A value as the record's own views write it (``fmt_value``), with a terminal's "-" for
+    none; text that is not a number is kept as it is."""
     if value is None:
         return "-"
-    if isinstance(value, str):  # "NaN", "Infinity", "-Infinity"
-        return {"Infinity": "inf", "-Infinity": "-inf"}.get(value, value)
-    if isinstance(value, int | float):
-        text = f"{value:.4g}"
-        if "e" in text:
-            mantissa, exponent = text.split("e")
-            text = f"{mantissa}e{int(exponent)}"
-        return text
+    if isinstance(value, int | float) or value in ("NaN", "Infinity", "-Infinity"):
+        return fmt_value(value)
     return str(value)
 
 
