@@ -9,20 +9,13 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers.processes import dead_pid
 
 from nbtrack._files import make_private_dir
 from nbtrack.journal.folders import SessionInfo, staged_artifact
 from nbtrack.journal.worker import recover_orphans
 
 API_KEY = "sk-victim-" + "k" * 30
-
-
-def _dead_pid() -> int:
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    return pid
 
 
 def test_links_in_a_staging_folder_are_not_followed(
@@ -36,7 +29,7 @@ def test_links_in_a_staging_folder_are_not_followed(
     monkeypatch.chdir(tmp_path)  # the store's artifacts go to ./mlruns
     root = make_private_dir(tmp_path / "spool")
     folder = make_private_dir(root / "20260101-000000-mine")
-    SessionInfo.create(folder, _dead_pid(), None, store).save()
+    SessionInfo.create(folder, dead_pid(), None, store).save()
     staged = folder / "run0001-aaaaaa.files"
     make_private_dir(staged / "artifact-1")
     (staged / "artifact-1" / "notes.txt").write_text("kept\n")

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers.processes import dead_pid
 
 from nbtrack import _platform
 from nbtrack._files import make_private_dir
@@ -68,11 +69,7 @@ def test_the_session_of_a_dead_kernel_is_still_replayed_and_removed(
     monkeypatch.chdir(tmp_path)
     root = make_private_dir(tmp_path / "spool")
     folder = make_private_dir(root / "20260101-000000-dead")
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    SessionInfo.create(folder, pid, None, store).save()
+    SessionInfo.create(folder, dead_pid(), None, store).save()
 
     done = recover_orphans(store, root=root, give_up_after_s=5)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.processes import dead_pid
 
 from nbtrack._files import make_private_dir
 from nbtrack._model import MetricPoints
@@ -24,14 +25,6 @@ from nbtrack.journal.worker import recover_orphans
 
 TORN = b'{"t":"b","ts":["AAAA\n'
 SKIPPED_ONE = "1 unreadable journal lines skipped"
-
-
-def _dead_pid() -> int:
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    return pid
 
 
 @pytest.fixture
@@ -102,7 +95,7 @@ def test_a_torn_line_is_still_counted_after_the_sync_process_restarts(
     # That sync process stops (its kernel restarts it when the credentials change, or it is
     # killed); the cell ends, then the kernel dies: another process ends the run.
     _journal(folder, _end())
-    SessionInfo.create(folder, _dead_pid(), None, store).save()
+    SessionInfo.create(folder, dead_pid(), None, store).save()
 
     done = recover_orphans(None, root=root, give_up_after_s=30)
 
@@ -170,7 +163,7 @@ MALFORMED: dict[str, dict[str, Any]] = {
 def test_a_line_that_does_not_fit_the_format_is_skipped_counted_and_the_rest_arrives(
     store: str, root: Path, line: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    folder = _session(root, store, _dead_pid())
+    folder = _session(root, store, dead_pid())
     _journal(
         folder,
         _start(),
@@ -215,7 +208,7 @@ def test_a_line_that_does_not_fit_the_format_is_skipped_counted_and_the_rest_arr
 def test_an_end_line_that_does_not_fit_still_ends_the_run_failed(
     store: str, root: Path, end: dict[str, Any]
 ) -> None:
-    folder = _session(root, store, _dead_pid())
+    folder = _session(root, store, dead_pid())
     _journal(folder, _start(), encode({"t": "p", "p": {"lr": 0.1}}), _batch(1.0, 0), encode(end))
 
     done = recover_orphans(None, root=root, give_up_after_s=30)
@@ -241,7 +234,7 @@ def test_an_end_line_that_does_not_fit_still_ends_the_run_failed(
 def test_a_start_line_that_cannot_make_a_run_keeps_the_journal_and_says_why_in_one_line(
     store: str, root: Path, start: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    folder = _session(root, store, _dead_pid())
+    folder = _session(root, store, dead_pid())
     spool = _journal(folder, start, _batch(1.0, 0), _end())
 
     done = recover_orphans(None, root=root, give_up_after_s=30)
@@ -262,7 +255,7 @@ def test_nbtrack_sync_replays_a_poisoned_journal_in_one_line_without_a_traceback
     monkeypatch.setenv("NBTRACK_SYNC_TIMEOUT", "10")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # (replay sets them otherwise)
     monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    folder = _session(root, store, _dead_pid())
+    folder = _session(root, store, dead_pid())
     _journal(
         folder,
         _start(),
@@ -284,7 +277,7 @@ def test_nbtrack_sync_replays_a_poisoned_journal_in_one_line_without_a_traceback
 def test_a_malformed_line_of_another_process_of_the_run_is_skipped_and_counted(
     store: str, root: Path
 ) -> None:
-    folder = _session(root, store, _dead_pid())
+    folder = _session(root, store, dead_pid())
     spool = _journal(folder, _start(), _batch(1.0, 0), _end())
     child = spool.with_name(f"{spool.stem}.1.child")
     child.write_bytes(
