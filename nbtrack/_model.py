@@ -9,6 +9,7 @@ minutes later.
 from __future__ import annotations
 
 import enum
+import posixpath
 import re
 import time
 from collections.abc import Mapping
@@ -171,8 +172,12 @@ def check_key(key: object, kind: str) -> None:
         problem = f"it is {len(key)} characters long, MLflow allows {MAX_KEY_LENGTH}"
     elif not _KEY_CHARS.match(key):
         problem = "MLflow allows only letters, digits, '_', '-', '.', ' ' and '/' in names"
-    elif ".." in key or key.startswith("/"):
-        problem = "MLflow rejects names containing '..' or starting with '/'"
+    elif posixpath.normpath(key) != key or key == "." or ".." in key or key[0] == "/":
+        # MLflow's rule: a name is a normal relative path (no '//', '/./', trailing '/').
+        problem = (
+            "MLflow takes names as paths: no '..', '.' or empty parts ('a//b', 'a/./b'), and no "
+            "'/' at either end"
+        )
     if problem:
         msg = f"invalid {kind} name {key!r}: {problem}"
         raise ValueError(msg)

@@ -8,7 +8,8 @@ its cell executes, those calls are taken over here:
 - metrics go to ``nbtrack.log`` with their step: the fast path (a list append instead of a
   store round trip of ~5 ms per call), the live view and the record;
 - params and tags go to the run's journal like ``nbtrack.log_params`` (redacted, checked);
-- ``set_terminated`` is ignored: the run ends with its cell, with the cell's status.
+- ``set_terminated`` and ``mlflow.end_run()`` are ignored for it: the run ends with its cell,
+  with the cell's status, and stays MLflow's active run until then.
 
 Any other run, metrics tied to a logged model or a dataset, and every call outside the cell
 go to MLflow unchanged. Installed once, in the kernel only, the first time a tracked run
@@ -55,6 +56,36 @@ def install() -> None:
     ):
         original = getattr(MlflowClient, name)
         setattr(MlflowClient, name, _routed(original, replacement))
+    _keep_the_tracked_run_active()
+
+
+def _keep_the_tracked_run_active() -> None:
+    """``mlflow.end_run()`` in the cell leaves the tracked run MLflow's active run. Ending it
+    would make the next MLflow call start a run of its own (in the Default experiment), which
+    every later tracked cell would then take for a run the user left open: its parent. The
+    tracked run ends with its cell, as for ``set_terminated``. Any other run ends as usual."""
+    import mlflow
+    from mlflow.tracking import fluent
+
+    original = fluent.end_run
+
+    @functools.wraps(original)
+    def end_run(*args: Any, **kwargs: Any) -> Any:
+        tracked = _registry.current()
+        active = fluent.active_run()
+        if (
+            tracked is not None
+            and tracked.mlflow_attached
+            and active is not None
+            and active.info.run_id == tracked.run.run_id
+        ):
+            return None
+        return original(*args, **kwargs)
+
+    end_run.__nbtrack_original__ = original  # type: ignore[attr-defined]
+    # `mlflow.end_run` is the same function bound under a second name.
+    fluent.end_run = end_run
+    mlflow.end_run = end_run
 
 
 def _routed(original: Callable[..., Any], replacement: Callable[..., Any]) -> Any:

@@ -11,6 +11,7 @@ key, step, time and value).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ class Preview:
     """The points of one run sent ahead, and when the next preview is due."""
 
     def __init__(self) -> None:
-        self.sent: set[tuple[str, int, int]] = set()  # (key, step, timestamp ms)
+        self.sent: set[tuple[str, int, int, float | str]] = set()  # see _identity
         self._due = 0.0
         self._last: dict[str, tuple[int, int]] = {}  # key -> (step, timestamp ms) sent last
 
@@ -67,7 +68,7 @@ class Preview:
         """The store took ``metrics`` (from ``newest``): the paced upload skips them."""
         for metric in metrics:
             self._last[metric.key] = (metric.step, metric.timestamp)
-            self.sent.add((metric.key, metric.step, metric.timestamp))
+            self.sent.add(_identity(metric))
 
     def skip_sent(self, metrics: list[Any]) -> list[Any]:
         """``metrics`` without the points sent ahead (each is stored once)."""
@@ -76,12 +77,19 @@ class Preview:
         sent = self.sent
         kept = []
         for metric in metrics:
-            identity = (metric.key, metric.step, metric.timestamp)
+            identity = _identity(metric)
             if identity in sent:
                 sent.discard(identity)
             else:
                 kept.append(metric)
         return kept
+
+
+def _identity(metric: Any) -> tuple[str, int, int, float | str]:
+    """What tells a point from every other of its run: a step logged twice in one millisecond
+    differs only by its value (NaN, which equals nothing, as its name)."""
+    value = metric.value
+    return (metric.key, metric.step, metric.timestamp, "nan" if math.isnan(value) else value)
 
 
 def _last_batch(path: Path) -> dict[str, Any] | None:

@@ -122,7 +122,10 @@ class SyncSession:
         with self._lock:
             self._counter += 1
             counter = self._counter
-        return self.folder / f"run{counter:04d}-{uuid.uuid4().hex[:6]}.spool"
+        # The key the run carries in the store, where the sync process finds it again after a
+        # crash: a whole uuid4, since every kernel's first run is run0001 (24 random bits
+        # made two kernels' runs merge).
+        return self.folder / f"run{counter:04d}-{uuid.uuid4().hex}.spool"
 
     def store_problem(self) -> str | None:
         """Why the sync process cannot reach the store right now, or None if it can."""

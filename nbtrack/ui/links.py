@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import html
 import re
-from urllib.parse import quote
 
-from nbtrack._redact import safe_link, strip_uri_credentials
+from nbtrack._redact import safe_link
 from nbtrack.ui.process import UiServer, find_ui
-from nbtrack.ui.registry import TRAINING_VIEW
 
 __all__ = ["proxy_link_html", "run_url", "ui_link_html"]
 
@@ -22,12 +20,8 @@ def run_url(uri: str, experiment_id: str | None, run_id: str | None) -> str | No
     ``%track_ui``/``nbtrack ui`` started for this store (None if none runs, or no safe link)."""
     if not (experiment_id and run_id):
         return None
-    if not uri.startswith(("http://", "https://")):
-        ui = find_ui(uri)
-        return None if ui is None else safe_link(ui.run_url(experiment_id, run_id))
-    base = strip_uri_credentials(uri).split("?", 1)[0].rstrip("/")
-    experiment, run = quote(experiment_id, safe=""), quote(run_id, safe="")
-    return safe_link(f"{base}/#/experiments/{experiment}/runs/{run}?{TRAINING_VIEW}")
+    ui = find_ui(uri)
+    return None if ui is None else safe_link(ui.run_url(experiment_id, run_id))
 
 
 def ui_link_html(ui: UiServer, proxy_url: str | None = None) -> str:

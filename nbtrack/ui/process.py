@@ -31,7 +31,7 @@ from typing import IO
 
 from nbtrack import _platform
 from nbtrack._files import open_private
-from nbtrack._redact import strip_uri_credentials
+from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack.errors import UiStartError
 from nbtrack.tracking import resolve_uri
 from nbtrack.ui import registry
@@ -66,6 +66,8 @@ def find_ui(tracking_uri: str | None = None) -> UiServer | None:
     picks), or ``None``. An entry whose process is gone or is not this user's UI, or whose port
     does not answer ``/health`` from the UI's own socket, is deleted."""
     uri = resolve_uri(tracking_uri)
+    if (server := registry.server_ui(uri)) is not None:
+        return server
     try:
         entry = registry.entry_path(uri)
     except UiStartError:
@@ -82,13 +84,16 @@ def ensure_ui(
     """An MLflow UI for ``tracking_uri`` (default: the store ``resolve_uri`` picks), started
     if none runs yet.
 
-    A new UI is ``mlflow server`` bound to 127.0.0.1 on a free port. With ``owned`` (the
+    For an MLflow tracking server (an http(s) store) that is the server's own UI. Otherwise a
+    new UI is ``mlflow server`` bound to 127.0.0.1 on a free port. With ``owned`` (the
     default) it stops when this process ends, or at ``stop_owned_uis()``; without, it runs on
     its own until ``stop_ui`` (``nbtrack ui --no-wait``). Raises :class:`UiStartError` (with the
     end of the UI's log) when it exits early or does not answer within ``timeout`` seconds, or
     when someone else listened on each port it was given; it is stopped in those cases.
     """
     uri = resolve_uri(tracking_uri)
+    if (server := registry.server_ui(uri)) is not None:
+        return server  # a tracking server serves its own UI
     entry = registry.entry_path(uri)
     # One lock per store: two kernels asking at once must end up sharing one UI.
     with registry.locked(entry.with_suffix(".lock")):
@@ -239,6 +244,7 @@ def _open_log(path: Path) -> IO[bytes]:
 
 def _failure(uri: str, outcome: _Start, status: int | None, log_path: Path, tail: str) -> str:
     shown = strip_uri_credentials(uri)
+    tail = redact_text(tail)  # MLflow may print the store's URI, credentials and all
     if outcome is _Start.EXITED:
         return (
             f"the MLflow UI for {shown} exited with status {status} before it answered; end of "

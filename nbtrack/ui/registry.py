@@ -33,6 +33,7 @@ __all__ = [
     "locked",
     "log_tail",
     "read_entry",
+    "server_ui",
     "state_dir",
     "write_entry",
 ]
@@ -69,6 +70,16 @@ class UiServer:
         """Address of one run's page in this UI, in its model-training view."""
         experiment, run = quote(experiment_id, safe=""), quote(run_id, safe="")
         return f"{self.url}#/experiments/{experiment}/runs/{run}?{TRAINING_VIEW}"
+
+
+def server_ui(uri: str) -> UiServer | None:
+    """The UI of an MLflow tracking server (an http(s) store), which serves it itself at its
+    root: nbtrack starts none and records none (pid and port 0). None for any other store."""
+    if not uri.lower().startswith(("http://", "https://")):
+        return None
+    public = strip_uri_credentials(uri)
+    root = public.split("?", 1)[0].split("#", 1)[0].rstrip("/") + "/"
+    return UiServer(tracking_uri=public, url=root, pid=0, port=0, log_path="")
 
 
 def local_url(port: int) -> str:

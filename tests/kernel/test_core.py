@@ -42,6 +42,33 @@ def test_mlflow_imported_inside_the_cell_joins_the_tracked_run(store: str, clien
     assert run.info.status == "FINISHED"
 
 
+def test_mlflow_end_run_inside_the_cell_neither_ends_nor_replaces_the_tracked_run(
+    store: str, client: Any
+) -> None:
+    # Code that ends "its" run (MLflow's examples, a framework's logger) ended the tracked run
+    # in MLflow's eyes: the next MLflow call started a second run, in the Default experiment,
+    # which then became the parent of every later tracked run.
+    path = notebook(
+        "import nbtrack",
+        "%%track -e ended\n"
+        "import mlflow\n"
+        "mlflow.log_metric('a', 1.0)\n"
+        "mlflow.end_run()\n"
+        "mlflow.log_metric('b', 2.0)\n"
+        "print('same run:', mlflow.active_run().info.run_id == nbtrack.active_run().run_id)",
+        "%%track -e ended\nnbtrack.log(loss=1.0)",
+        "nbtrack.wait(60)",
+    )
+    nb = execute(path)
+    assert "same run: True" in text_of(nb.cells[1])
+    first, second = _runs(client, "ended")
+    assert first.data.metrics == {"a": 1.0, "b": 2.0}
+    assert first.info.status == "FINISHED"
+    assert "mlflow.parentRunId" not in second.data.tags
+    default = client.get_experiment_by_name("Default")
+    assert default is None or client.search_runs([default.experiment_id]) == []
+
+
 def test_a_tracked_cell_leaves_mlflow_out_of_the_kernel(store: str, client: Any) -> None:
     path = notebook(
         "%load_ext nbtrack",

@@ -390,3 +390,17 @@ def test_every_point_arrives_once_in_order_while_the_sender_drains_meanwhile(
     _sender.drain(tracked)
     _registry.forget(tracked)
     assert tracked.journal.points("loss") == [(i, float(i)) for i in range(n)]
+
+
+@pytest.mark.parametrize("name", ["val//loss", "val/", "a/./b", "./a", ".", "a/.", "a/../b", "/a"])
+def test_a_name_mlflow_refuses_as_a_path_is_refused_at_the_call(
+    tracked: TrackedRun, name: str
+) -> None:
+    # MLflow refuses names that are not a normal path; the batch holding one was refused
+    # whole, and the good points logged with it were lost (a sixth-session review).
+    from mlflow.utils.validation import path_not_unique
+
+    assert path_not_unique(name)
+    with pytest.raises(ValueError, match="invalid metric name"):
+        nbtrack.log({"loss": 1.0, name: 2.0})
+    assert logged(tracked) == {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,23 @@ def test_checking_a_staged_folder_never_deletes_through_a_link(tmp_path: Path) -
     spool.with_suffix(".files").symlink_to(home)
     assert staged_artifact(spool, "docs") is None
     assert (home / "docs" / "latest").is_symlink()
+
+
+def test_a_runs_key_is_a_uuid_so_runs_of_two_kernels_never_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sync process adopts a run in the store carrying the journal's key (after a crash,
+    # so as not to create it twice). The key was "run0001-" plus 24 random bits, the same
+    # first name in every kernel: two kernels' runs collided (and merged) at about 3 % among
+    # 1,000 first runs of one experiment.
+    from nbtrack.journal.session import SyncSession
+
+    monkeypatch.setenv("NBTRACK_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setattr(SyncSession, "ensure_worker", lambda _self: None)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first, second = SyncSession(store).new_spool(), SyncSession(store).new_spool()
+    for spool in (first, second):
+        counter, random = spool.stem.split("-", 1)
+        assert counter == "run0001"
+        assert uuid.UUID(hex=random).version == 4
+    assert first.stem != second.stem

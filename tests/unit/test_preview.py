@@ -45,7 +45,7 @@ def test_the_newest_point_of_each_metric_goes_ahead_once(tmp_path: Path) -> None
     paced = [Metric("loss", float(s), 2000000 + s - 100, s) for s in range(100, 150)]
     kept = preview.skip_sent(paced)
     assert [m.step for m in kept] == list(range(100, 149))  # step 149 went ahead
-    assert preview.sent == {("acc", 9, 2000009)}
+    assert preview.sent == {("acc", 9, 2000009, 9.0)}
 
 
 def test_a_journal_without_metrics_previews_nothing(tmp_path: Path) -> None:
@@ -71,3 +71,22 @@ def test_points_whose_preview_failed_are_sent_by_the_paced_upload(tmp_path: Path
     preview.sent_ahead(retried)
     assert preview.newest(spool) == []
     assert [m.step for m in preview.skip_sent(paced)] == list(range(99))
+
+
+def test_points_alike_but_for_their_value_are_not_taken_for_the_one_sent_ahead(
+    tmp_path: Path,
+) -> None:
+    # One step logged three times within a millisecond: the preview sends the last value; the
+    # paced upload must skip that one, not the first that looks like it (it was lost).
+    spool = tmp_path / "run0001-abc.spool"
+    at = 1000.0
+    same = MetricPoints(array("q", [7, 7, 7]), array("d", [1.0, 2.0, 3.0]), array("d", [at] * 3))
+    _journal(spool, [{"loss": same}])
+    preview = Preview()
+    ahead = preview.newest(spool)
+    assert [(m.step, m.value) for m in ahead] == [(7, 3.0)]
+    preview.sent_ahead(ahead)
+    from mlflow.entities import Metric
+
+    paced = [Metric("loss", value, 1000000, 7) for value in (1.0, 2.0, 3.0)]
+    assert [m.value for m in preview.skip_sent(paced)] == [1.0, 2.0]

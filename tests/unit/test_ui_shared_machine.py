@@ -261,3 +261,27 @@ def test_only_a_plain_path_is_a_link_through_jupyter() -> None:
     # Browsers read "/\\host" (and tabs or newlines inside it) as "//host": another site.
     for path in ("/\\evil.example/mlflow/", "/\t/evil.example/", "//evil.example/", _JAVASCRIPT):
         assert "href" not in links.proxy_link_html(path), path
+
+
+def test_a_tracking_server_is_its_own_ui_and_nothing_is_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An MLflow server serves its UI itself. Starting `mlflow server` on it failed, and showed
+    # the end of its log, the password of the store's URI included.
+    monkeypatch.setenv("NBTRACK_STATE_DIR", str(tmp_path / "state"))
+    uri = "http://bob:S3CRET-pw@127.0.0.1:5077/?x=1"
+    for ui in (process.ensure_ui(uri), process.find_ui(uri)):
+        assert ui is not None
+        assert ui.url == "http://127.0.0.1:5077/"
+        assert "S3CRET" not in json.dumps(ui.__dict__)
+        assert ui.run_url("1", "abc").startswith("http://127.0.0.1:5077/#/experiments/1/runs/abc")
+    assert links.run_url(uri, "1", "abc") == process.find_ui(uri).run_url("1", "abc")
+    assert not list((tmp_path / "state").glob("**/*.json"))
+
+
+def test_the_end_of_a_failed_uis_log_is_shown_redacted(tmp_path: Path) -> None:
+    uri = "postgresql://bob:S3CRET-pw@db.example/mlflow"
+    tail = f"sqlalchemy.exc.OperationalError: could not connect to {uri}\n"
+    message = process._failure(uri, process._Start.EXITED, 1, tmp_path / "ui.log", tail)
+    assert "S3CRET" not in message
+    assert "could not connect to" in message
