@@ -6,10 +6,10 @@ Rules for text (``text_secrets`` finds what they match, ``redact_text`` replaces
 - well-known token shapes (OpenAI, Anthropic, Hugging Face, GitHub, GitLab, Slack, AWS, Google,
   PyPI, npm, JWTs), wherever they appear;
 - the user and password of a URL (``scheme://user:password@host``), also a password that
-  holds ``@``, ``/``, ``#`` or ``?`` unquoted, as requests and SQLAlchemy (MLflow's readers of
+  holds ``@``, ``/``, ``#``, ``?`` or ``'`` unquoted, as requests and SQLAlchemy (MLflow's readers of
   a store's URI) accept them;
-- ``Bearer <token>``, whatever comes before it, and the whole value of an ``Authorization``
-  header;
+- ``Bearer <token>`` and ``Basic <base64 of user:password>``, whatever comes before them, and
+  the whole value of an ``Authorization`` header;
 - ``NAME=value``, ``NAME: value``, ``"NAME": "value"``, ``--NAME value``, ``--NAME=value``,
   ``'NAME', 'value'`` and ``-u user:pass`` where NAME is a credential's name
   (``names.is_secret_name``): query strings (``?access_token=``), environment assignments,
@@ -26,6 +26,7 @@ before they become text, then the text rules apply.
 
 from __future__ import annotations
 
+import base64
 import re
 import sys
 from collections.abc import Iterable
@@ -72,8 +73,13 @@ _TOKEN_SHAPES = re.compile(
 # ``user:password@`` or ``token@`` after a scheme, as either reader of a store's URI takes it:
 # requests up to the last ``@`` before the first ``/``, ``?`` or ``#`` (the password may hold
 # ``@``), SQLAlchemy up to the first ``@`` (the password may hold ``/``, ``#`` or ``?``).
-_USERINFO = r"[^/?#\s'\"]+(?=@)|[^:/@\s'\"]*:[^@\s'\"]*"
+# In free text a URL usually sits in quotes, so a password's ' (which MLflow's clients accept)
+# is taken only where the rest up to the @ has no quote or space; in a URI anything goes.
+_USERINFO = r"[^/?#\s\"]+(?=@)|[^:/@\s'\"]*:[^@\s\"]*"
 _URL_USERINFO = re.compile(rf"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<v>{_USERINFO})@")
+_URI_USERINFO = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<v>[^/?#\s]+(?=@)|[^:/@\s]*:[^@\s]*)@"
+)
 # Query keys that carry a URL's signature, the secret part of a signed (pre-signed, SAS) URL.
 _SIGNATURE_KEYS = frozenset({"sig", "signature", "x-amz-signature", "x-goog-signature"})
 _SIGNATURE = re.compile(
@@ -81,8 +87,11 @@ _SIGNATURE = re.compile(
     r"|\bSharedAccessSignature=(?P<w>[^;\s'\"]+)"
 )
 _BEARER = re.compile(r"(?i)\bbearer\s+(?P<v>[^\s'\"<>,;]+)")
+# ``Basic <base64 of user:password>``: checked to decode to a user and a password, so that
+# "a basic understanding" stays.
+_BASIC = re.compile(r"(?i)basic\s+(?P<v>[A-Za-z0-9+/]{4,}={0,2})")
 _AUTHORIZATION = re.compile(
-    r"(?i)\b(?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?(?P<v>[^'\"\r\n]*[^'\"\s])"
+    r"(?i)(?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?(?P<v>[^'\"\r\n]*[^'\"\s])"
 )
 _QUOTED = r"'(?P<v1>[^'\n]*)'|\"(?P<v2>[^\"\n]*)\""
 # NAME=value / NAME: value / "NAME": "value". Exception names (``TokenError: ...``) are not
@@ -117,6 +126,7 @@ def _spans(text: str) -> list[tuple[int, int]]:
     for pattern in (_URL_USERINFO, _BEARER, _AUTHORIZATION, _USER_OPTION):
         spans.extend(m.span("v") for m in pattern.finditer(text))
     spans.extend(m.span("v" if m["v"] is not None else "w") for m in _SIGNATURE.finditer(text))
+    spans.extend(m.span("v") for m in _BASIC.finditer(text) if _is_basic_credential(m["v"]))
     for pattern in (_NAMED, _OPTION, _PAIR):
         position = 0
         while (match := pattern.search(text, position)) is not None:
@@ -132,6 +142,14 @@ def _spans(text: str) -> list[tuple[int, int]]:
                 # (``url: https://host/?access_token=...``).
                 position = match.end("n")
     return spans
+
+
+def _is_basic_credential(text: str) -> bool:
+    try:
+        decoded = base64.b64decode(text, validate=True)
+    except ValueError:  # binascii.Error
+        return False
+    return b":" in decoded
 
 
 def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -212,7 +230,7 @@ def strip_uri_credentials(uri: str) -> str:
     ``https://user:pw@mlflow.example/?token=x&db=1`` becomes ``https://mlflow.example/?db=1``.
     Non-URL strings (a bare path) come back unchanged.
     """
-    userinfo = _URL_USERINFO.match(uri)
+    userinfo = _URI_USERINFO.match(uri)
     if userinfo is not None:
         # Cut as SQLAlchemy reads it (urlsplit would end the password at a / # or ?).
         uri = userinfo["scheme"] + uri[userinfo.end() :]

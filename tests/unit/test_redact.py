@@ -362,6 +362,7 @@ def test_params_and_tags_under_credential_names_are_redacted_whatever_their_valu
         ("Endpoint=sb://x/;SharedAccessSignature=sv=1&sig=SECRET-D;Entity=q", "Entity=q"),
         ("see postgresql://mlflow:ab/SECRET-D@db/mlflow", "@db/mlflow"),
         ("MLFLOW_TRACKING_URI=http://alice:pa@SECRET-D@mlflow.corp:5000/ x", "@mlflow.corp"),
+        ("cannot reach http://alice:it's-SECRET-D@mlflow.corp:5000/api: refused", ": refused"),
     ],
 )
 def test_free_text_rules(text, kept):
@@ -393,6 +394,7 @@ def test_exception_names_are_not_taken_for_credential_names():
         ("postgresql://u:S3CRET?x@db/mlflow", "postgresql://db/mlflow"),
         # An unquoted @ in the password, which requests reads up to the last @ of the host.
         ("http://alice:pa@ss:w0rd@mlflow.corp:5000/", "http://mlflow.corp:5000/"),
+        ("http://alice:it's-S3CRET@mlflow.corp:5000/", "http://mlflow.corp:5000/"),
         (
             "https://a.blob.core.windows.net/c?sv=1&sig=S3CRET",
             "https://a.blob.core.windows.net/c?sv=1",
@@ -445,3 +447,21 @@ def test_a_failure_is_redacted_with_every_text_a_credential_holds():
         assert value in known
     assert "SECRET-G5-used-as-a-token" in known
     assert "not-a-secret" not in known
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # An echo of the request in a server's answer: JSON-escaped, or an HTML table.
+        '{"echo": "GET / HTTP/1.1\\r\\nAuthorization: Basic U0VDUkVULUQ6cHc=\\r\\n"}',
+        "<th>Authorization</th><td>Basic U0VDUkVULUQ6cHc=</td>",
+        "sent basic U0VDUkVULUQ6cHc= to the proxy",
+    ],
+)
+def test_basic_credentials_are_hidden_wherever_they_are_echoed(text):
+    # base64 of "SECRET-D:pw": the user and password, as readable as the text itself.
+    out = redact_text(text)
+    assert "U0VDUkVULUQ6cHc" not in out
+    assert (
+        redact_text("a basic understanding of Basic auth") == "a basic understanding of Basic auth"
+    )
