@@ -152,7 +152,9 @@ def wait(timeout: float | None = None) -> bool:
 
     Cells do not wait for the upload; call this before reading runs back with MLflow's client.
     Inside a tracked cell it waits for what the running run logged so far. Returns False if
-    ``timeout`` (seconds) ran out first. Interrupting stops the wait, not the upload.
+    ``timeout`` (seconds) ran out first, or at once when what is left waits for the user: the
+    server refuses the credentials or a run (the notebook was told why). Interrupting stops the
+    wait, not the upload.
     """
     from nbtrack._sender import drain
     from nbtrack.journal.session import wait_all

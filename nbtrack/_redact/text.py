@@ -6,8 +6,8 @@ Rules for text (``text_secrets`` finds what they match, ``redact_text`` replaces
 - well-known token shapes (OpenAI, Anthropic, Hugging Face, GitHub, GitLab, Slack, AWS, Google,
   PyPI, npm, JWTs), wherever they appear;
 - the user and password of a URL (``scheme://user:password@host``), also a password that
-  holds ``@``, ``/``, ``#``, ``?`` or ``'`` unquoted, as requests and SQLAlchemy (MLflow's readers of
-  a store's URI) accept them;
+  holds ``@``, ``/``, ``#``, ``?`` or ``'`` unquoted, as requests and SQLAlchemy (MLflow's
+  readers of a store's URI) accept them;
 - ``Bearer <token>`` and ``Basic <base64 of user:password>``, whatever comes before them, and
   the whole value of an ``Authorization`` header;
 - ``NAME=value``, ``NAME: value``, ``"NAME": "value"``, ``--NAME value``, ``--NAME=value``,

@@ -3,10 +3,12 @@
 Credentials reach a server in one of three ways, all MLflow's own: ``MLFLOW_TRACKING_USERNAME``
 and ``MLFLOW_TRACKING_PASSWORD``, a bearer token in ``MLFLOW_TRACKING_TOKEN``, or the user
 name and password inside the tracking URI (``http://alice:...@host``). nbtrack writes none of
-them anywhere: the journal's ``session.json`` holds the URI without them, the sync process
-gets the full URI in its environment (``journal.session``), and a replay (``nbtrack sync``)
-takes it from its own. A kernel whose credentials change restarts its sync process with the
-new ones (``fingerprint``), so that fixing them in the notebook is enough.
+them anywhere, nor anything derived from them: the journal's ``session.json`` holds the URI
+without them, the sync process gets the full URI in its environment (``journal.session``), and
+a replay (``nbtrack sync``) uses its own environment's. A kernel whose credentials change (the
+variables, or the password inside ``MLFLOW_TRACKING_URI``) restarts its sync process with the
+new ones (``fingerprint``, looked at about once a second while runs wait), so that fixing them
+in any cell of the notebook is enough.
 
 A server that refuses the credentials (401) or the user (403) is not "down": the message says
 which it is, names the user (never the password or the token) and says how to fix it, and the
@@ -93,7 +95,8 @@ def refused_status(error: BaseException) -> int | None:
 
 def access_problem(error: BaseException, doing: str, uri: str = "") -> str | None:
     """What to tell the user when ``error`` is the server refusing access (401, 403) while
-    ``doing`` something; None for any other error. Never holds a password or token."""
+    ``doing`` something on the store at ``uri`` (the full URI: a user in it is named); None for
+    any other error. Never holds a password or token."""
     status = refused_status(error)
     if status is None:
         return None
@@ -101,9 +104,9 @@ def access_problem(error: BaseException, doing: str, uri: str = "") -> str | Non
     if status == 401:
         return (
             f"{ACCESS_REFUSED}: the tracking server does not accept the credentials of {who} "
-            "(401 Unauthorized). Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
-            "MLFLOW_TRACKING_TOKEN) in the kernel to ones that work (os.environ[...] in a cell "
-            "will do); until then every run waits in the local journal, nothing is lost"
+            f"(401 Unauthorized). {_where_to_fix(uri)}, in the kernel (os.environ[...] in a "
+            "cell will do) or for `nbtrack sync`; until then every run waits in the local "
+            "journal, nothing is lost"
         )
     return (
         f"{ACCESS_REFUSED}: {who} is not allowed to {doing} on the tracking server "
@@ -113,15 +116,27 @@ def access_problem(error: BaseException, doing: str, uri: str = "") -> str | Non
     )
 
 
-def raise_refusal(method: str, error: BaseException, experiment: str) -> None:
-    """Raise what a refusal means, if ``error`` (from ``method`` on a run of ``experiment``) is
-    one: StoreUnavailable for refused credentials (401: every run waits), RunRefused for a
-    refused user (403: this run waits, the others go on). Anything else: return."""
+def _where_to_fix(uri: str) -> str:
+    """Which credentials to set, where the refused ones came from: MLflow's variables win over
+    a user and password inside the URI, and a token does not replace those."""
+    if _user(uri) and not os.environ.get(_USERNAME):
+        return (
+            f"Set {_URI} to the store's URI with a password that works (or {_USERNAME} and "
+            f"{_PASSWORD})"
+        )
+    return f"Set {_USERNAME} and {_PASSWORD} (or {_TOKEN}) to ones that work"
+
+
+def raise_refusal(method: str, error: BaseException, experiment: str, uri: str = "") -> None:
+    """Raise what a refusal means, if ``error`` (from ``method`` on a run of ``experiment``, in
+    the store at ``uri``) is one: StoreUnavailable for refused credentials (401: every run
+    waits), RunRefused for a refused user (403: this run waits, the others go on). Anything
+    else: return."""
     status = refused_status(error)
     if status is None:
         return
     doing = f"{_DOING.get(method, method)} (experiment {experiment!r})"
-    problem = str(access_problem(error, doing))
+    problem = str(access_problem(error, doing, uri))
     if status == 403:
         raise RunRefused(problem) from error
     raise StoreUnavailable(problem, access=True) from error

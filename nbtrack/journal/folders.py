@@ -5,7 +5,7 @@ The spool root holds one *session* folder per kernel and tracking store::
     <spool root>/                  0700
       <session>/                   0700, one kernel and one store
         session.json               kernel pid (+ start time), tracking URI without its credentials
-                                   and a hash of the full URI, format version
+                                   (nothing derived from them), format version
         worker.lock                flock-ed by the sync process uploading this session
         worker.log                 the sync process's own log (no credentials in it)
         status.json                the sync process's view of the store: reachable or not, why
@@ -22,15 +22,15 @@ The spool root holds one *session* folder per kernel and tracking store::
 
 Everything here is created private to its owner whatever the umask (``nbtrack._files``):
 params, tags and code are in these files. A folder that another user owns, or could write to,
-is never read back. No file holds a credential: the sync process is handed the store's full
-URI in its environment, and a later ``nbtrack sync`` takes it from its own environment
-(``SessionInfo.connect_uri``).
+is never read back. No file holds a credential, nor a hash of one: the sync process is handed
+the store's full URI in its environment, and a later ``nbtrack sync`` connects with the
+credentials of its own environment (``SessionInfo.connect_uri``). A session is the store's, not
+the credentials': a URI whose password was wrong, then fixed, names the same session.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import stat
@@ -68,7 +68,7 @@ __all__ = [
     "spool_root",
     "staged_artifact",
     "staged_file",
-    "store_key",
+    "store_of",
     "untrusted",
 ]
 
@@ -98,28 +98,30 @@ def spool_root() -> Path:
     return settings().spool_dir or cache_dir() / "spool"
 
 
-def store_key(uri: str) -> str:
-    """A name for a store that reveals nothing of its URI (which may hold a password)."""
-    return hashlib.sha256(uri.encode("utf-8")).hexdigest()[:32]
+def store_of(uri: str) -> str:
+    """The store ``uri`` names, whatever credentials it carries: the URI without them. Sessions
+    are found by it, so that fixing a wrong password inside the URI (or signing in with other
+    credentials) keeps the runs waiting in the journal the same store's, and nothing kept on
+    disk is derived from a credential (an unsalted hash of a URI with a password in it would
+    let anyone who reads it try passwords offline)."""
+    return strip_uri_credentials(uri)
 
 
 @dataclass
 class SessionInfo:
     """Who owns a session folder: the kernel's pid (and start time) and its store, named by
-    its URI without credentials and a hash of the full URI."""
+    its URI without credentials."""
 
     folder: Path
     kernel_pid: int
     kernel_start_ticks: int | None
-    tracking_uri: str  # without credentials: for people to read
-    store_key: str  # store_key() of the full URI: to find the full URI again
+    tracking_uri: str  # without credentials (store_of): for people to read, and to find it
 
     @classmethod
     def create(
         cls, folder: Path, kernel_pid: int, kernel_start_ticks: int | None, uri: str
     ) -> SessionInfo:
-        return cls(folder, kernel_pid, kernel_start_ticks, strip_uri_credentials(uri),
-                   store_key(uri))  # fmt: skip
+        return cls(folder, kernel_pid, kernel_start_ticks, store_of(uri))
 
     @classmethod
     def load(cls, folder: Path) -> SessionInfo | None:
@@ -130,14 +132,13 @@ class SessionInfo:
         if content is None or content.get("format") != FORMAT_VERSION:
             return None
         try:
-            uri = str(content["tracking_uri"])
             return cls(
                 folder=folder,
                 kernel_pid=int(content["kernel_pid"]),
                 kernel_start_ticks=content.get("kernel_start_ticks"),
-                tracking_uri=strip_uri_credentials(uri),
-                # Sessions written before the key was kept hold the full URI itself.
-                store_key=str(content.get("store_key") or store_key(uri)),
+                # Sessions written by older versions may hold the full URI: its credentials
+                # are dropped here (and a "store_key" hash of it is ignored).
+                tracking_uri=store_of(str(content["tracking_uri"])),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -150,22 +151,23 @@ class SessionInfo:
                 "kernel_pid": self.kernel_pid,
                 "kernel_start_ticks": self.kernel_start_ticks,
                 "tracking_uri": self.tracking_uri,
-                "store_key": self.store_key,
             },
         )
 
     def is_store(self, uri: str) -> bool:
-        """Whether ``uri`` (with its credentials) is this session's store."""
-        return store_key(uri) == self.store_key
+        """Whether ``uri``, with whatever credentials, names this session's store."""
+        return store_of(uri) == self.tracking_uri
 
-    def connect_uri(self, candidates: Iterable[str | None]) -> str | None:
-        """The store's full URI: the first of ``candidates`` (URIs from the environment) that
-        is this session's store, or the URI kept in the file if it had no credentials to
-        lose; None when the credentials are nowhere to be found."""
-        for uri in (*candidates, self.tracking_uri):
+    def connect_uri(self, candidates: Iterable[str | None]) -> str:
+        """The URI to upload this session with: the first of ``candidates`` (URIs from this
+        environment) that names its store, with the credentials it carries; else the store's
+        URI as kept, which signs in with MLflow's variables of this environment
+        (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, ``MLFLOW_TRACKING_TOKEN``), if any. A store
+        that refuses them says so (``access``), and the journal waits."""
+        for uri in candidates:
             if uri and self.is_store(uri):
                 return uri
-        return None
+        return self.tracking_uri
 
     def kernel_alive(self) -> bool:
         return _platform.process_alive(self.kernel_pid, self.kernel_start_ticks)

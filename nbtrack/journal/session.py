@@ -4,7 +4,9 @@ waiting for it.
 ``SyncSession`` is this kernel's session folder for one tracking store and the sync process
 (``nbtrack.journal.worker``) that uploads the journals in it (``nbtrack.journal.writer``);
 ``session_for`` finds or starts it, ``adopt_orphans`` starts it early when dead kernels left
-journals, and ``wait_all`` is ``nbtrack.wait()``.
+journals, and ``wait_all`` is ``nbtrack.wait()``. A session is the store's, whatever the
+credentials (``folders.store_of``): when the kernel's change (``check_credentials``, called by
+the sender thread about once a second), its sync process is started again with the new ones.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from nbtrack._files import (
     touch_private,
 )
 from nbtrack._settings import settings
-from nbtrack.journal.access import fingerprint
+from nbtrack.journal.access import ACCESS_REFUSED, fingerprint
 from nbtrack.journal.folders import (
     HURRY_FILE,
     STATUS_FILE,
@@ -43,7 +45,9 @@ from nbtrack.journal.folders import (
     refused,
     session_folders,
     spool_root,
+    store_of,
 )
+from nbtrack.tracking import is_local, resolve_uri
 
 __all__ = ["SyncSession", "adopt_orphans", "session_for", "wait_all"]
 
@@ -52,12 +56,17 @@ _POLL_S = 0.02
 # (up to _RESTART_MAX_S), not at once: a broken environment must not become a crash loop.
 _QUICK_DEATH_S = 5.0
 _RESTART_MAX_S = 30.0
+# How often the sender thread looks whether the kernel's credentials changed: a few
+# environment reads and a hash, off the training loop.
+_CREDENTIALS_CHECK_S = 1.0
 
 
 class SyncSession:
     """This kernel's session folder for one tracking store, and its sync process."""
 
     def __init__(self, tracking_uri: str) -> None:
+        # The store's full URI as last given (credentials included): what the sync process
+        # connects with. Never written to a file.
         self.tracking_uri = tracking_uri
         root = _spool_folder()
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -70,6 +79,7 @@ class SyncSession:
         self._started_at = 0.0
         self._restart_at = 0.0
         self._restart_pause = 0.0
+        self._credentials_checked_at = 0.0
         self._lock = threading.Lock()
         self._counter = 0
         # How many sync processes this session started: one, unless they died (a crash loop
@@ -77,11 +87,28 @@ class SyncSession:
         self.worker_starts = 0
         self.ensure_worker()
 
+    def use_uri(self, tracking_uri: str) -> None:
+        """A tracked cell names the store with ``tracking_uri``: its credentials are the ones
+        to use from now on (``ensure_worker`` restarts the sync process if they changed)."""
+        with self._lock:
+            self.tracking_uri = tracking_uri
+
+    def check_credentials(self) -> None:
+        """``ensure_worker``, at most about once a second. The sender thread calls it at each
+        wake while runs wait, so that credentials fixed in any cell, or a token rotated while a
+        cell runs, reach the sync process without a new tracked cell."""
+        now = time.monotonic()
+        if now - self._credentials_checked_at < _CREDENTIALS_CHECK_S:
+            return
+        self._credentials_checked_at = now
+        self.ensure_worker()
+
     def ensure_worker(self) -> None:
         """Start the sync process, or start it again if it died or if this kernel's
         credentials for the store changed (the old process may be stuck on refused ones)."""
         with self._lock:
             running = self._worker is not None and self._worker.poll() is None
+            self.tracking_uri = self._uri_now()
             credentials = fingerprint(self.tracking_uri)
             if running and credentials != self._credentials and self._worker is not None:
                 self._worker.terminate()  # acknowledged work is kept; the rest is redone
@@ -104,6 +131,17 @@ class SyncSession:
             self._credentials = credentials
             self._worker = _start_worker(self.folder, self.tracking_uri)
             self.worker_starts += 1
+
+    def _uri_now(self) -> str:
+        """The store's URI as the kernel gives it now: MLflow's tracking URI of the moment when
+        it names this store (its password may have been fixed since), else the last one."""
+        if is_local(self.tracking_uri):
+            return self.tracking_uri  # a file: no credentials in it to change
+        try:
+            uri = resolve_uri()
+        except OSError:  # the working folder is gone: nothing new to learn
+            return self.tracking_uri
+        return uri if store_of(uri) == store_of(self.tracking_uri) else self.tracking_uri
 
     def wake(self) -> None:
         """Tell the sync process there is news (a new run, an ended one): it looks at once
@@ -133,6 +171,17 @@ class SyncSession:
         problem = status.get("problem")
         return None if problem is None else str(problem)
 
+    def credentials_refused(self) -> bool:
+        """Whether the running sync process was refused the credentials it has (401): every
+        run then waits for new ones, not for time. A refusal reported by an earlier process
+        (before the credentials changed) does not count."""
+        status = read_json(self.folder / STATUS_FILE) or {}
+        return (
+            str(status.get("problem") or "").startswith(ACCESS_REFUSED)
+            and status.get("pid") is not None
+            and status.get("pid") == self.worker_pid
+        )
+
     def wait(
         self,
         timeout: float | None,
@@ -140,10 +189,10 @@ class SyncSession:
         until: Callable[[], bool] | None = None,
     ) -> bool:
         """Block until every run of the session is stored (or ``until()`` is true); False on
-        timeout, or as soon as the only runs left are ones the store refused (they wait for
-        the user, not for time). ``upto`` maps the journal of a run still being logged to the
-        size that is enough. Interruptible: a KeyboardInterrupt stops the waiting, not the
-        upload.
+        timeout, or as soon as the only runs left are ones the store refused, or the store
+        refused the credentials (they wait for the user, not for time). ``upto`` maps the
+        journal of a run still being logged to the size that is enough. Interruptible: a
+        KeyboardInterrupt stops the waiting, not the upload.
         """
         upto = upto or {}
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -154,6 +203,9 @@ class SyncSession:
         self.wake()
         try:
             while True:
+                # First: credentials fixed just before this wait restart the sync process, so
+                # that the old one's refusal of them no longer counts.
+                self.ensure_worker()
                 if until is not None:
                     if until():
                         return True
@@ -165,11 +217,10 @@ class SyncSession:
                     ]
                     if not left:
                         return True
-                    if all(refused(path) for path in left):
+                    if all(refused(path) for path in left) or self.credentials_refused():
                         return False
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
-                self.ensure_worker()
                 time.sleep(_POLL_S)
         finally:
             hurry.unlink(missing_ok=True)
@@ -207,17 +258,21 @@ def _start_worker(folder: Path, tracking_uri: str) -> subprocess.Popen[bytes]:
         )
 
 
+# This kernel's sessions, by store (``store_of``: the URI without credentials).
 _sessions: dict[str, SyncSession] = {}
 _sessions_lock = threading.Lock()
 
 
 def session_for(tracking_uri: str) -> SyncSession:
-    """This kernel's session for ``tracking_uri``, created (with its sync process) on first use."""
+    """This kernel's session for the store at ``tracking_uri``, created (with its sync process)
+    on first use; its credentials are ``tracking_uri``'s and the environment's from now on."""
     with _sessions_lock:
-        session = _sessions.get(tracking_uri)
+        key = store_of(tracking_uri)
+        session = _sessions.get(key)
         if session is None:
-            session = _sessions[tracking_uri] = SyncSession(tracking_uri)
+            session = _sessions[key] = SyncSession(tracking_uri)
         else:
+            session.use_uri(tracking_uri)
             session.ensure_worker()  # restarted if it died, or if the credentials changed
         return session
 

@@ -361,7 +361,10 @@ class RunUploader:
             raise StoreUnavailable(f"{method}: {error_line(error)}") from error
 
     def _raise_refusal(self, method: str, error: Exception) -> None:
-        raise_refusal(method, error, str((self.start or {}).get("experiment_name") or "Default"))
+        experiment = str((self.start or {}).get("experiment_name") or "Default")
+        # The client's URI, credentials included, so that a refusal names the user in it.
+        uri = getattr(self.client, "tracking_uri", "")
+        raise_refusal(method, error, experiment, uri if isinstance(uri, str) else "")
 
     def _ack(self, offset: int, skipped: int = 0) -> None:
         """Progress up to ``offset``, and the lines ``skipped`` before it, made durable."""

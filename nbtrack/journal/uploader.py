@@ -7,6 +7,7 @@ state told to the kernel (``status.json``). ``worker`` runs it in a loop for a l
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -225,8 +226,11 @@ class SessionUploader:
             return
         self._problem = problem
         try:
+            # With our pid: the kernel counts a refusal of credentials only from the process
+            # it started with its current ones (journal.session.credentials_refused).
             write_json_atomic(
-                self.info.folder / STATUS_FILE, {"problem": problem, "since": time.time()}
+                self.info.folder / STATUS_FILE,
+                {"problem": problem, "since": time.time(), "pid": os.getpid()},
             )
         except OSError as error:
             log.warning("cannot write %s: %s", STATUS_FILE, error)

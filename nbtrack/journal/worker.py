@@ -55,10 +55,11 @@ def recover_orphans(
 ) -> list[str]:
     """Replay every orphaned session of this user under ``root`` (default: the spool root).
     ``tracking_uri``: the full URI of the one store to replay (a sync process replays its own
-    store's); None: every store this environment can reach with its credentials (``nbtrack
-    sync``). Returns what was done, a line per session, and what was not trusted. With
-    ``give_up_after_s``, a session whose store stays unreachable that long is kept for a later
-    try; ``longest_pause`` bounds the pauses between retries."""
+    store's, whatever credentials its sessions were journaled with); None: every store, each
+    with the credentials this environment has for it (``nbtrack sync``). Returns what was
+    done, a line per session, and what was not trusted. With ``give_up_after_s``, a session
+    whose store stays unreachable that long is kept for a later try; ``longest_pause`` bounds
+    the pauses between retries."""
     root = root or spool_root()
     done = untrusted(root)
     for line in done:
@@ -75,16 +76,11 @@ def recover_orphans(
             continue
         if tracking_uri is not None and not info.is_store(tracking_uri):
             continue
+        # With this environment's credentials for the store, whichever it had when the runs
+        # were journaled: a password that was wrong then is fixed by setting the right one.
         uri = tracking_uri or info.connect_uri(
             [os.environ.get("MLFLOW_TRACKING_URI"), resolve_uri()]
         )
-        if uri is None:
-            done.append(
-                f"{folder.name}: the credentials of {info.tracking_uri} are not in this "
-                "environment (set MLFLOW_TRACKING_URI to the store's full URI); kept for a "
-                "later `nbtrack sync`"
-            )
-            continue
         lock = SessionLock(folder)
         if not lock.acquire():
             continue
@@ -120,6 +116,8 @@ def _recover(
     refused = [u.problem for u in uploader.uploaders.values() if u.problem]
     if refused:
         why = refused[0]
+    elif uploader.access_refused and uploader.problem:
+        why = uploader.problem  # the store answers, and says what to set: not "unreachable"
     elif uploader.local_problem and not uploader.problem:
         why = uploader.local_problem
     else:

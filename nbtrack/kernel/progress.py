@@ -3,7 +3,9 @@ MLflow, how far the upload got, whether the store is reachable. It also makes th
 active run when the cell uses MLflow, which needs the id the sync process gave it.
 
 The sender thread calls ``poll`` at each wake for every run still draining, and the cell's end
-calls it once more; after the cell, a change redraws the run's record in place.
+calls it once more; after the cell, a change redraws the run's record in place. ``poll`` also
+has the session look, about once a second, whether the kernel's credentials for the store
+changed, so that fixing them in any cell restarts the sync process with them.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def poll(tracked: TrackedRun, final: bool = False) -> bool:
     record if the cell ended and something changed. True once nothing more will change."""
     run = tracked.run
     journal = tracked.journal
+    # While a run waits, credentials fixed in any cell (or a token rotated while this one
+    # runs) must reach the sync process: looked at about once a second, off the loop.
+    journal.session.check_credentials()
     if run.ended and not journal.ended:
         journal.retry_end()  # the disk was full at the cell's end; try again
     progress = journal.progress()
@@ -115,14 +120,15 @@ _told: dict[str, bool] = {}
 
 def tell_store_problem(problem: str | None, uri: str) -> None:
     """Say once per outage, in the cell's output, that the store is unreachable and that
-    nothing is lost; say nothing while it lasts, and again only after it ended."""
-    if problem is None:
-        _told.pop(uri, None)
-        return
-    if _told.get(uri):
-        return
-    _told[uri] = True
+    nothing is lost; say nothing while it lasts, and again only after it ended. An outage is
+    the store's, whatever credentials its URI carries (a password fixed in it is no new one)."""
     where = strip_uri_credentials(uri)
+    if problem is None:
+        _told.pop(where, None)
+        return
+    if _told.get(where):
+        return
+    _told[where] = True
     if problem.startswith(ACCESS_REFUSED):  # the store answers, and says no
         show_notice(f"nbtrack: the tracking store {where} {redact_text(problem)}.")
         return

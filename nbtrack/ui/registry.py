@@ -56,7 +56,7 @@ class UiServer:
     """A running MLflow UI.
 
     ``url`` is the UI's root (``http://127.0.0.1:<port>/``); ``tracking_uri`` is its store
-    without credentials, ``store_key`` a hash of the full URI (what finds the UI again).
+    without credentials, ``store_key`` a hash of that (``key``: what finds the UI again).
     """
 
     tracking_uri: str
@@ -98,7 +98,9 @@ def state_dir() -> Path:
 
 
 def key(uri: str) -> str:
-    return hashlib.sha256(uri.encode("utf-8")).hexdigest()[:20]
+    """What names a store's UI in the registry: a hash of its URI without credentials (a hash
+    of a password is one to guess offline, and a changed password is still the same store)."""
+    return hashlib.sha256(strip_uri_credentials(uri).encode("utf-8")).hexdigest()[:20]
 
 
 def entry_path(uri: str) -> Path:

@@ -285,3 +285,11 @@ def test_the_end_of_a_failed_uis_log_is_shown_redacted(tmp_path: Path) -> None:
     message = process._failure(uri, process._Start.EXITED, 1, tmp_path / "ui.log", tail)
     assert "S3CRET" not in message
     assert "could not connect to" in message
+
+
+def test_a_stores_ui_is_named_without_its_credentials() -> None:
+    # A hash of a password is one to guess offline; and a new password is the same store.
+    assert registry.key("postgresql://bob:old-pw@db/mlflow") == registry.key(
+        "postgresql://bob:new-pw@db/mlflow"
+    )
+    assert registry.key("postgresql://db/mlflow") == registry.key("postgresql://bob:pw@db/mlflow")
