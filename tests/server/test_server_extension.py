@@ -241,9 +241,22 @@ def test_listing_runs_reads_no_metric_history(
     assert reads == []
 
 
-class _Hanging(http.server.BaseHTTPRequestHandler):
-    """A store that accepts every request and answers none until ``release`` is set; ``most``
-    is how many requests it held at once."""
+class _Failing(http.server.BaseHTTPRequestHandler):
+    """A store that accepts connections and answers every request with a server error."""
+
+    def do_GET(self) -> None:
+        self.send_response(500)
+        self.end_headers()
+
+    do_POST = do_GET
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _Hanging(_Failing):
+    """A store that accepts every request and answers none (then an error) until ``release``
+    is set; ``most`` is how many requests it held at once."""
 
     release = threading.Event()
     lock = threading.Lock()
@@ -260,13 +273,9 @@ class _Hanging(http.server.BaseHTTPRequestHandler):
         finally:
             with cls.lock:
                 cls.held -= 1
-        self.send_response(500)
-        self.end_headers()
+        super().do_GET()
 
     do_POST = do_GET
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def test_refreshing_a_page_of_a_store_that_never_answers_holds_two_threads_at_most(
@@ -476,19 +485,6 @@ def test_an_error_reason_keeps_percent_signs_as_they_are(server: Server) -> None
     answer = server.get("nbtrack/api/runs", params={"path": "nb/%2e%2e/x.ipynb"})
     assert answer.status_code == 404
     assert "'nb/%2e%2e'" in answer.json()["reason"]
-
-
-class _Failing(http.server.BaseHTTPRequestHandler):
-    """A store that accepts connections and answers every request with a server error."""
-
-    def do_GET(self) -> None:
-        self.send_response(500)
-        self.end_headers()
-
-    do_POST = do_GET
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def test_a_store_error_answers_503_without_the_uris_credentials(
