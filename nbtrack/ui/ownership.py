@@ -14,15 +14,17 @@ then fall back to ``/health`` for links and reuse, and stop only UIs they starte
 from __future__ import annotations
 
 import enum
+import http.client
 import os
 from collections.abc import Sequence
 
 from nbtrack import _platform
 from nbtrack.ui import registry
 
-__all__ = ["Listener", "is_ui_process", "who_listens"]
+__all__ = ["Listener", "answers_health", "is_ui_process", "who_listens"]
 
 _GUARD = ["-m", "nbtrack.ui.guard"]
+_PROBE_TIMEOUT_S = 2.0
 
 
 class Listener(enum.Enum):
@@ -82,3 +84,20 @@ def _runs(argv: list[str], command: Sequence[str]) -> bool:
     if argv[1:] == wanted:
         return True
     return argv[1:3] == _GUARD and argv[4:] == wanted
+
+
+def answers_health(port: int) -> bool:
+    """Whether an MLflow server answers ``GET /health`` with OK on 127.0.0.1:``port``: needed,
+    never enough (anyone can answer so), hence ``who_listens``.
+
+    http.client rather than urllib: urllib would route the probe through ``$http_proxy``.
+    """
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=_PROBE_TIMEOUT_S)
+    try:
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        return resp.status == 200 and resp.read(16).strip() == b"OK"
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import enum
-import http.client
 import os
 import socket
 import subprocess
@@ -35,7 +34,7 @@ from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack.errors import UiStartError
 from nbtrack.tracking import resolve_uri
 from nbtrack.ui import registry
-from nbtrack.ui.ownership import Listener, is_ui_process, who_listens
+from nbtrack.ui.ownership import Listener, answers_health, is_ui_process, who_listens
 from nbtrack.ui.registry import UiServer
 
 __all__ = [
@@ -50,7 +49,6 @@ __all__ = [
 #: How long ``ensure_ui`` waits for a new UI by default. ``mlflow server`` needs 5-30 s on a busy
 #: two-core machine (imports, database migrations), so this is generous on purpose.
 DEFAULT_START_TIMEOUT_S = 120.0
-_PROBE_TIMEOUT_S = 2.0
 
 # UIs started by this process, kept so that their exit status is collected (no zombies while a
 # long-lived kernel or Jupyter server runs) and the Popen objects are not garbage collected while
@@ -281,7 +279,7 @@ def _wait_until_ready(proc: subprocess.Popen[bytes], port: int, deadline: float)
         # (no one else can bind the port while that one listens). Without /proc, /health alone.
         if (
             listening is not Listener.NOBODY
-            and _healthy(port)
+            and answers_health(port)
             and who_listens(port, proc.pid) in (Listener.UI, Listener.UNKNOWN)
         ):
             return _Start.READY
@@ -294,22 +292,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _healthy(port: int) -> bool:
-    """Whether an MLflow server answers ``GET /health`` with OK on 127.0.0.1:``port``.
-
-    http.client rather than urllib: urllib would route the probe through ``$http_proxy``.
-    """
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=_PROBE_TIMEOUT_S)
-    try:
-        conn.request("GET", "/health")
-        resp = conn.getresponse()
-        return resp.status == 200 and resp.read(16).strip() == b"OK"
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
 
 
 def pid_alive(pid: int) -> bool:
@@ -339,14 +321,17 @@ def _is_our_ui(ui: UiServer) -> bool:
     return child is not None and child.poll() is None
 
 
-def _serves(ui: UiServer) -> bool:
+def _serves(ui: UiServer) -> bool | None:
     """Whether ``ui`` may be linked and reused: its process is the UI, and it answers
-    ``/health`` from a socket of its own."""
+    ``/health`` from a socket of its own. None: the process is the UI but does not answer
+    right now."""
     proven = is_ui_process(ui.pid, server_command(ui.port), ui.store_key)
     # Without /proc, a live process that answers /health, as before: the registry is private.
     if proven is False or (proven is None and not pid_alive(ui.pid)):
         return False
-    return _healthy(ui.port) and who_listens(ui.port, ui.pid) in (Listener.UI, Listener.UNKNOWN)
+    if not answers_health(ui.port):
+        return None
+    return who_listens(ui.port, ui.pid) in (Listener.UI, Listener.UNKNOWN)
 
 
 def _terminate(pid: int, timeout: float) -> None:
@@ -373,7 +358,10 @@ def _alive_entry(entry: Path, uri: str) -> UiServer | None:
     ui = registry.read_entry(entry)
     if ui is None:
         return None
-    if ui.store_key == registry.key(uri) and _serves(ui):
+    serves = ui.store_key == registry.key(uri) and _serves(ui)
+    if serves is None:
+        return None  # its own, but not answering just now (a busy machine): kept for later
+    if serves:
         return ui
     entry.unlink(missing_ok=True)
     return None

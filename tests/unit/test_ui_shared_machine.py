@@ -293,3 +293,20 @@ def test_a_stores_ui_is_named_without_its_credentials() -> None:
         "postgresql://bob:new-pw@db/mlflow"
     )
     assert registry.key("postgresql://db/mlflow") == registry.key("postgresql://bob:pw@db/mlflow")
+
+
+def test_a_ui_slow_to_answer_once_is_found_again_later(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A loaded machine: /health did not answer within the probe's time, once. The entry of a
+    # UI that was still running was deleted: the run's record got no link (seen in CI), and the
+    # next %track_ui would have started a second UI.
+    ui = process.ensure_ui(store, timeout=30)
+    try:
+        answers = process.answers_health
+        monkeypatch.setattr(process, "answers_health", lambda _port: False)
+        assert process.find_ui(store) is None
+        monkeypatch.setattr(process, "answers_health", answers)
+        assert process.find_ui(store) == ui
+    finally:
+        process.stop_ui(store)
