@@ -50,8 +50,13 @@ class Server:
         return self.request("POST", path, **kwargs)
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"token {TOKEN}", **kwargs.pop("headers", {})}
-        return requests.request(method, self.url + path, headers=headers, timeout=180, **kwargs)
+        return _signed_in(method, self.url + path, **kwargs)
+
+
+def _signed_in(method: str, url: str, **kwargs: Any) -> requests.Response:
+    """A request to the Jupyter server with the test's token."""
+    headers = {"Authorization": f"token {TOKEN}", **kwargs.pop("headers", {})}
+    return requests.request(method, url, headers=headers, timeout=180, **kwargs)
 
 
 def _fill_store(root: Path) -> tuple[str, dict[str, str]]:
@@ -301,12 +306,7 @@ def test_refreshing_a_page_of_a_store_that_never_answers_holds_two_threads_at_mo
             env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
         ) as url:
             for _ in range(6):
-                answer = requests.get(
-                    url + "nbtrack/api/runs",
-                    params={"path": "nb/x.ipynb"},
-                    headers={"Authorization": f"token {TOKEN}"},
-                    timeout=120,
-                )
+                answer = _signed_in("GET", url + "nbtrack/api/runs", params={"path": "nb/x.ipynb"})
                 assert answer.status_code == 503, answer.text
                 assert "NbtrackServer.store_timeout" in answer.json()["reason"]
             deadline = time.monotonic() + 60
@@ -503,12 +503,7 @@ def test_a_store_error_answers_503_without_the_uris_credentials(
             f"--NbtrackServer.tracking_uri={uri}",
             env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
         ) as url:
-            answer = requests.get(
-                url + "nbtrack/api/runs",
-                params={"path": "nb/x.ipynb"},
-                headers={"Authorization": f"token {TOKEN}"},
-                timeout=120,
-            )
+            answer = _signed_in("GET", url + "nbtrack/api/runs", params={"path": "nb/x.ipynb"})
         assert answer.status_code == 503, answer.text
         reason = answer.json()["reason"]
         assert f"127.0.0.1:{failing.server_port}" in reason
