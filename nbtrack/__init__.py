@@ -20,6 +20,7 @@ imported when first needed.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from nbtrack import _buffer
@@ -65,13 +66,15 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbtrack``: register ``%%track``, ``%track_ui`` and the cell hooks."""
-    from nbtrack.kernel import register
+    from nbtrack.shell import register
 
     register(ipython)
+    # `nbtrack.log(...)` works in the next cell without an import.
+    ipython.user_ns.setdefault("nbtrack", sys.modules[__name__])
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from nbtrack.kernel import unregister
+    from nbtrack.shell import unregister
 
     unregister(ipython)
 

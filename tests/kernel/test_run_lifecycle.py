@@ -122,7 +122,7 @@ def test_an_interrupt_at_any_moment_of_a_tracked_cell_leaves_no_run_running(
     # reports it as that handler's error, and ipykernel still replies).
     reply, _ = kernel.run(
         "import nbtrack, time\n"
-        "from nbtrack.kernel import _post_run_cell, _post_run_cell_backstop\n"
+        "from nbtrack.shell import _post_run_cell, _post_run_cell_backstop\n"
         "events = get_ipython().events\n"
         "events.register('pre_run_cell', lambda info: print('cell starts', flush=True))\n"
         "for handler in (_post_run_cell, _post_run_cell_backstop):\n"
@@ -241,7 +241,7 @@ _END_INTERRUPTED = {
         "nbtrack_cell.cell_ended = interrupted_once\n"
     ),
     "at_entry": (
-        "from nbtrack.kernel import _post_run_cell\n"
+        "from nbtrack.shell import _post_run_cell\n"
         "callbacks = get_ipython().events.callbacks['post_run_cell']\n"
         "def interrupted_at_entry(result):\n"
         "    callbacks[callbacks.index(interrupted_at_entry)] = _post_run_cell\n"
@@ -278,7 +278,7 @@ def test_a_run_whose_end_event_was_lost_ends_when_the_next_cell_starts(store, cl
     Here they are left out of one cell's end on purpose: the next cell's start ends that run
     with the cell's real outcome, and tracking goes on."""
     path = notebook(
-        "import nbtrack\nfrom nbtrack.kernel import _post_run_cell, _post_run_cell_backstop\n"
+        "import nbtrack\nfrom nbtrack.shell import _post_run_cell, _post_run_cell_backstop\n"
         "events = get_ipython().events\nhandlers = (_post_run_cell, _post_run_cell_backstop)",
         "%%track -e lost\nnbtrack.log(x=1.0)\n"
         "for handler in handlers:\n    events.unregister('post_run_cell', handler)",

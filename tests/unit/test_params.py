@@ -7,8 +7,8 @@ from IPython.core.error import UsageError
 
 from nbtrack._model import MAX_PARAM_VALUE_LENGTH, Run
 from nbtrack._redact import stored_value
-from nbtrack.kernel.magics import parse_options, rewrite_track_cell
 from nbtrack.kernel.params import SessionLiterals, capture_params, is_papermill_parameters
+from nbtrack.shell.magics import parse_options, rewrite_track_cell
 
 
 def test_literal_top_level_assignments_become_params():

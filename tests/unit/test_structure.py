@@ -54,6 +54,27 @@ def test_imports_point_one_way() -> None:
         visit(module)
 
 
+def test_packages_import_one_way() -> None:
+    # Modules without a cycle can still tie two packages into one: kernel.magics importing
+    # sweep while sweep.runner imports kernel.cell made `kernel` and `sweep` a single layer
+    # that could only be read, moved or tested together. Each package (and each top-level
+    # module) is a node here.
+    import graphlib
+
+    def package(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    layers: dict[str, set[str]] = {}
+    for module, targets in _graph().items():
+        layers.setdefault(package(module), set()).update(
+            package(t) for t in targets if package(t) != package(module)
+        )
+    try:
+        list(graphlib.TopologicalSorter(layers).static_order())
+    except graphlib.CycleError as error:
+        raise AssertionError("package import cycle: " + " -> ".join(error.args[1])) from None
+
+
 def test_nothing_below_the_top_imports_the_package_root() -> None:
     # `nbtrack/__init__.py` is the contents page; a module reaching back up to it would tie
     # the bottom of the package to its top.

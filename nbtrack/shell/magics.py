@@ -1,5 +1,5 @@
 """``%%track``, ``%track_ui`` and ``%track_compare``: parse options, hand off to
-``nbtrack.kernel.cell`` and ``nbtrack.comparison``."""
+``nbtrack.kernel.cell``, ``nbtrack.sweep`` and ``nbtrack.comparison``."""
 
 from __future__ import annotations
 
