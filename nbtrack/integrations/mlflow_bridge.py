@@ -9,7 +9,10 @@ its cell executes, those calls are taken over here:
   store round trip of ~5 ms per call), the live view and the record;
 - params and tags go to the run's journal like ``nbtrack.log_params`` (redacted, checked);
 - ``set_terminated`` and ``mlflow.end_run()`` are ignored for it: the run ends with its cell,
-  with the cell's status, and stays MLflow's active run until then.
+  with the cell's status, and stays MLflow's active run until then;
+- ``mlflow.start_run()`` (MLflow's ``with mlflow.start_run():`` idiom) opens it instead of
+  raising "already active": its ``run_name``, ``tags`` and ``description`` apply to it.
+  ``nested=True`` starts a child run as usual; another experiment is refused with the fix.
 
 Any other run, metrics tied to a logged model or a dataset, and every call outside the cell
 go to MLflow unchanged. Installed once, in the kernel only, the first time a tracked run
@@ -57,6 +60,23 @@ def install() -> None:
         original = getattr(MlflowClient, name)
         setattr(MlflowClient, name, _routed(original, replacement))
     _keep_the_tracked_run_active()
+    _open_the_tracked_run()
+
+
+def _tracked_and_active() -> tuple[TrackedRun, Any] | None:
+    """The tracked run and MLflow's ``ActiveRun`` for it, while it is MLflow's active run."""
+    from mlflow.tracking import fluent
+
+    tracked = _registry.current()
+    active = fluent.active_run()
+    if (
+        tracked is not None
+        and tracked.mlflow_attached
+        and active is not None
+        and active.info.run_id == tracked.run.run_id
+    ):
+        return tracked, active
+    return None
 
 
 def _keep_the_tracked_run_active() -> None:
@@ -71,14 +91,7 @@ def _keep_the_tracked_run_active() -> None:
 
     @functools.wraps(original)
     def end_run(*args: Any, **kwargs: Any) -> Any:
-        tracked = _registry.current()
-        active = fluent.active_run()
-        if (
-            tracked is not None
-            and tracked.mlflow_attached
-            and active is not None
-            and active.info.run_id == tracked.run.run_id
-        ):
+        if _tracked_and_active() is not None:
             return None
         return original(*args, **kwargs)
 
@@ -86,6 +99,72 @@ def _keep_the_tracked_run_active() -> None:
     # `mlflow.end_run` is the same function bound under a second name.
     fluent.end_run = end_run
     mlflow.end_run = end_run
+
+
+def _open_the_tracked_run() -> None:
+    """``mlflow.start_run()`` in the cell returns the tracked run, so that MLflow's own idiom
+    (``with mlflow.start_run(): ...``, in MLflow's examples and many notebooks) logs into it
+    instead of failing with "Run ... is already active"; leaving the ``with`` block ends
+    nothing (``end_run`` above). A child run (``nested=True``, ``parent_run_id``) starts as
+    usual, in its parent's experiment, and another run named by id as MLflow decides; a second
+    top-level run in another experiment cannot exist beside the tracked one, and the error says
+    what to write instead."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import fluent
+
+    original = fluent.start_run
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def start_run(*args: Any, **kwargs: Any) -> Any:
+        both = _tracked_and_active()
+        if both is None:
+            return original(*args, **kwargs)
+        tracked, active = both
+        bound = signature.bind(*args, **kwargs)
+        call = bound.arguments
+        parent = call.get("parent_run_id")
+        if call.get("nested") or parent:
+            # A child of the tracked run goes where its parent is. MLflow would put it in the
+            # experiment of `set_experiment` or the environment, else Default: the tracked run
+            # was started in its experiment by the sync process, not by MLflow's fluent API.
+            if (
+                parent in (None, tracked.run.run_id)
+                and call.get("experiment_id") is None
+                and call.get("run_id") is None
+            ):
+                call["experiment_id"] = active.info.experiment_id
+            return original(*bound.args, **bound.kwargs)
+        if call.get("run_id") not in (None, tracked.run.run_id):
+            return original(*args, **kwargs)
+        experiment = call.get("experiment_id")
+        if experiment is not None and str(experiment) != active.info.experiment_id:
+            msg = (
+                f"this cell's run is tracked by %%track in experiment "
+                f"{tracked.run.experiment_name!r}, and MLflow allows one top-level run at a "
+                f"time: mlflow.start_run(experiment_id={experiment!r}) cannot open another. "
+                "Write %%track -e <experiment name> to track the cell in that experiment, or "
+                "pass nested=True for a child run of this one."
+            )
+            raise MlflowException(msg)
+        tags = dict(call.get("tags") or {})
+        if call.get("run_name"):
+            tags[_RUN_NAME] = call["run_name"]
+        if call.get("description"):
+            tags[_DESCRIPTION] = call["description"]
+        if tags:
+            _log_tags(tracked, tags)
+        return active
+
+    start_run.__nbtrack_original__ = original  # type: ignore[attr-defined]
+    fluent.start_run = start_run
+    mlflow.start_run = start_run
+
+
+# MLflow's tags for a run's name and its description (its UI's notes).
+_RUN_NAME = "mlflow.runName"
+_DESCRIPTION = "mlflow.note.content"
 
 
 def _routed(original: Callable[..., Any], replacement: Callable[..., Any]) -> Any:
@@ -152,6 +231,8 @@ def _log_tags(tracked: TrackedRun, tags: dict[str, Any]) -> None:
         key: stored_value(value, MAX_TAG_VALUE_LENGTH, key=key) for key, value in tags.items()
     }
     tracked.run.tags.update(stored)
+    if _RUN_NAME in stored:  # MLflow renames the run; the record follows
+        tracked.run.run_name = stored[_RUN_NAME]
     tracked.buffer.pending.append(("tags", stored))
 
 

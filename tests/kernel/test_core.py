@@ -42,29 +42,56 @@ def test_mlflow_imported_inside_the_cell_joins_the_tracked_run(store: str, clien
     assert run.info.status == "FINISHED"
 
 
-def test_mlflow_end_run_inside_the_cell_neither_ends_nor_replaces_the_tracked_run(
+def test_mlflow_start_and_end_run_inside_the_cell_neither_end_nor_replace_the_tracked_run(
     store: str, client: Any
 ) -> None:
-    # Code that ends "its" run (MLflow's examples, a framework's logger) ended the tracked run
-    # in MLflow's eyes: the next MLflow call started a second run, in the Default experiment,
-    # which then became the parent of every later tracked run.
+    # MLflow's own idiom, `with mlflow.start_run():`, raised "Run ... is already active" in a
+    # tracked cell: the collision nbtrack promises away. It now opens the tracked run (its
+    # name and tags apply to it). Code that ends "its" run (MLflow's examples, a framework's
+    # logger) ended the tracked run in MLflow's eyes: the next MLflow call started a second
+    # run, in the Default experiment, which then became the parent of every later tracked run.
     path = notebook(
         "import nbtrack",
         "%%track -e ended\n"
         "import mlflow\n"
-        "mlflow.log_metric('a', 1.0)\n"
+        "with mlflow.start_run(run_name='mine', tags={'team': 'vision'}) as run:\n"
+        "    mlflow.log_metric('a', 1.0)\n"
+        "    print('same run:', run.info.run_id == nbtrack.active_run().run_id)\n"
         "mlflow.end_run()\n"
         "mlflow.log_metric('b', 2.0)\n"
-        "print('same run:', mlflow.active_run().info.run_id == nbtrack.active_run().run_id)",
-        "%%track -e ended\nnbtrack.log(loss=1.0)",
+        "print('still active:', mlflow.active_run().info.run_id == nbtrack.active_run().run_id)",
+        "%%track -e ended\n"
+        "nbtrack.log(loss=1.0)\n"
+        "with mlflow.start_run(run_name='child', nested=True):\n"
+        "    mlflow.log_metric('c', 3.0)\n"
+        "print('back:', mlflow.active_run().info.run_id == nbtrack.active_run().run_id)\n"
+        "try:\n"
+        "    mlflow.start_run(experiment_id='0')\n"
+        "except Exception as error:\n"
+        "    print('refused:', error)",
         "nbtrack.wait(60)",
     )
     nb = execute(path)
     assert "same run: True" in text_of(nb.cells[1])
-    first, second = _runs(client, "ended")
+    assert "still active: True" in text_of(nb.cells[1])
+    (record,) = records_of(nb.cells[1])
+    assert record["run"]["name"] == "mine"
+    # Another experiment cannot be opened as a second top-level run: the error says how.
+    assert "back: True" in text_of(nb.cells[2])
+    assert "refused:" in text_of(nb.cells[2])
+    assert "%%track -e" in text_of(nb.cells[2])
+    first, second, child = _runs(client, "ended")
     assert first.data.metrics == {"a": 1.0, "b": 2.0}
+    assert first.data.tags["team"] == "vision"
+    assert first.info.run_name == "mine"
     assert first.info.status == "FINISHED"
+    assert second.info.status == "FINISHED"
     assert "mlflow.parentRunId" not in second.data.tags
+    # nested=True: a child run of the tracked one, as MLflow users expect.
+    assert child.info.run_name == "child"
+    assert child.data.tags["mlflow.parentRunId"] == second.info.run_id
+    assert child.data.metrics == {"c": 3.0}
+    assert child.info.status == "FINISHED"
     default = client.get_experiment_by_name("Default")
     assert default is None or client.search_runs([default.experiment_id]) == []
 
