@@ -8,6 +8,8 @@
   including the first creation of a local SQLite store, serialised across processes.
 - ``attach`` / ``release``: making a tracked run MLflow's active run in the kernel, so that
   ``mlflow.*`` calls in the cell land in it; only when MLflow is (or gets) imported there.
+- ``chosen_experiment``: the experiment the user chose the MLflow way (``mlflow.set_experiment``,
+  ``MLFLOW_EXPERIMENT_NAME``, ``MLFLOW_EXPERIMENT_ID``), for a cell that names none.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "ExperimentDeletedError",
     "active_experiments",
     "attach",
+    "chosen_experiment",
     "create_run",
     "experiment_id",
     "import_mlflow",
@@ -246,6 +249,43 @@ def attach(run_id: str, tracking_uri: str) -> None:
     # Pushed as it is: mlflow.start_run(run_id=...) would also rewrite the run's status and
     # refuse a run outside the experiment the user set with mlflow.set_experiment().
     fluent._active_run_stack.get().append(fluent.ActiveRun(run))
+
+
+# Names of experiments chosen by id, per (store, id): looked up once per kernel.
+_experiment_names: dict[tuple[str, str], str] = {}
+
+
+def chosen_experiment(uri: str) -> str | None:
+    """The experiment MLflow would log into where the user chose one, by name, in MLflow's own
+    order: the one ``mlflow.set_experiment()`` set in this kernel, else ``MLFLOW_EXPERIMENT_NAME``,
+    else ``MLFLOW_EXPERIMENT_ID``; None where none was chosen.
+
+    An id is looked up in the store ``uri`` (MLflow is imported for it where it is not yet).
+    Raises LookupError, saying why, where that fails (the store is away, no such experiment).
+    """
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    chosen = getattr(fluent, "_active_experiment_id", None)
+    if chosen is None:
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+        if name:
+            return name
+        chosen = os.environ.get("MLFLOW_EXPERIMENT_ID")
+        if not chosen:
+            return None
+    key = (uri, str(chosen))
+    if key not in _experiment_names:
+        import_mlflow()
+        from mlflow import MlflowClient
+
+        try:
+            experiment = MlflowClient(uri).get_experiment(str(chosen))
+        except Exception as error:  # noqa: BLE001 - store down or no such id: unknown either way
+            from nbtrack._redact import redact_text
+
+            msg = f"experiment id {chosen} could not be looked up: {redact_text(str(error))}"
+            raise LookupError(msg) from None
+        _experiment_names[key] = str(experiment.name)
+    return _experiment_names[key]
 
 
 def active_mlflow_run_id() -> str | None:

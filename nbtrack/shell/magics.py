@@ -26,8 +26,9 @@ class TrackMagics(Magics):
     @argument(
         "-e",
         "--experiment",
-        help="MLflow experiment to log into (created if missing). Default: the notebook's "
-        "file name without .ipynb, or MLflow's Default experiment when it cannot be known.",
+        help="MLflow experiment to log into (created if missing). Default: the one chosen "
+        "for MLflow (mlflow.set_experiment, MLFLOW_EXPERIMENT_NAME, MLFLOW_EXPERIMENT_ID), "
+        "else the notebook's file name without .ipynb, else MLflow's Default experiment.",
     )
     @argument("-n", "--name", help="run name shown in MLflow. Default: run-<date>-<time>.")
     @argument(
