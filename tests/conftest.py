@@ -26,6 +26,32 @@ os.environ.setdefault("NBTRACK_SYSTEM_METRICS", "0")
 
 _FOLDER_MARKS = {"kernel": "kernel", "server": "server", "browser": "browser"}
 
+# The order tests run in: longest first. pytest-xdist's worksteal gives each worker a contiguous
+# half of the collected list and lets a worker that runs dry take the tail of the other's queue,
+# so what comes first runs first and what comes last is what evens the workers out at the end.
+# Collected as named (browser, kernel, server, unit), the 2-minute load tests of server/ ran
+# last while the other worker idled. So: the `load` tests (several kernels logging tens of
+# thousands of points, a minute or two each), then browser/ (at the head of the first worker's
+# half, which is never stolen: only that worker starts JupyterLab and Chromium), then server/,
+# kernel/ and unit/ (hundreds of tests well under a second, the small change at the end). The
+# collected order is kept within each group.
+_RUN_ORDER = ("load", "browser", "server", "kernel", "unit")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "load: several real kernels logging tens of thousands of points at once; run first",
+    )
+
+
+def _run_rank(item: pytest.Item) -> tuple[int, int]:
+    """Where ``item`` goes in ``_RUN_ORDER``: the load tests first (those of server/, the
+    longest, first of all), then its folder's place."""
+    folder = Path(str(item.fspath)).parent.name
+    place = _RUN_ORDER.index(folder) if folder in _RUN_ORDER else len(_RUN_ORDER)
+    return (0 if item.get_closest_marker("load") is not None else 1, place)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
@@ -53,6 +79,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             (kept if is_serial == wanted else dropped).append(item)
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+    items.sort(key=_run_rank)  # stable: each group keeps its collected order
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from helpers.kernels import Kernel, output_text
 
-pytestmark = pytest.mark.kernel
+# `load`: run before the rest (tests/conftest.py).
+pytestmark = [pytest.mark.kernel, pytest.mark.load]
 
 KERNELS = 4
 STEPS = 20_000

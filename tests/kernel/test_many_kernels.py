@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from helpers.load import assert_every_point_once, kernels, track_at_once, wait_stored
 
-pytestmark = pytest.mark.kernel
+# `load`: run before the rest (tests/conftest.py).
+pytestmark = [pytest.mark.kernel, pytest.mark.load]
 
 STEPS = 20_000
 

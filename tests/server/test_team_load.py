@@ -20,7 +20,8 @@ from helpers.load import (
     worker_logs,
 )
 
-pytestmark = pytest.mark.server
+# `load`: run before the rest (tests/conftest.py).
+pytestmark = [pytest.mark.server, pytest.mark.load]
 
 
 @pytest.fixture
