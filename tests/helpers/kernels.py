@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +31,23 @@ def notebook(*sources: str, name: str = "train.ipynb", folder: Path | None = Non
     return path
 
 
+def kernel_manager() -> Any:
+    """A manager for a python3 kernel that talks over Unix sockets in a folder of its own
+    (``socket_folder`` removes it). Over TCP, jupyter_client picks free ports by binding and
+    releasing them, and a kernel or server started at the same moment by the other test worker
+    can take one first: the kernel then dies with "Address already in use" (seen in CI)."""
+    from jupyter_client.manager import KernelManager
+
+    # Short, absolute and unique: a Unix socket's path is limited to ~100 bytes, and a
+    # relative one would be read from the kernel's working folder and the client's apart.
+    folder = tempfile.mkdtemp(prefix="nbk-")
+    return KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(folder, "k"))
+
+
+def socket_folder(km: Any) -> str:
+    return os.path.dirname(km.ip)
+
+
 def execute(path: Path, allow_errors: bool = False, timeout: int = 300) -> Any:
     """Run a notebook in a real ipykernel (nbclient), as papermill/nbconvert would; save it back.
 
@@ -40,15 +59,18 @@ def execute(path: Path, allow_errors: bool = False, timeout: int = 300) -> Any:
     nb = nbformat.read(path, as_version=4)
     previous = os.environ.get("NBTRACK_NOTEBOOK")
     os.environ["NBTRACK_NOTEBOOK"] = str(path)
+    km = kernel_manager()
     try:
         NotebookClient(
             nb,
+            km=km,
             timeout=timeout,
             kernel_name="python3",
             allow_errors=allow_errors,
             resources={"metadata": {"path": str(path.parent)}},
         ).execute()
     finally:
+        shutil.rmtree(socket_folder(km), ignore_errors=True)
         if previous is None:
             del os.environ["NBTRACK_NOTEBOOK"]
         else:
@@ -122,9 +144,7 @@ class Kernel:
     running cell, kill the kernel, look at outputs while a cell is still running."""
 
     def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
-        from jupyter_client.manager import KernelManager
-
-        self.km = KernelManager(kernel_name="python3")
+        self.km = kernel_manager()
         full_env = {**os.environ, **(env or {})}
         self.km.start_kernel(cwd=str(cwd), env=full_env)
         self.kc = self.km.client()
@@ -215,3 +235,6 @@ class Kernel:
         self.kc.stop_channels()
         if self.km.is_alive():
             self.km.shutdown_kernel(now=False)
+        else:  # killed by the test: its connection file and sockets are left to remove
+            self.km.cleanup_resources()
+        shutil.rmtree(socket_folder(self.km), ignore_errors=True)

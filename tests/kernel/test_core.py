@@ -76,8 +76,8 @@ def test_mlflow_start_and_end_run_inside_the_cell_neither_end_nor_replace_the_tr
     assert "still active: True" in text_of(nb.cells[1])
     (record,) = records_of(nb.cells[1])
     assert record["run"]["name"] == "mine"
+    assert "back: True" in text_of(nb.cells[2])  # leaving the child's block
     # Another experiment cannot be opened as a second top-level run: the error says how.
-    assert "back: True" in text_of(nb.cells[2])
     assert "refused:" in text_of(nb.cells[2])
     assert "%%track -e" in text_of(nb.cells[2])
     first, second, child = _runs(client, "ended")
