@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.manager import KernelManager
 
 RECORD = "application/vnd.nbtrack.run+json"
 
@@ -31,21 +33,24 @@ def notebook(*sources: str, name: str = "train.ipynb", folder: Path | None = Non
     return path
 
 
-def kernel_manager() -> Any:
-    """A manager for a python3 kernel that talks over Unix sockets in a folder of its own
-    (``socket_folder`` removes it). Over TCP, jupyter_client picks free ports by binding and
-    releasing them, and a kernel or server started at the same moment by the other test worker
-    can take one first: the kernel then dies with "Address already in use" (seen in CI)."""
-    from jupyter_client.manager import KernelManager
-
-    # Short, absolute and unique: a Unix socket's path is limited to ~100 bytes, and a
-    # relative one would be read from the kernel's working folder and the client's apart.
-    folder = tempfile.mkdtemp(prefix="nbk-")
-    return KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(folder, "k"))
+# Unix sockets of the kernels this test process starts: a folder of its own for each kernel,
+# all under one folder removed when the process exits.
+_SOCKETS = tempfile.mkdtemp(prefix="nbtrack-test-kernels-")
+atexit.register(shutil.rmtree, _SOCKETS, ignore_errors=True)
 
 
-def socket_folder(km: Any) -> str:
-    return os.path.dirname(km.ip)
+class IpcKernelManager(KernelManager):
+    """A python3 kernel that talks over Unix sockets in a folder of its own. Over TCP,
+    jupyter_client picks free ports by binding and releasing them, and a kernel or server
+    started at the same moment by the other test worker can take one first: the kernel then
+    dies with "Address already in use" (seen in CI)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Absolute and short: a relative path would be read from the kernel's working folder
+        # and the client's apart, and a Unix socket's path is limited to ~100 bytes.
+        folder = tempfile.mkdtemp(dir=_SOCKETS)
+        kwargs.setdefault("kernel_name", "python3")
+        super().__init__(transport="ipc", ip=os.path.join(folder, "k"), **kwargs)
 
 
 def execute(path: Path, allow_errors: bool = False, timeout: int = 300) -> Any:
@@ -59,18 +64,16 @@ def execute(path: Path, allow_errors: bool = False, timeout: int = 300) -> Any:
     nb = nbformat.read(path, as_version=4)
     previous = os.environ.get("NBTRACK_NOTEBOOK")
     os.environ["NBTRACK_NOTEBOOK"] = str(path)
-    km = kernel_manager()
     try:
         NotebookClient(
             nb,
-            km=km,
             timeout=timeout,
             kernel_name="python3",
+            kernel_manager_class=IpcKernelManager,
             allow_errors=allow_errors,
             resources={"metadata": {"path": str(path.parent)}},
         ).execute()
     finally:
-        shutil.rmtree(socket_folder(km), ignore_errors=True)
         if previous is None:
             del os.environ["NBTRACK_NOTEBOOK"]
         else:
@@ -144,7 +147,7 @@ class Kernel:
     running cell, kill the kernel, look at outputs while a cell is still running."""
 
     def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.km = kernel_manager()
+        self.km = IpcKernelManager()
         full_env = {**os.environ, **(env or {})}
         self.km.start_kernel(cwd=str(cwd), env=full_env)
         self.kc = self.km.client()
@@ -237,4 +240,3 @@ class Kernel:
             self.km.shutdown_kernel(now=False)
         else:  # killed by the test: its connection file and sockets are left to remove
             self.km.cleanup_resources()
-        shutil.rmtree(socket_folder(self.km), ignore_errors=True)

@@ -9,6 +9,7 @@ import contextlib
 import shutil
 import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,26 @@ def stop_stack(stack: Stack) -> None:
     stack.stop()
     if stack.postgres.as_root:  # the cluster then lives in a folder of its own
         shutil.rmtree(stack.postgres.data.parent, ignore_errors=True)
+
+
+@dataclass
+class AuthStack:
+    """The team stack with MLflow's basic-auth app, and its users' passwords."""
+
+    stack: Stack
+    passwords: dict[str, str]  # user -> password
+
+    @property
+    def url(self) -> str:
+        return self.stack.url
+
+
+def signed_in(stack: AuthStack, user: str) -> Any:
+    """An MlflowClient signed in as ``user`` (credentials in the URI, as the tests' own)."""
+    from mlflow import MlflowClient
+
+    password = stack.passwords[user]
+    return MlflowClient(tracking_uri=stack.url.replace("://", f"://{user}:{password}@"))
 
 
 def forget_experiments(client: Any) -> None:

@@ -7,52 +7,14 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers.kernels import Kernel, output_text, sync_process_pids, wait_for
-from helpers.servers import Stack, forget_experiments, start_stack, stop_stack
+from helpers.servers import AuthStack, signed_in
 
 pytestmark = pytest.mark.server
-
-
-@dataclass
-class AuthStack:
-    stack: Stack
-    passwords: dict[str, str]  # user -> password
-
-    @property
-    def url(self) -> str:
-        return self.stack.url
-
-
-@pytest.fixture(scope="module")
-def auth_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
-    """The README's team stack with ``--auth``: two users besides the admin, alice and bob."""
-    stack = start_stack(tmp_path_factory.mktemp("auth-team"), workers=2, auth=True)
-    try:
-        passwords = {name: stack.add_user(name) for name in ("alice", "bob")}
-        yield AuthStack(stack, {"admin": stack.admin_password(), **passwords})
-    finally:
-        stop_stack(stack)
-
-
-def _as(stack: AuthStack, user: str) -> Any:
-    """An MlflowClient signed in as ``user`` (credentials in the URI, as the tests' own)."""
-    from mlflow import MlflowClient
-
-    password = stack.passwords[user]
-    return MlflowClient(tracking_uri=stack.url.replace("://", f"://{user}:{password}@"))
-
-
-@pytest.fixture
-def admin(auth_stack: AuthStack) -> Iterator[Any]:
-    client = _as(auth_stack, "admin")
-    yield client
-    forget_experiments(client)
 
 
 def _kernel(folder: Path, env: dict[str, str]) -> Kernel:
@@ -230,7 +192,7 @@ def test_one_users_runs_cannot_be_changed_by_another_user(
     (run,) = admin.search_runs([experiment.experiment_id])
     run_id = run.info.run_id
 
-    bob = _as(auth_stack, "bob")
+    bob = signed_in(auth_stack, "bob")
     assert bob.get_run(run_id).info.run_name == "alices"  # READ is everyone's default
     for change in (
         lambda: bob.log_metric(run_id, "loss", 99.0),

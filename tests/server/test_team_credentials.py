@@ -19,12 +19,10 @@ from typing import Any
 import pytest
 import test_team_auth as team
 from helpers.kernels import Kernel, output_text, sync_process_pids, wait_for
+from helpers.servers import AuthStack
 
 pytestmark = pytest.mark.server
 
-# The same fixtures as test_team_auth's: the team stack with users alice and bob, and its admin.
-auth_stack = team.auth_stack
-admin = team.admin
 
 WRONG = "not-alices-password-8f3k2"
 LOOP = "%%track -e {experiment} -n {name}\nfor i in range({n}):\n    nbtrack.log(loss=float(i))"
@@ -34,7 +32,7 @@ def _with_password(url: str, user: str, password: str) -> str:
     return url.replace("://", f"://{user}:{password}@")
 
 
-def _wrong_password_kernel(stack: team.AuthStack, folder: Path, **env: str) -> Kernel:
+def _wrong_password_kernel(stack: AuthStack, folder: Path, **env: str) -> Kernel:
     """A kernel signed in as alice with a wrong password, retrying a refusal every 5 s."""
     return team._kernel(
         folder,
@@ -89,7 +87,7 @@ def _uri_keys(*uris: str) -> list[str]:
 
 
 def test_wait_returns_false_soon_after_the_server_refuses_the_credentials(
-    auth_stack: team.AuthStack, tmp_path: Path
+    auth_stack: AuthStack, tmp_path: Path
 ) -> None:
     kernel = _wrong_password_kernel(auth_stack, tmp_path)
     try:
@@ -111,7 +109,7 @@ def test_wait_returns_false_soon_after_the_server_refuses_the_credentials(
 
 
 def test_a_password_set_in_an_ordinary_cell_uploads_the_waiting_run(
-    auth_stack: team.AuthStack, admin: Any, tmp_path: Path
+    auth_stack: AuthStack, admin: Any, tmp_path: Path
 ) -> None:
     (tmp_path / "alice.pw").write_text(auth_stack.passwords["alice"])
     folder = tmp_path / "notebooks"
@@ -142,7 +140,7 @@ ROTATING = (
 
 
 def test_a_token_rotated_while_the_cell_runs_keeps_the_upload_going(
-    auth_stack: team.AuthStack, admin: Any, tmp_path: Path
+    auth_stack: AuthStack, admin: Any, tmp_path: Path
 ) -> None:
     stack = auth_stack.stack
     old = stack.add_token("alice")
@@ -183,7 +181,7 @@ def test_a_token_rotated_while_the_cell_runs_keeps_the_upload_going(
 
 
 def test_a_wrong_password_in_the_uri_is_named_and_a_corrected_uri_uploads_the_runs(
-    auth_stack: team.AuthStack, admin: Any, tmp_path: Path
+    auth_stack: AuthStack, admin: Any, tmp_path: Path
 ) -> None:
     right = auth_stack.passwords["alice"]
     wrong_uri = _with_password(auth_stack.url, "alice", WRONG)
@@ -228,7 +226,7 @@ def _sync(spool: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_nbtrack_sync_uploads_runs_of_a_uri_with_a_wrong_password_with_the_credentials_it_has(
-    auth_stack: team.AuthStack, admin: Any, tmp_path: Path
+    auth_stack: AuthStack, admin: Any, tmp_path: Path
 ) -> None:
     right = auth_stack.passwords["alice"]
     wrong_uri = _with_password(auth_stack.url, "alice", WRONG)
