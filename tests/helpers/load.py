@@ -30,8 +30,6 @@ for step in range({steps}):
 
 @contextmanager
 def kernels(folder: Path, count: int, env: dict[str, str] | None = None) -> Iterator[list[Kernel]]:
-    # One after the other: started side by side from threads, one of eight kernels died
-    # before its first reply in a full run.
     started: list[Kernel] = []
     try:
         for _ in range(count):
