@@ -127,12 +127,12 @@ class Pieces:
         self.wrap(LiveView, "__init__", "begin: output slot (notice, or the record drawn)")
         self.wrap(CodeRecorder, "stage", "begin: code staging (cell + history, redacted)")
         self.wrap(_sender, "ensure_sender", "begin: sender thread")
-        self.wrap(cell, "_follow_mlflow", "begin: MLflow import watch")
+        self.wrap(cell, "follow_mlflow", "begin: MLflow import watch")
         self.wrap(cell, "end", "end: total")
         self.wrap(cell, "environment_files", "end: environment files (background read)")
         self.wrap(_sender, "drain", "end: final drain into the journal")
         self.wrap(Journal, "end", "end: journal end line")
-        self.wrap(cell, "_wait_synced", "end: waiting for the upload")
+        self.wrap(cell, "wait_synced", "end: waiting for the upload")
         self.wrap(LiveView, "finish", "end: record drawn")
 
     def take(self) -> dict[str, float]:
