@@ -8,7 +8,8 @@ no-op in place of ``nbtrack.log``); the difference is what tracking adds, split 
 the cell returns). Three ways a cell can end:
 
 - *live view*: ``NBTRACK_LIVE_PLOT=1``, as in JupyterLab: the record is drawn under the cell
-  from the start, and the end does not wait for the upload (the record updates itself);
+  from the start, and the end waits neither for the upload (the record updates itself) nor for
+  the record's PNG (a background thread adds it in place; timed apart, "after the cell");
 - *no wait*: ``NBTRACK_END_WAIT=0`` without the live view;
 - *headless default*: under nbclient, papermill or nbconvert nobody watches, so the end waits
   for the upload (up to 60 s), so that the saved notebook has final records.
@@ -50,12 +51,17 @@ MODES: dict[str, dict[str, str | None]] = {
 }
 
 BODIES = {
-    "5 points": "for _i in range(5):\n    _log(loss=1.0 / (_i + 1), acc=0.5)",
-    "3,000-step loop": ("for _i in range(3000):\n    _log(loss=1.0 / (_i + 1), acc=0.5, lr=0.001)"),
+    "5 points": "for _i in range(5):\n    _log(loss=_o + 1.0 / (_i + 1), acc=0.5)",
+    "3,000-step loop": (
+        "for _i in range(3000):\n    _log(loss=_o + 1.0 / (_i + 1), acc=0.5, lr=0.001)"
+    ),
 }
 
+# ``_o``: every cell logs other values, so no two records draw the same chart (a chart drawn
+# before is not rasterised again, which repeating one cell would measure instead).
 CELL = """_t_body = _perf_counter()
 _log = nbtrack.log if nbtrack.active_run() is not None else _no_log
+_o = _perf_counter() % 1.0
 {body}
 _t_end = _perf_counter()"""
 
@@ -91,12 +97,12 @@ class Pieces:
         self.spent: dict[str, float] = defaultdict(float)
         self.tracked: Any = None
 
-    def wrap(self, owner: Any, attribute: str, label: str) -> None:
+    def wrap(self, owner: Any, attribute: str, label: str, *, any_thread: bool = False) -> None:
         original: Callable[..., Any] = getattr(owner, attribute)
         spent = self.spent
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            if threading.current_thread() is not threading.main_thread():
+            if not any_thread and threading.current_thread() is not threading.main_thread():
                 return original(*args, **kwargs)
             start = time.perf_counter()
             try:
@@ -134,6 +140,9 @@ class Pieces:
         self.wrap(Journal, "end", "end: journal end line")
         self.wrap(cell, "wait_synced", "end: waiting for the upload")
         self.wrap(LiveView, "finish", "end: record drawn")
+        self.wrap(
+            LiveView, "_add_png", "after the cell: its record's PNG, in place", any_thread=True
+        )
 
     def take(self) -> dict[str, float]:
         taken = dict(self.spent)
@@ -318,9 +327,13 @@ def later_cells(repeats: int) -> None:
             for body_name, body in BODIES.items():
                 plain = _timed_cell(shell, body, None)
                 tracked = _timed_cell(shell, body, "-e bench-cell -n later")
-                spent[mode, body_name].append(pieces.take())
                 added[mode, body_name].append((tracked[0] - plain[0], tracked[1] - plain[1]))
-                nbtrack.wait(120)  # the next cell starts with nothing left to upload
+                # The next cell starts with nothing left to upload or draw.
+                nbtrack.wait(120)
+                for thread in threading.enumerate():
+                    if thread.name == "nbtrack-record-png":
+                        thread.join()
+                spent[mode, body_name].append(pieces.take())
     print(f"\n2. Later tracked cells, tracked minus untracked ({repeats} of each), ms:\n")
     rows = []
     for (mode, body_name), pairs in added.items():
@@ -347,7 +360,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeats", type=int, default=7, help="later cells of each kind (7)")
     parser.add_argument(
-        "--first-repeats", type=int, default=3, help="fresh processes per mode for 1. (3)"
+        "--first-repeats", type=int, default=3, help="fresh processes per mode for 1. (3; 0: skip)"
     )
     parser.add_argument("--child", choices=list(MODES), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -355,7 +368,8 @@ def main() -> None:
         child_first(args.child)
         return
     folder = isolate("cell")
-    first_cells(args.first_repeats, folder)
+    if args.first_repeats > 0:
+        first_cells(args.first_repeats, folder)
     later_cells(args.repeats)
 
 

@@ -251,7 +251,8 @@ def _close(
         tracking.remove_import_watch(tracked.import_watch)
     if tracked.mlflow_attached and run.run_id is not None:
         tracking.release(run.run_id)
-    seconds = end_wait() if wait else 0.0
+    headless_wait = end_wait()  # 0 where a person watches (or NBTRACK_END_WAIT=0)
+    seconds = headless_wait if wait else 0.0
     if seconds > 0 and not held.pending:
         # Interrupting stops the wait, not the run.
         with contextlib.suppress(KeyboardInterrupt), held.interruptible():
@@ -259,7 +260,9 @@ def _close(
     poll(tracked, final=True)
     for view in tracked.views:
         if isinstance(view, LiveView):
-            view.finish(run)
+            # Headless, the notebook saved after the cell keeps the record as drawn now: it
+            # must be whole. Where nobody waits, the PNG is added off the cell's time.
+            view.finish(run, png_later=headless_wait == 0)
 
 
 def _undo_at_end(tracked: TrackedRun) -> None:

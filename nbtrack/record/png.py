@@ -8,7 +8,10 @@ picture: same panels, colours, axes and legends.
 
 Measured on the project's 2-core machine (benchmarks/bench_redraw.py): import under 5 ms, a
 640 px chart of six panels 15-60 ms with its reduction to a 32-colour palette (Pillow), 4-10 KB.
-The record carries it in the final bundle; live redraws leave it out.
+The record carries it in the final bundle; live redraws leave it out. A record is redrawn
+after its cell as its upload progresses (a run id, then "synced") with the same chart: the last
+few PNGs are kept by their SVG, so that those redraws do not rasterise again (resvg holds the
+GIL while it works, which would stall the next cell).
 
 Text is drawn with DejaVu Sans, the font matplotlib ships (an MLflow dependency), read from its
 file without importing matplotlib: the same glyphs on every machine, and no scan of the
@@ -27,6 +30,7 @@ __all__ = ["render_png"]
 _COLORS = 32
 
 
+@functools.lru_cache(maxsize=8)
 def render_png(svg: str) -> bytes | None:
     """The SVG chart as PNG bytes, or None when resvg-py is not installed."""
     try:

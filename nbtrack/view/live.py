@@ -17,7 +17,11 @@ What keeps it cheap however long the run:
 - A redraw's payload is the record, whose curves are decimated to a fixed budget: its size does
   not grow with the number of points, nor with the number of metrics.
 - Live redraws leave out the record's PNG (its HTML card embeds the SVG chart meanwhile); the
-  final record, shown when the cell ends, has it.
+  final record has it. Where nobody waits for the cell's end (a person watches, or
+  ``NBTRACK_END_WAIT=0``) the end shows the final record without it, and a background thread
+  adds it in place a moment later: rasterising costs 20-45 ms, which would be most of what
+  tracking adds to a later cell (benchmarks/bench_cell.py). Headless, the end draws it itself,
+  so that the notebook saved right after the cell has it.
 
 Headless (nbclient, papermill, nbconvert), where nobody watches, the slot holds a one-line
 notice until the cell ends and is then replaced by the record.
@@ -55,6 +59,8 @@ class LiveView:
         self._drawn: tuple[object, ...] | None = None
         self._next_draw = 0.0
         self._final = False
+        # Whether the final record shown has its PNG (see finish).
+        self._png_shown = False
         self.redraws = 0
         first = self.bundle(run, png=False) if self.live else _notice(run)
         handle = display(first, raw=True, display_id=True)
@@ -78,20 +84,32 @@ class LiveView:
         with self._lock:
             self._tick(run)
 
-    def finish(self, run: Run) -> None:
-        """The cell ended: show the run's record (live or not) and stop redrawing."""
+    def finish(self, run: Run, *, png_later: bool = False) -> None:
+        """The cell ended: show the run's record (live or not) and stop redrawing.
+        ``png_later``: nobody waits for the cell's end, so the record is shown at once without
+        its PNG, and a background thread adds the PNG in place."""
         with self._lock:
             self._final = True
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            self._show(run, final=True)
+            self._show(run, final=True, png=not png_later)
+        if png_later:
+            threading.Thread(
+                target=self._add_png, args=(run,), name="nbtrack-record-png", daemon=True
+            ).start()
 
     def refresh(self, run: Run) -> None:
         """After the cell: the record changed (stored at last, a run id arrived); show it.
         Nothing happens before ``finish``: the cell's end shows the record first."""
         with self._lock:
             if self._final:
+                self._show(run, final=True)
+
+    def _add_png(self, run: Run) -> None:
+        # A refresh that came first drew it already (the run was stored meanwhile).
+        with self._lock:
+            if not self._png_shown:
                 self._show(run, final=True)
 
     # ------------------------------------------------------------------ internals, under _lock
@@ -126,10 +144,13 @@ class LiveView:
             self._timer = None
             self._tick(run)
 
-    def _show(self, run: Run, *, final: bool) -> None:
+    def _show(self, run: Run, *, final: bool, png: bool | None = None) -> None:
+        """Draw the record; with its PNG if ``png`` (by default: if ``final``)."""
         from IPython.display import display, update_display
 
-        bundle = self.bundle(run, png=final)
+        png = final if png is None else png
+        bundle = self.bundle(run, png=png)
+        self._png_shown = png
         self.redraws += 1
         if self.display_id is not None:
             update_display(bundle, raw=True, display_id=self.display_id)

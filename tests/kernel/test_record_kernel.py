@@ -90,3 +90,26 @@ def test_big_offline_run_record_is_small_and_has_no_credentials(tmp_path, monkey
     assert record["tracking_uri"] == "http://127.0.0.1:9/"
     assert "hunter2" not in path.read_text()
     assert size < 100_000, f"the record added {size} bytes"
+
+
+def test_where_nobody_waits_for_the_end_the_record_gets_its_png_in_place(tmp_path, monkeypatch):
+    # The end does not wait for the upload (as where a person watches): the record is shown
+    # at once without its PNG, which is added in place a moment later; the saved notebook
+    # must have it, stored or not.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("NBTRACK_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("NBTRACK_END_WAIT", "0")
+    monkeypatch.chdir(tmp_path)
+    path = notebook(
+        "import nbtrack",
+        "%%track -e later -n quick\nfor i in range(50):\n    nbtrack.log(loss=1 / (i + 1))",
+        "assert nbtrack.wait(60)\nimport time; time.sleep(1)",
+    )
+    execute(path)
+    output = _record_output(nbformat.read(path, as_version=4).cells[1])
+    record = parse_record(output.data[RECORD])
+    assert record["run"]["status"] == "FINISHED"
+    assert record["metrics"]["loss"]["count"] == 50
+    assert record["sync"]["state"] == "synced"
+    assert output.data["image/png"]
+    assert f"data:image/png;base64,{output.data['image/png']}" in output.data["text/html"]

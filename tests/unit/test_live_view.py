@@ -171,6 +171,63 @@ def test_live_redraws_leave_the_png_out_and_the_final_record_has_it(
     assert f"data:image/png;base64,{final['image/png']}" in final["text/html"]
 
 
+def test_where_nobody_waits_the_end_shows_the_record_at_once_and_adds_its_png_in_place(
+    screen: Screen, live: tuple[LiveView, Run]
+) -> None:
+    view, run = live
+    add_points(run, "loss", [1.0, 0.5, 0.25])
+    run.status = Status.FINISHED
+    run.end_time_ms = run.start_time_ms + 1000
+    drawn = len(screen.shown)
+    view.finish(run, png_later=True)
+    # Rasterising (20-45 ms) is not part of the cell's end: the final record comes first...
+    with screen.lock:
+        kind, display_id, at_end = screen.shown[drawn]
+    assert (kind, display_id) == ("update", view.display_id)
+    assert at_end[RECORD]["run"]["status"] == "FINISHED"
+    assert "image/png" not in at_end
+    assert "data:image/svg+xml," in at_end["text/html"]
+    # ... and its PNG in place, a moment later, with nothing else changed.
+    deadline = time.monotonic() + 10
+    while len(screen.shown) == drawn + 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    kind, display_id, whole = screen.shown[drawn + 1]
+    assert (kind, display_id) == ("update", view.display_id)
+    assert f"data:image/png;base64,{whole['image/png']}" in whole["text/html"]
+    assert whole[RECORD] == at_end[RECORD]
+    time.sleep(0.2)
+    assert len(screen.shown) == drawn + 2  # drawn once more, not again
+
+
+def test_redraws_after_the_end_do_not_rasterise_the_same_chart_again(
+    screen: Screen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After its cell a record is redrawn as its upload goes on (a run id, then "synced"), with
+    # the same chart; resvg holds the GIL while it works, which would stall the next cell.
+    import resvg_py
+
+    calls = []
+    rasterise = resvg_py.svg_to_bytes
+
+    def counted(**kwargs: Any) -> Any:
+        calls.append(kwargs["svg_string"])
+        return rasterise(**kwargs)
+
+    monkeypatch.setattr(resvg_py, "svg_to_bytes", counted)
+    run = make_run(name=f"redrawn-{time.monotonic_ns()}")  # a chart no other test drew
+    view = LiveView(run, threading.Lock())
+    add_points(run, "loss", [1.0, 0.5, 0.25])
+    run.status = Status.FINISHED
+    run.end_time_ms = run.start_time_ms + 1000
+    view.finish(run)
+    assert len(calls) == 1
+    run.run_id, run.sync_state = "0123456789abcdef", "synced"
+    view.refresh(run)
+    assert screen.last()[RECORD]["sync"]["state"] == "synced"
+    assert screen.last()["image/png"]
+    assert len(calls) == 1
+
+
 def test_headless_the_slot_is_a_notice_until_the_record_replaces_it(screen: Screen) -> None:
     run = make_run(live=False)
     view = LiveView(run, threading.Lock())
