@@ -85,7 +85,8 @@ class RunInfo:
 
     ``run_id`` waits (up to 60 s) for the sync process to create the run in the store the
     first time it is read (a few seconds for a kernel's first run), and is None while the store
-    is unreachable.
+    is unreachable. ``experiment_id`` is None until then too, unless the experiment was chosen
+    by id (``MLFLOW_EXPERIMENT_ID``); then ``experiment_name`` is "" until the store is reached.
     """
 
     __slots__ = ("_tracked",)

@@ -96,7 +96,10 @@ class Run:
     """One execution of a tracked cell.
 
     ``run_id`` and ``experiment_id`` are None until the sync process has created the run in
-    the store (a moment after the cell starts, or later while the store is unreachable).
+    the store (a moment after the cell starts, or later while the store is unreachable). An
+    experiment chosen by id (``MLFLOW_EXPERIMENT_ID``) is known by its id from the start and
+    by its name ("" until then) once the sync process has looked it up; if the store has no
+    such experiment, the run goes to ``fallback_experiment`` (the notebook's).
     """
 
     run_name: str
@@ -104,6 +107,7 @@ class Run:
     tracking_uri: str
     run_id: str | None = None
     experiment_id: str | None = None
+    fallback_experiment: str | None = None
     ui_url: str | None = None
     notebook_path: str | None = None
     cell_id: str | None = None

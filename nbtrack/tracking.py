@@ -4,7 +4,7 @@
   server extension and ``nbtrack ui`` use. It follows MLflow's own rules (checked against
   ``mlflow.get_tracking_uri()`` by the tests) without importing MLflow, which takes over a
   second, unless the user imported it already.
-- ``make_client``, ``experiment_id``, ``create_run``: what the sync process does to a store,
+- ``make_client``, ``run_experiment``, ``create_run``: what the sync process does to a store,
   including the first creation of a local SQLite store, serialised across processes.
 - ``attach`` / ``release``: making a tracked run MLflow's active run in the kernel, so that
   ``mlflow.*`` calls in the cell land in it; only when MLflow is (or gets) imported there.
@@ -40,6 +40,7 @@ __all__ = [
     "make_client",
     "release",
     "resolve_uri",
+    "run_experiment",
     "when_imported",
     "when_mlflow_imported",
 ]
@@ -188,6 +189,43 @@ def make_client(uri: str) -> Any:
     return client
 
 
+def run_experiment(
+    client: Any, name: str, chosen_id: str | None, known: dict[str, str]
+) -> tuple[str, str]:
+    """Where a new run goes, as (id, name): experiment ``chosen_id``, where one was chosen by id
+    and the store has it (the kernel tells the user otherwise), else experiment ``name``,
+    created if missing. ``known``: name -> id, shared by the runs of one store."""
+    if chosen_id is not None:
+        found = _experiment_name(client, chosen_id)
+        if found is not None:
+            return chosen_id, found
+    if name not in known:
+        known[name] = experiment_id(client, name)
+    return known[name], name
+
+
+def _experiment_name(client: Any, experiment: str) -> str | None:
+    """The name of the experiment with id ``experiment``; None where the store has none (or
+    the id is not one it could have). Raises ``ExperimentDeletedError`` for a deleted one."""
+    try:
+        found = client.get_experiment(experiment)
+    except Exception as error:
+        if getattr(error, "error_code", None) in (
+            "RESOURCE_DOES_NOT_EXIST",
+            "INVALID_PARAMETER_VALUE",
+        ):
+            return None
+        raise
+    if found.lifecycle_stage == "deleted":
+        msg = (
+            f"experiment {found.name!r} (id {experiment}) is deleted in this store; restore it "
+            "in the MLflow UI (or `mlflow experiments restore`), then run `nbtrack sync` to "
+            "upload this run"
+        )
+        raise ExperimentDeletedError(msg)
+    return str(found.name)
+
+
 def experiment_id(client: Any, name: str) -> str:
     """The id of experiment ``name``, created if missing (in MLflow's training view).
 
@@ -251,41 +289,23 @@ def attach(run_id: str, tracking_uri: str) -> None:
     fluent._active_run_stack.get().append(fluent.ActiveRun(run))
 
 
-# Names of experiments chosen by id, per (store, id): looked up once per kernel.
-_experiment_names: dict[tuple[str, str], str] = {}
+def chosen_experiment() -> tuple[str | None, str | None]:
+    """The experiment the user chose the MLflow way, in MLflow's own order: the one
+    ``mlflow.set_experiment()`` set in this kernel, else ``MLFLOW_EXPERIMENT_NAME``, else
+    ``MLFLOW_EXPERIMENT_ID``; as ``(name, None)`` or ``(None, id)``, ``(None, None)`` where
+    none was chosen.
 
-
-def chosen_experiment(uri: str) -> str | None:
-    """The experiment MLflow would log into where the user chose one, by name, in MLflow's own
-    order: the one ``mlflow.set_experiment()`` set in this kernel, else ``MLFLOW_EXPERIMENT_NAME``,
-    else ``MLFLOW_EXPERIMENT_ID``; None where none was chosen.
-
-    An id is looked up in the store ``uri`` (MLflow is imported for it where it is not yet).
-    Raises LookupError, saying why, where that fails (the store is away, no such experiment).
+    An id is not looked up here: that needs the store (and MLflow's import), which may be away
+    for minutes. The run carries the id; the sync process looks it up (``experiment_name``).
     """
     fluent = sys.modules.get("mlflow.tracking.fluent")
     chosen = getattr(fluent, "_active_experiment_id", None)
-    if chosen is None:
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
-        if name:
-            return name
-        chosen = os.environ.get("MLFLOW_EXPERIMENT_ID")
-        if not chosen:
-            return None
-    key = (uri, str(chosen))
-    if key not in _experiment_names:
-        import_mlflow()
-        from mlflow import MlflowClient
-
-        try:
-            experiment = MlflowClient(uri).get_experiment(str(chosen))
-        except Exception as error:  # noqa: BLE001 - store down or no such id: unknown either way
-            from nbtrack._redact import redact_text
-
-            msg = f"experiment id {chosen} could not be looked up: {redact_text(str(error))}"
-            raise LookupError(msg) from None
-        _experiment_names[key] = str(experiment.name)
-    return _experiment_names[key]
+    if chosen is not None:
+        return None, str(chosen)
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if name:
+        return name, None
+    return None, os.environ.get("MLFLOW_EXPERIMENT_ID") or None
 
 
 def active_mlflow_run_id() -> str | None:

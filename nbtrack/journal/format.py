@@ -2,7 +2,8 @@
 
 A run's journal (``<run>.spool``) holds one JSON document per line; ``t`` says what it is:
 
-- ``start``: the run's identity (experiment name, run name, start time, tags);
+- ``start``: the run's identity (experiment name, or an experiment id with the name to use if
+  the store has no such experiment; run name, start time, tags);
 - ``b``: a batch of metric points, below;
 - ``p``: params; ``g``: tags; ``a``: an artifact nbtrack staged (path relative to the run's
   ``.files`` folder, and its destination among the run's artifacts); ``x``: an artifact path
@@ -45,6 +46,7 @@ __all__ = [
     "decode_line",
     "encode",
     "end_fields",
+    "experiment_label",
     "line_content",
     "mapping",
     "metrics_line",
@@ -263,6 +265,8 @@ class Start:
     start_time: int
     tags: dict[str, str]
     parent: str | None
+    # An experiment chosen by id; ``experiment_name`` is where the run goes if it is not found.
+    experiment_id: str | None = None
 
 
 def start_fields(record: dict[str, Any]) -> Start:
@@ -274,9 +278,17 @@ def start_fields(record: dict[str, Any]) -> Start:
             start_time=int(record["start_time"]),
             tags={str(k): str(v) for k, v in (record.get("tags") or {}).items()},
             parent=optional_text(record, "parent"),
+            experiment_id=optional_text(record, "experiment_id"),
         )
     except _MISFIT_ERRORS as error:
         raise _malformed(error) from error
+
+
+def experiment_label(record: dict[str, Any]) -> str:
+    """How a message names the experiment of a ``start`` line, which may not fit the format."""
+    if record.get("experiment_id"):
+        return f"id {record['experiment_id']}"
+    return str(record.get("experiment_name") or "Default")
 
 
 def _malformed(error: BaseException) -> MalformedLine:

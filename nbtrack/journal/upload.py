@@ -28,6 +28,7 @@ from nbtrack.journal.format import (
     End,
     MalformedLine,
     batch_columns,
+    experiment_label,
     line_content,
     read_lines,
     start_fields,
@@ -35,7 +36,7 @@ from nbtrack.journal.format import (
 from nbtrack.journal.inflight import InFlight
 from nbtrack.journal.preview import Preview
 from nbtrack.journal.store_errors import StoreUnavailable, error_line, keep_rejected, permanent
-from nbtrack.tracking import ExperimentDeletedError, create_run, experiment_id
+from nbtrack.tracking import ExperimentDeletedError, create_run, run_experiment
 
 __all__ = ["MAX_METRICS_PER_BATCH", "RunUploader"]
 
@@ -45,12 +46,10 @@ log = logging.getLogger("nbtrack.sync")
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = MAX_TAGS_PER_BATCH = 100
 _READ_CHUNK = 4 * 1024 * 1024
-# A run the store refused for a reason the user can fix (a deleted experiment) is tried again
-# this often.
-_REFUSED_RETRY_S = 30.0
+_REFUSED_RETRY_S = 30.0  # a run refused for a reason the user can fix: tried again this often
 # What ``<run>.state`` keeps of an upload's progress (read back by __init__).
-_KEPT = ("offset", "skipped_lines", "run_id", "experiment_id", "start", "last_timestamp_ms",
-         "problem", "created_late")  # fmt: skip
+_KEPT = ("offset", "skipped_lines", "run_id", "experiment_id", "experiment_name", "start",
+         "last_timestamp_ms", "problem", "created_late")  # fmt: skip
 
 
 class RunUploader:
@@ -76,6 +75,7 @@ class RunUploader:
         self.offset: int = int(state.get("offset", 0))
         self.run_id: str | None = state.get("run_id")
         self.experiment_id: str | None = state.get("experiment_id")
+        self.experiment_name: str | None = state.get("experiment_name")  # for the kernel
         self.start: dict[str, Any] | None = state.get("start")
         self.last_timestamp_ms: int | None = state.get("last_timestamp_ms")
         self.problem: str | None = None
@@ -297,11 +297,13 @@ class RunUploader:
         except MalformedLine as error:
             msg = f"its start line is {error}: no run can be made; it stays in {self.spool}"
             raise MalformedLine(msg) from error
-        name = start.experiment_name
-        experiment = self.experiments.get(name)
-        if experiment is None:
-            experiment = self._store(experiment_id, self.client, name)
-            self.experiments[name] = experiment
+        experiment, name = self._store(
+            run_experiment,
+            self.client,
+            start.experiment_name,
+            start.experiment_id,
+            self.experiments,
+        )
         # A crash between creating the run and saving its id must not create it twice: the
         # run carries the journal's key as a tag, looked up before creating.
         found = self._call(
@@ -327,7 +329,7 @@ class RunUploader:
                 start_time=start.start_time,
                 tags=tags,
             )
-        self.experiment_id = experiment
+        self.experiment_id, self.experiment_name = experiment, name
         self.problem = None
         self._ack(self.offset)
 
@@ -361,7 +363,7 @@ class RunUploader:
             raise StoreUnavailable(f"{method}: {error_line(error)}") from error
 
     def _raise_refusal(self, method: str, error: Exception) -> None:
-        experiment = str((self.start or {}).get("experiment_name") or "Default")
+        experiment = experiment_label(self.start or {})
         # The client's URI, credentials included, so that a refusal names the user in it.
         uri = getattr(self.client, "tracking_uri", "")
         raise_refusal(method, error, experiment, uri if isinstance(uri, str) else "")
@@ -391,7 +393,7 @@ class RunUploader:
         try:
             write_json_atomic(
                 self.spool.with_suffix(".done"),
-                {"run_id": self.run_id, "experiment_id": self.experiment_id},
+                {key: getattr(self, key) for key in ("run_id", "experiment_id", "experiment_name")},
             )
         except OSError as error:  # the kernel learnt the run's id from the state file
             log.warning("journal %s: cannot leave its .done note: %s", self.key, error)

@@ -41,6 +41,7 @@ class Progress:
     synced: bool  # everything is in the store and the run is ended there
     run_id: str | None
     experiment_id: str | None
+    experiment_name: str | None  # as the store has it (the run may name only its id)
     acknowledged: int  # bytes of the journal the store has
     size: int  # bytes of the journal written so far
     problem: str | None  # why the store refused the run for good, if it did
@@ -68,13 +69,15 @@ class Journal:
         self.write_problem: str | None = None
         start = {
             "t": "start",
-            "experiment_name": run.experiment_name,
+            "experiment_name": run.experiment_name or run.fallback_experiment,
             "run_name": run.run_name,
             "start_time": run.start_time_ms,
             "tags": run.tags,
         }
         if run.parent_journal is not None:
             start["parent"] = run.parent_journal
+        if run.fallback_experiment is not None:  # chosen by id: the sync process looks it up
+            start["experiment_id"] = run.experiment_id
         if not self._write(start):
             # Without its first line the run could never be created: no run at all, and the
             # cell is told why, rather than a run that nobody can end.
@@ -84,6 +87,7 @@ class Journal:
         keep_reserve(session.folder)
         self._run_id: str | None = None
         self._experiment_id: str | None = None
+        self._experiment_name: str | None = None
         session.wake()
 
     # ------------------------------------------------------------------ written by the kernel
@@ -195,11 +199,13 @@ class Journal:
         state = state or {}
         self._run_id = state.get("run_id") or self._run_id
         self._experiment_id = state.get("experiment_id") or self._experiment_id
+        self._experiment_name = state.get("experiment_name") or self._experiment_name
         synced = bool(done) or (self._ended and not self.path.exists())
         return Progress(
             synced=synced,
             run_id=self._run_id,
             experiment_id=self._experiment_id,
+            experiment_name=self._experiment_name,
             acknowledged=int(state.get("offset", 0)),
             size=self._size,
             problem=state.get("problem"),

@@ -41,7 +41,8 @@ def follow_mlflow(tracked: TrackedRun) -> None:
                 "calls in this cell do not land in it (nbtrack.log still does)."
             )
             return
-        learn_identity(tracked.run, run_id, tracked.journal.progress().experiment_id)
+        progress = tracked.journal.progress()
+        learn_identity(tracked.run, run_id, progress.experiment_id, progress.experiment_name)
         tracking.attach(run_id, tracked.run.tracking_uri)
         tracked.mlflow_attached = True
         # From now on MLflow's own logging calls for this run (a framework's logger, autolog)
@@ -81,7 +82,7 @@ def poll(tracked: TrackedRun, final: bool = False) -> bool:
     journal.tell(run)
     before = (run.run_id, run.sync_state, run.pending_points, run.store_problem, run.ui_url)
     if progress.run_id is not None:
-        learn_identity(run, progress.run_id, progress.experiment_id)
+        learn_identity(run, progress.run_id, progress.experiment_id, progress.experiment_name)
     if progress.problem is not None and progress.problem != run.store_problem:
         # This run, not the store, was refused (a deleted experiment, a permission): said once.
         show_notice(
@@ -139,11 +140,23 @@ def tell_store_problem(problem: str | None, uri: str) -> None:
     )
 
 
-def learn_identity(run: Run, run_id: str, experiment_id: str | None) -> None:
+def learn_identity(
+    run: Run, run_id: str, experiment_id: str | None, experiment_name: str | None = None
+) -> None:
+    """The run exists in the store: its id, and its experiment as the store has it."""
     if run.run_id == run_id:
         return
     from nbtrack.ui.links import run_url
 
+    chosen = run.experiment_id if run.fallback_experiment is not None else None
     run.run_id = run_id
     run.experiment_id = experiment_id
+    if experiment_name:
+        run.experiment_name = experiment_name
+    if chosen is not None and experiment_id != chosen:
+        show_notice(
+            f"nbtrack: experiment id {chosen} (chosen with MLFLOW_EXPERIMENT_ID or "
+            f"mlflow.set_experiment) is not in the tracking store, so run {run.run_name!r} went "
+            f"to experiment {run.experiment_name!r}. Name the experiment with %%track -e NAME."
+        )
     run.ui_url = run_url(run.tracking_uri, experiment_id, run_id)

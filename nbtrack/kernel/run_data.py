@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from nbtrack import tracking
 from nbtrack._model import MAX_TAG_VALUE_LENGTH, Run
 from nbtrack._redact import stored_value
 from nbtrack._version import VERSION
-from nbtrack.errors import NbtrackWarning
 from nbtrack.kernel import executions
 from nbtrack.kernel.context import notebook_path, watching
 from nbtrack.kernel.params import SessionLiterals
@@ -54,9 +52,17 @@ def new_run(shell: Any, options: CellOptions, body: str) -> Run:
     cell_id = executions.cell_id()
     code_hash = hashlib.sha256(body.encode()).hexdigest()[:16]
     uri = tracking.resolve_uri()
+    # Without -e: the experiment chosen the MLflow way (mlflow.set_experiment in the kernel, a
+    # team's MLFLOW_EXPERIMENT_NAME or _ID), else the notebook's name, else MLflow's Default.
+    experiment, chosen_id = (
+        (options.experiment, None) if options.experiment else tracking.chosen_experiment()
+    )
+    fallback = Path(path).stem if path else "Default"
     run = Run(
         run_name=options.name or time.strftime("run-%Y%m%d-%H%M%S"),
-        experiment_name=options.experiment or _default_experiment(uri, path),
+        experiment_name=experiment or ("" if chosen_id else fallback),
+        experiment_id=chosen_id,
+        fallback_experiment=fallback if chosen_id else None,
         tracking_uri=uri,
         notebook_path=path,
         cell_id=cell_id,
@@ -103,20 +109,3 @@ def _python_source(shell: Any, body: str) -> str:
         return str(shell.transform_cell(body))
     except Exception:  # noqa: BLE001 - IPython will report the syntax problem when it runs the cell
         return body
-
-
-def _default_experiment(uri: str, path: str | None) -> str:
-    """Where a cell without ``-e`` goes: the experiment chosen the MLflow way (a notebook that
-    calls ``mlflow.set_experiment``, a team's ``MLFLOW_EXPERIMENT_NAME``), else the notebook's
-    name, else MLflow's own Default (the notebook's name cannot be known)."""
-    fallback = Path(path).stem if path else "Default"
-    try:
-        return tracking.chosen_experiment(uri) or fallback
-    except LookupError as error:
-        warnings.warn(
-            f"nbtrack: {error}; this run goes to experiment {fallback!r} instead. Name the "
-            "experiment with %%track -e NAME.",
-            NbtrackWarning,
-            stacklevel=2,
-        )
-        return fallback

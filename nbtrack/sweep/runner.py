@@ -312,7 +312,9 @@ class _Runner:
         for tracked in self.trial_runs:
             progress = tracked.journal.progress()
             if progress.run_id is not None:
-                learn_identity(tracked.run, progress.run_id, progress.experiment_id)
+                learn_identity(
+                    tracked.run, progress.run_id, progress.experiment_id, progress.experiment_name
+                )
 
     def _share_parent_id(self, *, wait: bool = False) -> None:
         """The creator of a shared study stores its parent run's id there for the others."""

@@ -186,7 +186,7 @@ def record_bundle(
         run_id=run.run_id,
         run_name=run.run_name,
         experiment_id=run.experiment_id,
-        experiment_name=run.experiment_name,
+        experiment_name=run.experiment_name or None,  # "" until an id's name is known
         status=run.status.value,
         start_time_ms=run.start_time_ms,
         end_time_ms=run.end_time_ms,
@@ -225,5 +225,6 @@ def show_notice(text: str) -> None:
 
 
 def _notice(run: Run) -> dict[str, str]:
-    text = f"nbtrack: tracking run {run.run_name!r} in experiment {run.experiment_name!r}"
+    where = repr(run.experiment_name) if run.experiment_name else f"id {run.experiment_id}"
+    text = f"nbtrack: tracking run {run.run_name!r} in experiment {where}"
     return {"text/plain": text, "text/html": f"<small>{html.escape(text)}</small>"}

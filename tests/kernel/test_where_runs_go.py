@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import nbformat
 import pytest
-from helpers.kernels import execute, notebook, text_of
+from helpers.kernels import Kernel, execute, notebook, text_of
+
+from nbtrack.record import parse_record
+
+RECORD = "application/vnd.nbtrack.run+json"
 
 
 def _run_names_by_experiment(client: Any) -> dict[str, list[str]]:
@@ -45,6 +50,56 @@ def test_a_cell_without_an_experiment_goes_where_mlflow_was_told(
     }
 
 
+def test_an_experiment_chosen_by_id_gets_the_run_and_its_name_reaches_the_record(
+    store: str, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chosen = client.create_experiment("team-by-id")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", chosen)
+    path = notebook(
+        "import nbtrack",
+        "%%track -n by-id\nprint('at start:', nbtrack.active_run().experiment_id)\n"
+        "nbtrack.log(loss=1.0)",
+        "nbtrack.wait(60)",
+        name="by-id.ipynb",
+    )
+    execute(path)
+    assert _run_names_by_experiment(client) == {"team-by-id": ["by-id"]}
+    cell = nbformat.read(path, as_version=4).cells[1]
+    (output,) = [o for o in cell.outputs if RECORD in o.get("data", {})]
+    run = parse_record(output.data[RECORD])["run"]
+    # The id is known from the start; the name once the sync process has looked it up.
+    assert (run["experiment_id"], run["experiment_name"]) == (chosen, "team-by-id")
+    assert f"at start: {chosen}" in text_of(cell)
+
+
+@pytest.mark.server
+def test_an_experiment_chosen_by_id_while_the_store_is_down_holds_up_no_cell(
+    server_store: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Looking the id's name up in the kernel took MLflow's HTTP retries, about four minutes,
+    # at every tracked cell while the team's server was away. The id now travels with the run
+    # in its journal, and the sync process uses it once the store answers.
+    from mlflow import MlflowClient
+
+    proxy = server_store
+    client = MlflowClient(proxy.url)
+    chosen = client.create_experiment("team-by-id-offline")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", chosen)
+    proxy.down()
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.run("import nbtrack")
+        for name in ("first", "second"):
+            msg_id = kernel.submit(f"%%track -n {name}\nnbtrack.log(loss=1.0)")
+            assert kernel.wait_reply(msg_id, timeout=60)["status"] == "ok"
+        proxy.up()
+        _, outputs = kernel.run("print('synced:', nbtrack.wait(120))")
+        assert "synced: True" in str(outputs)
+    finally:
+        kernel.shutdown()
+    assert _run_names_by_experiment(client) == {"team-by-id-offline": ["first", "second"]}
+
+
 def test_an_experiment_id_that_cannot_be_found_is_said_and_the_run_kept(
     store: str, client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -57,6 +112,10 @@ def test_an_experiment_id_that_cannot_be_found_is_said_and_the_run_kept(
     )
     nb = execute(path)
     said = text_of(nb.cells[1])
-    assert "experiment id 424242 could not be looked up" in said
+    assert "experiment id 424242" in said
+    assert "is not in the tracking store, so run 'kept' went to experiment 'unknown-id'" in said
     assert "%%track -e NAME" in said
     assert _run_names_by_experiment(client) == {"unknown-id": ["kept"]}
+    (output,) = [o for o in nb.cells[1].outputs if RECORD in o.get("data", {})]
+    run = parse_record(output.data[RECORD])["run"]
+    assert run["experiment_name"] == "unknown-id"

@@ -159,3 +159,26 @@ def test_mlflow_is_imported_once_whatever_the_threads(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=True,
     )  # fmt: skip
     assert done.stdout.strip() == "[]", done.stdout + done.stderr[-2000:]
+
+
+def test_a_run_goes_to_the_experiment_chosen_by_id_where_the_store_has_it(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    from nbtrack.tracking import ExperimentDeletedError, make_client, run_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = make_client(uri)
+    chosen = MlflowClient(uri).create_experiment("team")
+    known: dict[str, str] = {}
+    assert run_experiment(client, "notebook", chosen, known) == (chosen, "team")
+    assert known == {}  # the notebook's experiment is created only where it is needed
+    # An id the store does not have (or could not have): the fallback, created once.
+    for missing in ("424242", "not-a-number"):
+        experiment, name = run_experiment(client, "notebook", missing, known)
+        assert name == "notebook"
+        assert client.get_experiment(experiment).name == "notebook"
+    assert run_experiment(client, "notebook", None, known)[1] == "notebook"
+    assert len(known) == 1
+    MlflowClient(uri).delete_experiment(chosen)
+    with pytest.raises(ExperimentDeletedError, match=r"'team' \(id \d+\) is deleted.*restore"):
+        run_experiment(client, "notebook", chosen, known)
