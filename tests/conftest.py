@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,18 +92,45 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("store", stores, indirect=True)
 
 
+@pytest.fixture(scope="session")
+def empty_sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite store, created and migrated by MLflow once per worker, for ``store`` to
+    copy: MLflow's creation of a store (its schema migrations) takes ~1.8 s here, paid by a
+    hundred tests that need a fresh store, not its creation. Creating one is tested where it
+    matters (tests/kernel/test_concurrent_kernels.py, and wherever a test names its own)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments(max_results=1)
+    return path
+
+
+def _fresh_sqlite_store(empty: Path, folder: Path) -> Path:
+    """A copy of ``empty`` in ``folder``, as MLflow would have created it there: its Default
+    experiment keeps its artifacts under the folder, not under the copied store's."""
+    path = folder / "mlflow.db"
+    shutil.copyfile(empty, path)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            (str(folder / "mlruns" / "0"),),
+        )
+    return path
+
+
 @pytest.fixture
 def store(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     """A fresh tracking store and journal folder; kernels started after this use them. SQLite
-    (``mlflow.db`` in the test's folder) unless the test is parametrised with "server": then the
-    session's team server, emptied of the test's experiments afterwards."""
+    (``mlflow.db`` in the test's folder, empty) unless the test is parametrised with "server":
+    then the session's team server, emptied of the test's experiments afterwards."""
     on_server = getattr(request, "param", "sqlite") == "server"
     if on_server:
         uri = request.getfixturevalue("team_server").url
     else:
-        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        empty = request.getfixturevalue("empty_sqlite_store")
+        uri = f"sqlite:///{_fresh_sqlite_store(empty, tmp_path)}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("NBTRACK_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("NBTRACK_STATE_DIR", str(tmp_path / "state"))
