@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nbtrack._model import MAX_STEP, check_key
-from nbtrack._threads import ended_runs
+from nbtrack._threads import current_task, ended_runs
 from nbtrack.errors import NoActiveRunError
 
 __all__ = ["MAX_BUFFERED_CALLS", "Buffer", "log", "log_into", "take"]
@@ -47,6 +47,7 @@ class Buffer:
 
     __slots__ = (
         "calls",
+        "cell_task",
         "helpers",
         "known",
         "limit",
@@ -68,10 +69,12 @@ class Buffer:
         # Called when a loop got ``limit`` calls ahead of the sender: drains the buffer from
         # the logging thread, so that memory stays bounded (rare: ~100k calls in 0.5 s).
         self.overflow = overflow
-        # The thread that runs the cell, and other threads seen logging into the run (see
-        # nbtrack._threads: which run a thread's points belong to).
+        # The thread that runs the cell, and other threads (by ident) and asyncio tasks seen
+        # logging into the run (see nbtrack._threads: which run their points belong to).
         self.owner = threading.get_ident()
-        self.helpers: set[int] = set()
+        self.helpers: set[object] = set()
+        # The asyncio task that runs the cell, if any: tasks the cell starts are helpers.
+        self.cell_task: object = None
         # Whether a call kept a tensor on a device, for the sender to read.
         self.on_device = False
         # Names whose every call ``overflow`` sees right after it (a pruned sweep's metric):
@@ -82,10 +85,11 @@ class Buffer:
     def guarded(self) -> bool:
         return type(self.known) is _GuardedNames
 
-    def guard(self, threads: frozenset[int]) -> None:
-        """Send every call of ``threads`` (threads of ended runs) to ``_admit``, which refuses
-        them; names they log first are never admitted, but names the run admitted are."""
-        self.known = _GuardedNames(self.known, threads)
+    def guard(self, loggers: frozenset[object]) -> None:
+        """Send every call of ``loggers`` (threads, by ident, and asyncio tasks of ended runs)
+        to ``_admit``, which refuses them; names they log first are never admitted, but names
+        the run admitted are."""
+        self.known = _GuardedNames(self.known, loggers)
 
     def unguard(self) -> None:
         """Back to the plain check, once no thread of an ended run is left to refuse."""
@@ -93,18 +97,24 @@ class Buffer:
 
 
 class _GuardedNames(dict[str, None]):
-    """A run's admitted names, which a thread of an ended run is never told it knows: its
-    every call then goes to ``_admit``. Costs a Python call per name; used only while such a
-    thread lives (``nbtrack._threads``)."""
+    """A run's admitted names, which a thread or task of an ended run is never told it knows:
+    its every call then goes to ``_admit``. Costs a Python call per name; used only while such
+    a thread or task lives (``nbtrack._threads``)."""
 
-    __slots__ = ("threads",)
+    __slots__ = ("loggers", "tasks")
 
-    def __init__(self, names: dict[str, None], threads: frozenset[int]) -> None:
+    def __init__(self, names: dict[str, None], loggers: frozenset[object]) -> None:
         super().__init__(names)
-        self.threads = threads
+        self.loggers = loggers  # thread idents and tasks
+        self.tasks = any(not isinstance(logger, int) for logger in loggers)
 
     def __contains__(self, name: object) -> bool:
-        return _get_ident() not in self.threads and dict.__contains__(self, name)
+        loggers = self.loggers
+        return (
+            _get_ident() not in loggers
+            and not (self.tasks and current_task() in loggers)
+            and dict.__contains__(self, name)
+        )
 
 
 # The buffer of the running tracked cell, set by nbtrack._registry; None outside one.
@@ -245,20 +255,16 @@ def _admit(buffer: Buffer, values: dict[str, Any]) -> bool:
     tensors, keep device tensors (without their graph) for the sender, reject what is not a
     real number. Replacing values while iterating is safe: the dict's size never changes.
 
-    False: the call comes from a thread of a run that has ended, and is dropped (the run is
-    guarded from now on, so that its later calls come here too)."""
+    False: the call comes from a thread or an asyncio task of a run that has ended, and is
+    dropped (the run is guarded from now on, so that its later calls come here too)."""
     global _tensor_type  # noqa: PLW0603 - a cache of one type object
-    ident = _get_ident()
-    if ident != buffer.owner:
-        if ended_runs.refuse("nbtrack.log"):
-            if not buffer.guarded:
-                buffer.guard(ended_runs.loggers())
-            return False
-        buffer.helpers.add(ident)
+    if not _admit_caller(buffer):
+        return False
     known = buffer.known
     for key, value in values.items():
         if key not in known:
             check_key(key, "metric")
+            _note_task(buffer)
         kind = type(value)
         if kind is _tensor_type or _is_tensor(value):
             _tensor_type = sys.modules["torch"].Tensor
@@ -273,6 +279,29 @@ def _admit(buffer: Buffer, values: dict[str, Any]) -> bool:
             else:
                 known[key] = None
     return True
+
+
+def _admit_caller(buffer: Buffer) -> bool:
+    """False for a thread or task of an ended run (told once, see nbtrack._threads); else True,
+    and a thread other than the cell's is known to log into the run."""
+    ident = _get_ident()
+    other_thread = ident != buffer.owner
+    if (other_thread or ended_runs.has_tasks) and ended_runs.refuse("nbtrack.log"):
+        if not buffer.guarded:
+            buffer.guard(ended_runs.loggers())
+        return False
+    if other_thread:
+        buffer.helpers.add(ident)
+    return True
+
+
+def _note_task(buffer: Buffer) -> None:
+    """A name new to the run: logged by an asyncio task other than the cell's own, that task is
+    known to log into the run (looked for once per new name, not per call)."""
+    if _get_ident() == buffer.owner:
+        task = current_task()
+        if task is not None and task is not buffer.cell_task:
+            buffer.helpers.add(task)
 
 
 def _is_tensor(value: object) -> bool:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from nbtrack import _buffer
 from nbtrack._buffer import Buffer
 from nbtrack._model import Batch, Run
-from nbtrack._threads import ended_runs
+from nbtrack._threads import current_task, ended_runs
 
 __all__ = [
     "Output",
@@ -62,8 +62,9 @@ class TrackedRun:
     # The cell execution (IPython's ExecutionInfo) that started the run: only its end ends the
     # run, not the end of a cell it ran itself. None outside IPython's cell events.
     cell: object = None
-    # The threads alive when the run started: those started later belong to it (_threads).
-    threads_before: frozenset[threading.Thread] = frozenset()
+    # The threads alive and asyncio tasks pending when the run started: those started later
+    # belong to it (_threads).
+    started_before: frozenset[Any] = frozenset()
     # Things to undo when the cell ends (hooks a watched model carries, a patched framework),
     # run last-registered first by ``kernel/cell.end`` while the run is still the active one.
     at_end: list[Callable[[], object]] = field(default_factory=list)
@@ -91,7 +92,9 @@ def activate(tracked: TrackedRun) -> None:
     global _current  # noqa: PLW0603 - the registry is module state by design: one kernel, one active run
     buffer = tracked.buffer
     buffer.owner = threading.get_ident()
-    tracked.threads_before = ended_runs.snapshot()
+    buffer.cell_task = current_task()
+    ended_runs.cell_started()
+    tracked.started_before = ended_runs.snapshot()
     loggers = ended_runs.loggers()
     if loggers:
         buffer.guard(loggers)
@@ -117,7 +120,7 @@ def deactivate(tracked: TrackedRun) -> None:
             return
         _current = None
         _buffer.active = None
-    ended_runs.run_ended(tracked.run.run_name, tracked.threads_before, tracked.buffer.helpers)
+    ended_runs.run_ended(tracked.run.run_name, tracked.started_before, tracked.buffer.helpers)
 
 
 def review_guard(tracked: TrackedRun) -> None:
