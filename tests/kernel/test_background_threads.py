@@ -11,8 +11,35 @@ from helpers.kernels import execute, notebook, text_of
 pytestmark = pytest.mark.kernel
 
 
+# One step of a monitor loop (a thread's or a task's) that logs, counting errors rather than
+# dying of one.
+_MONITOR_STEP = (
+    "        try:\n"
+    "            nbtrack.log(gpu=-1.0)\n"
+    "            nbtrack.log(loss=-1.0)\n"
+    "        except Exception as error:\n"
+    "            errors.append(error)\n"
+    "        count[0] += 1\n"
+)
+
+
 def _values(client: Any, run_id: str, key: str) -> list[float]:
     return [m.value for m in client.get_metric_history(run_id, key)]
+
+
+def _assert_each_run_has_only_its_own(client: Any, experiment: str) -> None:
+    """Run A (50 points of loss 1.0) also has what its thread or task logged while A ran (gpu,
+    and loss -1.0); run B (50 points of loss 2.0) has nothing of it."""
+    exp = client.get_experiment_by_name(experiment)
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    a, b = runs["A"].info.run_id, runs["B"].info.run_id
+    assert {runs["A"].info.status, runs["B"].info.status} == {"FINISHED"}
+    a_loss = _values(client, a, "loss")
+    assert a_loss.count(1.0) == 50
+    assert a_loss.count(-1.0) >= 1
+    assert _values(client, a, "gpu")
+    assert _values(client, b, "loss") == [2.0] * 50
+    assert "gpu" not in runs["B"].data.metrics
 
 
 def test_a_thread_logging_across_two_runs_feeds_only_its_own(store, client):
@@ -24,12 +51,7 @@ def test_a_thread_logging_across_two_runs_feeds_only_its_own(store, client):
         "stop, errors, count = threading.Event(), [], [0]\n"
         "def monitor():\n"
         "    while not stop.is_set():\n"
-        "        try:\n"
-        "            nbtrack.log(gpu=-1.0)\n"
-        "            nbtrack.log(loss=-1.0)\n"
-        "        except Exception as error:\n"
-        "            errors.append(error)\n"
-        "        count[0] += 1\n"
+        f"{_MONITOR_STEP}"
         "        time.sleep(0.002)\n"
         "thread = threading.Thread(target=monitor, name='monitor', daemon=True)\n"
         "thread.start()\n"
@@ -54,16 +76,7 @@ def test_a_thread_logging_across_two_runs_feeds_only_its_own(store, client):
     ]
     assert len(warned) == 1, warned
 
-    exp = client.get_experiment_by_name("threads")
-    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
-    a, b = runs["A"].info.run_id, runs["B"].info.run_id
-    assert {runs["A"].info.status, runs["B"].info.status} == {"FINISHED"}
-    a_loss = _values(client, a, "loss")
-    assert a_loss.count(1.0) == 50
-    assert a_loss.count(-1.0) >= 1  # the thread's points while A ran
-    assert _values(client, a, "gpu")
-    assert _values(client, b, "loss") == [2.0] * 50
-    assert "gpu" not in runs["B"].data.metrics
+    _assert_each_run_has_only_its_own(client, "threads")
 
 
 def test_an_asyncio_task_logging_across_two_runs_feeds_only_its_own(store, client):
@@ -78,12 +91,7 @@ def test_an_asyncio_task_logging_across_two_runs_feeds_only_its_own(store, clien
         "errors, count = [], [0]\n"
         "async def monitor():\n"
         "    while True:\n"
-        "        try:\n"
-        "            nbtrack.log(gpu=-1.0)\n"
-        "            nbtrack.log(loss=-1.0)\n"
-        "        except Exception as error:\n"
-        "            errors.append(error)\n"
-        "        count[0] += 1\n"
+        f"{_MONITOR_STEP}"
         "        await asyncio.sleep(0.002)\n"
         "task = asyncio.ensure_future(monitor())\n"
         "for _ in range(50):\n"
@@ -94,8 +102,7 @@ def test_an_asyncio_task_logging_across_two_runs_feeds_only_its_own(store, clien
         "for _ in range(50):\n"
         "    nbtrack.log(loss=2.0)\n"
         "    await asyncio.sleep(0.002)",
-        "task.cancel()\nprint('errors:', errors)\nprint('warned:', shown)\n"
-        "assert nbtrack.wait(60)",
+        "task.cancel()\nprint('errors:', errors)\nprint('warned:', shown)\nassert nbtrack.wait(60)",
     )
     nb = execute(path)
     assert "errors: []" in text_of(nb.cells[4])
@@ -104,13 +111,4 @@ def test_an_asyncio_task_logging_across_two_runs_feeds_only_its_own(store, clien
     assert "asyncio task 'Task-" in warned
     assert "Cancel or await the task before its cell ends" in warned
 
-    exp = client.get_experiment_by_name("tasks")
-    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
-    a, b = runs["A"].info.run_id, runs["B"].info.run_id
-    assert {runs["A"].info.status, runs["B"].info.status} == {"FINISHED"}
-    a_loss = _values(client, a, "loss")
-    assert a_loss.count(1.0) == 50
-    assert a_loss.count(-1.0) >= 1  # the task's points while A ran
-    assert _values(client, a, "gpu")
-    assert _values(client, b, "loss") == [2.0] * 50
-    assert "gpu" not in runs["B"].data.metrics
+    _assert_each_run_has_only_its_own(client, "tasks")
