@@ -135,8 +135,8 @@ class ThreadsOfEndedRuns:
             self._warned.add(worker)
         if first:
             if isinstance(worker, threading.Thread):
-                started, fix = f"thread {worker.name!r}", "Stop or join the thread (shut a "
-                fix += "thread pool down) before its cell ends."
+                started = f"thread {worker.name!r}"
+                fix = "Stop or join the thread (shut a thread pool down) before its cell ends."
             else:
                 started = f"asyncio task {worker.get_name()!r}"
                 fix = "Cancel or await the task before its cell ends."
@@ -155,10 +155,10 @@ class ThreadsOfEndedRuns:
         a new run must guard against (empty in the usual case)."""
         with self._lock:
             self._prune()
-            return frozenset(
-                worker.ident if isinstance(worker, threading.Thread) else worker
-                for worker in self._logged
-            )
+            threads = {w for w in self._logged if isinstance(w, threading.Thread)}
+            return frozenset(self._logged - threads) | {
+                thread.ident for thread in threads if thread.ident is not None
+            }
 
     def _prune(self) -> None:
         for ident, (thread, _) in list(self._threads.items()):
