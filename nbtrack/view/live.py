@@ -94,7 +94,7 @@ class LiveView:
                 self._timer.cancel()
                 self._timer = None
             self._show(run, final=True, png=not png_later)
-        if png_later:
+        if png_later and run.curves:  # (no curves, no chart: nothing to add)
             threading.Thread(
                 target=self._add_png, args=(run,), name="nbtrack-record-png", daemon=True
             ).start()

@@ -199,6 +199,18 @@ def test_where_nobody_waits_the_end_shows_the_record_at_once_and_adds_its_png_in
     assert len(screen.shown) == drawn + 2  # drawn once more, not again
 
 
+def test_a_run_without_metrics_is_drawn_once_at_its_end(
+    screen: Screen, live: tuple[LiveView, Run]
+) -> None:
+    view, run = live
+    run.status = Status.FINISHED
+    drawn = len(screen.shown)
+    view.finish(run, png_later=True)  # no chart, so no PNG to add afterwards
+    time.sleep(0.2)
+    assert len(screen.shown) == drawn + 1
+    assert screen.last()[RECORD]["run"]["status"] == "FINISHED"
+
+
 def test_redraws_after_the_end_do_not_rasterise_the_same_chart_again(
     screen: Screen, monkeypatch: pytest.MonkeyPatch
 ) -> None:
