@@ -48,16 +48,17 @@ __all__ = [
 _OWN_THREAD_PREFIX = "nbtrack-"
 
 
-def current_task() -> Any:
-    """The asyncio task running in the calling thread, or None (no import: a task exists only
-    where asyncio was imported)."""
+def _asyncio_here() -> Any:
+    """asyncio, where an event loop runs in the calling thread; else None (no import: a task
+    exists only where asyncio was imported)."""
     asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
-        return None
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # no event loop runs in this thread
-        return None
+    return None if asyncio is None or asyncio._get_running_loop() is None else asyncio
+
+
+def current_task() -> Any:
+    """The asyncio task running in the calling thread, or None."""
+    asyncio = _asyncio_here()
+    return None if asyncio is None else asyncio.current_task()
 
 
 class ThreadsOfEndedRuns:
@@ -174,13 +175,8 @@ class ThreadsOfEndedRuns:
 
 def _pending_tasks() -> frozenset[Any]:
     """The tasks of the event loop running in the calling thread (none without one)."""
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
-        return frozenset()
-    try:
-        return frozenset(asyncio.all_tasks())
-    except RuntimeError:  # no event loop runs in this thread
-        return frozenset()
+    asyncio = _asyncio_here()
+    return frozenset() if asyncio is None else frozenset(asyncio.all_tasks())
 
 
 ended_runs = ThreadsOfEndedRuns()
