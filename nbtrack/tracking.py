@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from nbtrack._settings import state_root
@@ -41,6 +41,7 @@ __all__ = [
     "release",
     "resolve_uri",
     "run_experiment",
+    "run_info",
     "when_imported",
     "when_mlflow_imported",
 ]
@@ -269,21 +270,36 @@ def active_experiments(client: Any) -> dict[str, str]:
 
 def create_run(
     client: Any, experiment: str, *, run_name: str | None, start_time: int, tags: dict[str, str]
-) -> str:
-    """Create a run; return its id."""
-    run = client.create_run(experiment, start_time=start_time, tags=tags, run_name=run_name)
-    return str(run.info.run_id)
+) -> dict[str, Any]:
+    """Create a run; return its ``run_info``."""
+    return run_info(
+        client.create_run(experiment, start_time=start_time, tags=tags, run_name=run_name)
+    )
+
+
+def run_info(run: Any) -> dict[str, Any]:
+    """What the store says of ``run`` (its id, experiment, artifact location, user...), as
+    plain JSON values: the sync process hands it to the kernel, which makes the run MLflow's
+    active run from it (``attach``) without asking the store again."""
+    return dict(run.info)
 
 
 # ------------------------------------------------------------------ MLflow's active run (kernel)
 
 
-def attach(run_id: str, tracking_uri: str) -> None:
-    """Make ``run_id`` MLflow's active run in this thread, over any run the user started."""
-    from mlflow import MlflowClient
+def attach(info: dict[str, Any], tags: dict[str, str]) -> None:
+    """Make the run ``info`` describes (``run_info``, as the store created it) MLflow's active
+    run in this thread, over any run the user started.
+
+    Built from what the sync process saw rather than asked of the store: a team's server that
+    went away since the run was created would hold the cell's ``import mlflow`` for minutes,
+    while MLflow's client waits out its HTTP retries. MLflow's own ``mlflow.start_run`` also
+    returns the run as created, not as it is later."""
+    from mlflow.entities import Run, RunData, RunInfo, RunTag
     from mlflow.tracking import fluent
 
-    run = MlflowClient(tracking_uri).get_run(run_id)
+    data = RunData(tags=[RunTag(key, value) for key, value in tags.items()])
+    run = Run(cast("RunInfo", RunInfo.from_dictionary(info)), data)
     # Pushed as it is: mlflow.start_run(run_id=...) would also rewrite the run's status and
     # refuse a run outside the experiment the user set with mlflow.set_experiment().
     fluent._active_run_stack.get().append(fluent.ActiveRun(run))

@@ -36,7 +36,7 @@ from nbtrack.journal.format import (
 from nbtrack.journal.inflight import InFlight
 from nbtrack.journal.preview import Preview
 from nbtrack.journal.store_errors import StoreUnavailable, error_line, keep_rejected, permanent
-from nbtrack.tracking import ExperimentDeletedError, create_run, run_experiment
+from nbtrack.tracking import ExperimentDeletedError, create_run, run_experiment, run_info
 
 __all__ = ["MAX_METRICS_PER_BATCH", "RunUploader"]
 
@@ -48,8 +48,10 @@ MAX_PARAMS_PER_BATCH = MAX_TAGS_PER_BATCH = 100
 _READ_CHUNK = 4 * 1024 * 1024
 _REFUSED_RETRY_S = 30.0  # a run refused for a reason the user can fix: tried again this often
 # What ``<run>.state`` keeps of an upload's progress (read back by __init__).
-_KEPT = ("offset", "skipped_lines", "run_id", "experiment_id", "experiment_name", "start",
-         "last_timestamp_ms", "problem", "created_late")  # fmt: skip
+_KEPT = ("offset", "skipped_lines", "run_id", "experiment_id", "experiment_name", "run_info",
+         "start", "last_timestamp_ms", "problem", "created_late")  # fmt: skip
+# What stays in ``<run>.done`` once the journal is gone: what the kernel learns of the run.
+_DONE_KEPT = ("run_id", "experiment_id", "experiment_name", "run_info")
 
 
 class RunUploader:
@@ -76,6 +78,8 @@ class RunUploader:
         self.run_id: str | None = state.get("run_id")
         self.experiment_id: str | None = state.get("experiment_id")
         self.experiment_name: str | None = state.get("experiment_name")  # for the kernel
+        # The run as the store created it, for the kernel to make it MLflow's active run.
+        self.run_info: dict[str, Any] | None = state.get("run_info")
         self.start: dict[str, Any] | None = state.get("start")
         self.last_timestamp_ms: int | None = state.get("last_timestamp_ms")
         self.problem: str | None = None
@@ -313,7 +317,7 @@ class RunUploader:
             max_results=1,
         )
         if found:
-            self.run_id = str(found[0].info.run_id)
+            self.run_info = run_info(found[0])
         else:
             tags = {**start.tags, "nbtrack.spool_key": self.key}
             parent = start.parent and self.parents and self.parents(start.parent)
@@ -321,7 +325,7 @@ class RunUploader:
                 tags["mlflow.parentRunId"] = parent
             if self.created_late:
                 tags["nbtrack.offline"] = "true"
-            self.run_id = self._store(
+            self.run_info = self._store(
                 create_run,
                 self.client,
                 experiment,
@@ -329,6 +333,7 @@ class RunUploader:
                 start_time=start.start_time,
                 tags=tags,
             )
+        self.run_id = str(self.run_info["run_id"])
         self.experiment_id, self.experiment_name = experiment, name
         self.problem = None
         self._ack(self.offset)
@@ -393,7 +398,7 @@ class RunUploader:
         try:
             write_json_atomic(
                 self.spool.with_suffix(".done"),
-                {key: getattr(self, key) for key in ("run_id", "experiment_id", "experiment_name")},
+                {key: getattr(self, key) for key in _DONE_KEPT},
             )
         except OSError as error:  # the kernel learnt the run's id from the state file
             log.warning("journal %s: cannot leave its .done note: %s", self.key, error)

@@ -42,6 +42,7 @@ class Progress:
     run_id: str | None
     experiment_id: str | None
     experiment_name: str | None  # as the store has it (the run may name only its id)
+    run_info: dict[str, Any] | None  # the run as the store created it (tracking.run_info)
     acknowledged: int  # bytes of the journal the store has
     size: int  # bytes of the journal written so far
     problem: str | None  # why the store refused the run for good, if it did
@@ -88,6 +89,7 @@ class Journal:
         self._run_id: str | None = None
         self._experiment_id: str | None = None
         self._experiment_name: str | None = None
+        self._run_info: dict[str, Any] | None = None
         session.wake()
 
     # ------------------------------------------------------------------ written by the kernel
@@ -200,12 +202,14 @@ class Journal:
         self._run_id = state.get("run_id") or self._run_id
         self._experiment_id = state.get("experiment_id") or self._experiment_id
         self._experiment_name = state.get("experiment_name") or self._experiment_name
+        self._run_info = state.get("run_info") or self._run_info
         synced = bool(done) or (self._ended and not self.path.exists())
         return Progress(
             synced=synced,
             run_id=self._run_id,
             experiment_id=self._experiment_id,
             experiment_name=self._experiment_name,
+            run_info=self._run_info,
             acknowledged=int(state.get("offset", 0)),
             size=self._size,
             problem=state.get("problem"),

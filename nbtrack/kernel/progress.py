@@ -35,15 +35,16 @@ def follow_mlflow(tracked: TrackedRun) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # MLflow's active run is per thread; the cell runs in the main one
         run_id = tracked.journal.wait_for_run_id(_ATTACH_WAIT_S)
-        if run_id is None:
+        progress = tracked.journal.progress()
+        # (A run id without the run's info: a sync process of an older nbtrack made the run.)
+        if run_id is None or progress.run_info is None:
             show_notice(
                 "nbtrack: the tracking store did not create this run in time, so mlflow "
                 "calls in this cell do not land in it (nbtrack.log still does)."
             )
             return
-        progress = tracked.journal.progress()
         learn_identity(tracked.run, run_id, progress.experiment_id, progress.experiment_name)
-        tracking.attach(run_id, tracked.run.tracking_uri)
+        tracking.attach(progress.run_info, tracked.run.tags)
         tracked.mlflow_attached = True
         # From now on MLflow's own logging calls for this run (a framework's logger, autolog)
         # take nbtrack's fast path into the same run.

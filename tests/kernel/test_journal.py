@@ -277,6 +277,48 @@ def test_store_down_at_start_then_back(server_store, tmp_path):
 
 
 @pytest.mark.server
+def test_mlflow_imported_after_the_store_went_away_holds_up_no_cell(server_store, tmp_path):
+    # MLflow imported in a tracked cell makes the run MLflow's active run. That looked the run
+    # up in the store: with the team's server gone since the run was created, the import
+    # waited out MLflow's HTTP retries, minutes. The sync process now hands the kernel the run
+    # as the store created it, and MLflow's calls in the cell go to the journal as usual.
+    proxy = server_store
+    go = tmp_path / "store-is-down"
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.run("import nbtrack, os, time")
+        msg_id = kernel.submit(
+            "%%track -e away -n attached\nnbtrack.log(loss=1.0)\n"
+            "deadline = time.monotonic() + 60\n"
+            "while nbtrack.active_run().run_id is None and time.monotonic() < deadline:\n"
+            "    time.sleep(0.05)\n"
+            "print('created:', nbtrack.active_run().run_id, flush=True)\n"
+            f"while not os.path.exists({str(go)!r}):\n"
+            "    time.sleep(0.05)\n"
+            "started = time.monotonic()\n"
+            "import mlflow\n"
+            "run = mlflow.active_run()\n"
+            "print('same run:', run.info.run_id == nbtrack.active_run().run_id)\n"
+            "print('artifacts at:', run.info.artifact_uri)\n"
+            "mlflow.log_metric('direct', 2.0)\n"
+            "print('import took', round(time.monotonic() - started, 1), 's')"
+        )
+        kernel.wait_for_output(msg_id, "created:")
+        proxy.down()
+        go.touch()
+        reply = kernel.wait_reply(msg_id, timeout=60)
+        shown = str(kernel.outputs(msg_id))
+        assert reply["status"] == "ok", shown
+        assert "same run: True" in shown
+        run = _store_back_then_run(proxy, kernel, "away")
+    finally:
+        kernel.shutdown()
+    assert f"artifacts at: {run.info.artifact_uri}" in shown
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics == {"loss": 1.0, "direct": 2.0}
+
+
+@pytest.mark.server
 def test_store_outage_during_run_and_interrupt_while_cell_waits(
     server_store, tmp_path, monkeypatch
 ):
