@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.abc
-import importlib.machinery
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
@@ -42,8 +40,6 @@ __all__ = [
     "resolve_uri",
     "run_experiment",
     "run_info",
-    "when_imported",
-    "when_mlflow_imported",
 ]
 
 # Experiments nbtrack creates open in MLflow's model-training view (MLflow 3 opens experiments
@@ -272,9 +268,8 @@ def create_run(
     client: Any, experiment: str, *, run_name: str | None, start_time: int, tags: dict[str, str]
 ) -> dict[str, Any]:
     """Create a run; return its ``run_info``."""
-    return run_info(
-        client.create_run(experiment, start_time=start_time, tags=tags, run_name=run_name)
-    )
+    run = client.create_run(experiment, start_time=start_time, tags=tags, run_name=run_name)
+    return run_info(run)
 
 
 def run_info(run: Any) -> dict[str, Any]:
@@ -346,65 +341,3 @@ def release(run_id: str) -> None:
         fluent._last_active_run_id.set(run_id)
     if os.environ.get("MLFLOW_RUN_ID") == run_id:
         del os.environ["MLFLOW_RUN_ID"]
-
-
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Calls ``callback`` once module ``name`` has been imported for the first time.
-
-    Looking the module up without importing it (``importlib.util.find_spec``, as Lightning and
-    Transformers do to see whether MLflow is installed) does not count: the watch stays until
-    the module is really executed.
-    """
-
-    def __init__(self, name: str, callback: Callable[[ModuleType], None]) -> None:
-        self.name = name
-        self.callback = callback
-
-    def find_spec(
-        self, fullname: str, path: Any = None, _target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != self.name:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or spec.loader is None:
-            return spec
-        loader = spec.loader
-        watch = self
-
-        class _Loader(importlib.abc.Loader):
-            def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-                return loader.create_module(spec)
-
-            def exec_module(self, module: ModuleType) -> None:
-                remove_import_watch(watch)
-                loader.exec_module(module)
-                watch.callback(module)
-
-        spec.loader = _Loader()
-        return spec
-
-
-_watch_lock = threading.Lock()
-
-
-def when_mlflow_imported(callback: Callable[[ModuleType], None]) -> object:
-    """Call ``callback`` right after ``import mlflow`` first runs in this process (or at once
-    if it ran already). Returns a handle for ``remove_import_watch``."""
-    return when_imported("mlflow", callback)
-
-
-def when_imported(name: str, callback: Callable[[ModuleType], None]) -> object:
-    """Call ``callback`` right after module ``name`` is first imported in this process (or at
-    once if it was already). Returns a handle for ``remove_import_watch`` (None if called)."""
-    if name in sys.modules:
-        callback(sys.modules[name])
-        return None
-    watch = _AfterImport(name, callback)
-    with _watch_lock:
-        sys.meta_path.insert(0, watch)
-    return watch
-
-
-def remove_import_watch(watch: object) -> None:
-    with _watch_lock, contextlib.suppress(ValueError):
-        sys.meta_path.remove(watch)  # type: ignore[arg-type]

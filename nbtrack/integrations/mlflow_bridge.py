@@ -32,7 +32,8 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from nbtrack import _api, _buffer, _registry, tracking
+from nbtrack import _api, _buffer, _registry
+from nbtrack._import_watch import when_imported
 from nbtrack._model import MAX_TAG_VALUE_LENGTH, check_key
 from nbtrack._redact import stored_value
 from nbtrack._registry import TrackedRun
@@ -289,7 +290,7 @@ def watch_frameworks() -> None:
         return
     _frameworks_watched = True
     for module in ("lightning.pytorch.loggers.mlflow", "pytorch_lightning.loggers.mlflow"):
-        tracking.when_imported(module, _join_mlflow_logger)
+        when_imported(module, _join_mlflow_logger)
 
 
 def _join_mlflow_logger(module: Any) -> None:

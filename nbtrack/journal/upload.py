@@ -50,8 +50,6 @@ _REFUSED_RETRY_S = 30.0  # a run refused for a reason the user can fix: tried ag
 # What ``<run>.state`` keeps of an upload's progress (read back by __init__).
 _KEPT = ("offset", "skipped_lines", "run_id", "experiment_id", "experiment_name", "run_info",
          "start", "last_timestamp_ms", "problem", "created_late")  # fmt: skip
-# What stays in ``<run>.done`` once the journal is gone: what the kernel learns of the run.
-_DONE_KEPT = ("run_id", "experiment_id", "experiment_name", "run_info")
 
 
 class RunUploader:
@@ -70,16 +68,14 @@ class RunUploader:
         self.client = client
         # How many log_batch requests to keep in flight, learnt per store (shared by its runs).
         self.inflight = inflight or InFlight()
-        # name -> id, shared by the uploaders of one store
-        self.experiments = experiments
+        self.experiments = experiments  # name -> id, shared by the uploaders of one store
         self.state_path = spool.with_suffix(STATE_SUFFIX)
         state = read_json(self.state_path) or {}
         self.offset: int = int(state.get("offset", 0))
         self.run_id: str | None = state.get("run_id")
         self.experiment_id: str | None = state.get("experiment_id")
         self.experiment_name: str | None = state.get("experiment_name")  # for the kernel
-        # The run as the store created it, for the kernel to make it MLflow's active run.
-        self.run_info: dict[str, Any] | None = state.get("run_info")
+        self.run_info: dict[str, Any] | None = state.get("run_info")  # for tracking.attach
         self.start: dict[str, Any] | None = state.get("start")
         self.last_timestamp_ms: int | None = state.get("last_timestamp_ms")
         self.problem: str | None = None
@@ -398,7 +394,7 @@ class RunUploader:
         try:
             write_json_atomic(
                 self.spool.with_suffix(".done"),
-                {key: getattr(self, key) for key in _DONE_KEPT},
+                {key: getattr(self, key) for key in ("run_id", "experiment_id", "experiment_name")},
             )
         except OSError as error:  # the kernel learnt the run's id from the state file
             log.warning("journal %s: cannot leave its .done note: %s", self.key, error)

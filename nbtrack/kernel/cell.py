@@ -23,6 +23,7 @@ from typing import Any
 
 from nbtrack import _registry, _sender, tracking
 from nbtrack._buffer import Buffer
+from nbtrack._import_watch import remove_import_watch
 from nbtrack._interrupts import HeldInterrupts, interrupts_deferred
 from nbtrack._model import Run, RunFailure, Status, value_text
 from nbtrack._redact import redact_text
@@ -248,7 +249,7 @@ def _close(
     _registry.deactivate(tracked)
     _finish(tracked, error, status)
     if tracked.import_watch is not None:
-        tracking.remove_import_watch(tracked.import_watch)
+        remove_import_watch(tracked.import_watch)
     if tracked.mlflow_attached and run.run_id is not None:
         tracking.release(run.run_id)
     headless_wait = end_wait()  # 0 where a person watches (or NBTRACK_END_WAIT=0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 
 from nbtrack import tracking
+from nbtrack._import_watch import when_imported
 from nbtrack._model import Batch, Run
 from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack._registry import TrackedRun
@@ -50,7 +51,7 @@ def follow_mlflow(tracked: TrackedRun) -> None:
         # take nbtrack's fast path into the same run.
         mlflow_bridge.install()
 
-    tracked.import_watch = tracking.when_mlflow_imported(attach)
+    tracked.import_watch = when_imported("mlflow", attach)
     # Lightning's MLFlowLogger, created in the cell, joins the run instead of making its own.
     mlflow_bridge.watch_frameworks()
 

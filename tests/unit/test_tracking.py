@@ -97,7 +97,7 @@ def test_an_import_watch_fires_on_the_import_after_a_mere_lookup(
     import importlib.util
     import sys
 
-    from nbtrack.tracking import remove_import_watch, when_imported
+    from nbtrack._import_watch import remove_import_watch, when_imported
 
     (tmp_path / "nbtrack_probe_module.py").write_text("VALUE = 42\n")
     monkeypatch.syspath_prepend(str(tmp_path))
