@@ -69,8 +69,8 @@ class Curve:
         values: Sequence[float],
         seconds: Sequence[float] | None = None,
     ) -> None:
-        """Append points (already in step order for this metric), logged at ``seconds`` (unix
-        time of each point; NaN, i.e. unknown, when not given)."""
+        """Append points in the order they were logged, at ``seconds`` (unix time of each point;
+        NaN, i.e. unknown, when not given)."""
         import numpy as np
 
         n = len(values)
@@ -94,8 +94,11 @@ class Curve:
         )
         self._size = end
         self.count += n
-        self.last = float(new_values[-1])
-        self.last_step = float(new_steps[-1])
+        # "Last" as MLflow has it (its run page, search_runs): the value at the highest step, of
+        # equal steps the one logged later; steps may come out of order (an evaluation redone).
+        top = n - 1 - int(new_steps[::-1].argmax())
+        if new_steps[top] >= self.last_step:
+            self.last, self.last_step = float(new_values[top]), float(new_steps[top])
         finite = np.isfinite(new_values)
         n_finite = int(finite.sum())
         self.nonfinite += n - n_finite

@@ -238,6 +238,21 @@ def test_running_run_has_no_end_and_still_validates() -> None:
     assert "42 points" in bundle["text/plain"]
 
 
+def test_last_is_the_value_at_the_highest_step_as_in_mlflow() -> None:
+    # Steps logged out of order (an evaluation redone for an earlier epoch) made the record's
+    # "last" the point logged last, while MLflow's run page and nbtrack.runs() for runs without
+    # a record show MLflow's latest value: the one at the highest step, the later of equal ones.
+    curve = Curve()
+    curve.extend([0, 3, 1], [1.0, 0.5, 0.25])
+    assert (curve.last, curve.last_step) == (0.5, 3)
+    curve.extend([2], [0.1])
+    assert (curve.last, curve.last_step) == (0.5, 3)
+    curve.extend([3, 2], [0.4, 0.3])
+    assert (curve.last, curve.last_step) == (0.4, 3)
+    record = parse_record(_record(build_bundle(_source(curves={"loss": curve}))))
+    assert (record["metrics"]["loss"]["last"], record["metrics"]["loss"]["last_step"]) == (0.4, 3)
+
+
 def test_non_finite_values_are_kept_as_strings_and_marked() -> None:
     values = np.linspace(2.0, 0.5, 100)
     values[60:] = np.nan
