@@ -89,9 +89,14 @@ def import_mlflow() -> ModuleType:
 
 
 def _imported_mlflow() -> ModuleType | None:
-    """``mlflow`` if it was imported, None while a thread of nbtrack is still importing it."""
+    """``mlflow`` if it was imported, None while a thread is still importing it: nbtrack's,
+    under the lock, or the user's own ``import mlflow`` in a cell, which takes no lock of
+    nbtrack's while its half-made module sits in ``sys.modules`` (importlib's own mark says so,
+    the one behind Python's "partially initialized module" errors)."""
     mlflow = sys.modules.get("mlflow")
-    if mlflow is None or not _mlflow_import_lock.acquire(blocking=False):
+    if mlflow is None or getattr(mlflow.__spec__, "_initializing", False):
+        return None
+    if not _mlflow_import_lock.acquire(blocking=False):
         return None
     _mlflow_import_lock.release()
     return mlflow
@@ -273,16 +278,16 @@ def create_run(
 
 
 def run_info(run: Any) -> dict[str, Any]:
-    """What the store says of ``run`` (its id, experiment, artifact location, user...), as
-    plain JSON values: the sync process hands it to the kernel, which makes the run MLflow's
-    active run from it (``attach``) without asking the store again."""
-    return dict(run.info)
+    """MLflow's ``run`` as the store returned it (id, experiment, artifact location, user...,
+    and ``tags``), as plain JSON values: the sync process hands it to the kernel, which makes
+    the run MLflow's active run from it (``attach``) without asking the store again."""
+    return {**dict(run.info), "tags": dict(run.data.tags)}
 
 
 # ------------------------------------------------------------------ MLflow's active run (kernel)
 
 
-def attach(info: dict[str, Any], tags: dict[str, str]) -> None:
+def attach(info: dict[str, Any]) -> None:
     """Make the run ``info`` describes (``run_info``, as the store created it) MLflow's active
     run in this thread, over any run the user started.
 
@@ -293,7 +298,7 @@ def attach(info: dict[str, Any], tags: dict[str, str]) -> None:
     from mlflow.entities import Run, RunData, RunInfo, RunTag
     from mlflow.tracking import fluent
 
-    data = RunData(tags=[RunTag(key, value) for key, value in tags.items()])
+    data = RunData(tags=[RunTag(key, value) for key, value in info.get("tags", {}).items()])
     run = Run(cast("RunInfo", RunInfo.from_dictionary(info)), data)
     # Pushed as it is: mlflow.start_run(run_id=...) would also rewrite the run's status and
     # refuse a run outside the experiment the user set with mlflow.set_experiment().
@@ -321,7 +326,7 @@ def chosen_experiment() -> tuple[str | None, str | None]:
 
 def active_mlflow_run_id() -> str | None:
     """The run the user started with ``mlflow.start_run()`` and left open, if any."""
-    mlflow = sys.modules.get("mlflow")
+    mlflow = _imported_mlflow()
     if mlflow is None:
         return None
     run = mlflow.active_run()

@@ -45,7 +45,7 @@ def follow_mlflow(tracked: TrackedRun) -> None:
             )
             return
         learn_identity(tracked.run, run_id, progress.experiment_id, progress.experiment_name)
-        tracking.attach(progress.run_info, tracked.run.tags)
+        tracking.attach(progress.run_info)
         tracked.mlflow_attached = True
         # From now on MLflow's own logging calls for this run (a framework's logger, autolog)
         # take nbtrack's fast path into the same run.

@@ -300,6 +300,7 @@ def test_mlflow_imported_after_the_store_went_away_holds_up_no_cell(server_store
             "run = mlflow.active_run()\n"
             "print('same run:', run.info.run_id == nbtrack.active_run().run_id)\n"
             "print('artifacts at:', run.info.artifact_uri)\n"
+            "print('named:', run.data.tags.get('mlflow.runName'))\n"
             "mlflow.log_metric('direct', 2.0)\n"
             "print('import took', round(time.monotonic() - started, 1), 's')"
         )
@@ -313,7 +314,10 @@ def test_mlflow_imported_after_the_store_went_away_holds_up_no_cell(server_store
         run = _store_back_then_run(proxy, kernel, "away")
     finally:
         kernel.shutdown()
+    # MLflow's run as the store returned it when creating it, its own tags included.
     assert f"artifacts at: {run.info.artifact_uri}" in shown
+    assert "named: attached" in shown
+    assert "NbtrackWarning" not in shown  # the sender read MLflow while the cell imported it
     assert run.info.status == "FINISHED"
     assert run.data.metrics == {"loss": 1.0, "direct": 2.0}
 

@@ -161,6 +161,46 @@ def test_mlflow_is_imported_once_whatever_the_threads(tmp_path: Path) -> None:
     assert done.stdout.strip() == "[]", done.stdout + done.stderr[-2000:]
 
 
+# The user's own `import mlflow` (in a tracked cell) takes no lock of nbtrack's, and for the
+# second or so it runs, sys.modules holds a half-made mlflow, while nbtrack's sender thread
+# resolves the store at each wake: "partially initialized module 'mlflow' has no attribute
+# 'get_tracking_uri'", shown under the cell as a warning that the sender skipped an update.
+_USER_IMPORT = """
+import threading
+from pathlib import Path
+from nbtrack import tracking
+errors, importing = [], True
+def resolving():
+    while importing:
+        try:
+            tracking.resolve_uri(None, Path.cwd())
+        except BaseException as error:
+            errors.append(repr(error))
+            return
+thread = threading.Thread(target=resolving)
+thread.start()
+import mlflow
+importing = False
+thread.join()
+print(errors, tracking.resolve_uri(None, Path.cwd()) == mlflow.get_tracking_uri())
+"""
+
+
+def test_the_store_resolves_while_the_user_imports_mlflow_in_another_thread(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _USER_IMPORT],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "[] True", done.stdout + done.stderr[-2000:]
+
+
 def test_a_run_goes_to_the_experiment_chosen_by_id_where_the_store_has_it(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
