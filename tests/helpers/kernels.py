@@ -79,7 +79,19 @@ def execute(path: Path, allow_errors: bool = False, timeout: int = 300) -> Any:
         else:
             os.environ["NBTRACK_NOTEBOOK"] = previous
         nbformat.write(nb, path)
+    _no_part_of_nbtrack_failed(nb)
     return nb
+
+
+# What nbtrack's sender thread and live view say when an exception stopped one of their
+# updates (nbtrack/_sender.py). Never expected: every notebook a test runs is checked for it.
+_UPDATE_FAILED = "failed and skips this update"
+
+
+def _no_part_of_nbtrack_failed(nb: Any) -> None:
+    for index, cell in enumerate(nb.cells):
+        said = text_of(cell) if cell.cell_type == "code" else ""
+        assert _UPDATE_FAILED not in said, f"cell {index}: {said[-2000:]}"
 
 
 def outputs_of(cell: Any, kind: str | None = None) -> list[Any]:
