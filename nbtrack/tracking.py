@@ -298,7 +298,7 @@ def attach(info: dict[str, Any]) -> None:
     from mlflow.entities import Run, RunData, RunInfo, RunTag
     from mlflow.tracking import fluent
 
-    data = RunData(tags=[RunTag(key, value) for key, value in info.get("tags", {}).items()])
+    data = RunData(tags=[RunTag(key, value) for key, value in info["tags"].items()])
     run = Run(cast("RunInfo", RunInfo.from_dictionary(info)), data)
     # Pushed as it is: mlflow.start_run(run_id=...) would also rewrite the run's status and
     # refuse a run outside the experiment the user set with mlflow.set_experiment().
