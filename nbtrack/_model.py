@@ -9,12 +9,14 @@ minutes later.
 from __future__ import annotations
 
 import enum
+import math
+import numbers
 import posixpath
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from array import array
@@ -199,3 +201,58 @@ def value_text(value: object, limit: int = MAX_PARAM_VALUE_LENGTH) -> str:
     if len(text) > limit:
         text = text[: limit - len(_TRUNCATION_MARKER)] + _TRUNCATION_MARKER
     return text
+
+
+def metric_value(key: str, value: Any) -> float:
+    """A real number (int, bool, numpy scalar, Fraction, Decimal...) as the float64 MLflow
+    stores; anything else is refused with a message naming the metric."""
+    kind = type(value)
+    real = (
+        isinstance(value, numbers.Real)
+        # Decimal is a real number that the numbers module does not register as one.
+        or (kind.__module__ == "decimal" and kind.__name__ == "Decimal")
+        or (kind.__module__ == "numpy" and getattr(value, "ndim", 1) == 0
+            and value.dtype.kind in "biuf")
+    )  # fmt: skip
+    if not real:
+        msg = (
+            f"metric {key!r} must be a number, got {kind.__name__} {value!r:.80}. "
+            "Pass a float, an int, a numpy scalar or a one-element tensor."
+        )
+        raise TypeError(msg)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    except ValueError:  # a signalling NaN Decimal
+        number = math.nan
+    if math.isinf(number) and value != number:
+        # A finite number beyond float64's range (about 1.8e308: a huge int, Fraction or
+        # Decimal, a numpy longdouble) would otherwise be stored as inf, a value it never had.
+        raise ValueError(_too_large(key, value))
+    return number
+
+
+def _too_large(key: str, value: Any) -> str:
+    if isinstance(value, numbers.Rational):
+        # (str() of a huge int is refused past 4300 digits; its bit length is not.)
+        digits = int(int(abs(math.trunc(value))).bit_length() * math.log10(2)) + 1
+        size = f"this value has about {digits} digits"
+    else:
+        size = f"got {value!r:.60}"
+    return (
+        f"metric {key!r} is too large to store: MLflow keeps metrics as float64, up to about "
+        f"1.8e308, and {size}"
+    )
+
+
+def checked_step(step: object) -> int:
+    """A step as the int64 MLflow stores; anything else is refused with the range it takes."""
+    if (
+        isinstance(step, bool)
+        or not isinstance(step, numbers.Integral)
+        or not 0 <= int(step) <= MAX_STEP
+    ):
+        msg = f"step must be an integer from 0 to 2**63 - 1 (MLflow's int64), got {step!r}"
+        raise TypeError(msg)
+    return int(step)

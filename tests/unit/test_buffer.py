@@ -109,6 +109,73 @@ def test_the_callers_dict_may_change_after_the_call(tracked: TrackedRun) -> None
     assert logged(tracked) == {"loss": [(0, 1.0), (1, 2.0)]}
 
 
+class _Holder:
+    def __init__(self) -> None:
+        self.metrics = {"loss": 1.0}
+
+
+def _generator_kept() -> Iterator[dict[str, float]]:
+    metrics = {"loss": 1.0}
+    while True:
+        yield metrics
+
+
+def _kept_ways() -> Iterator[tuple[str, Any, Any]]:
+    """A dict the caller still reaches after the call, each way a notebook keeps one: how to
+    log it, and how to change it afterwards."""
+    local = {"loss": 1.0}
+    yield "a variable", lambda: nbtrack.log(local), lambda: local.update(loss=9.0)
+    holder = _Holder()
+    yield (
+        "an attribute",
+        lambda: nbtrack.log(holder.metrics),
+        lambda: holder.metrics.update(loss=9.0),
+    )
+    rows = [{"loss": 1.0}]
+    yield "a list", lambda: nbtrack.log(rows[0]), lambda: rows[0].update(loss=9.0)
+    yield "*args", lambda: nbtrack.log(*rows), lambda: rows[0].update(loss=9.0)
+    gen = _generator_kept()
+    first = next(gen)
+    yield "a generator", lambda: nbtrack.log(next(gen)), lambda: first.update(loss=9.0)
+    yield "globals", lambda: nbtrack.log(_SHARED), lambda: _SHARED.update(loss=9.0)
+
+
+_SHARED = {"loss": 1.0}
+
+
+@pytest.mark.parametrize("way", [way for way, _, _ in _kept_ways()])
+def test_a_dict_the_caller_keeps_is_copied_wherever_it_is_kept(
+    tracked: TrackedRun, way: str
+) -> None:
+    _SHARED["loss"] = 1.0
+    _, log, change = next(kept for kept in _kept_ways() if kept[0] == way)
+    log()
+    change()
+    assert logged(tracked) == {"loss": [(0, 1.0)]}
+
+
+@pytest.mark.skipif(_buffer._UNSHARED < 0, reason="reference counts are not exact here")
+def test_a_dict_built_for_the_call_is_kept_without_a_copy(tracked: TrackedRun) -> None:
+    # Only the call holds it, so no one can change it later; keeping it saves the copy.
+    built: list[int] = []
+
+    def fresh(loss: float) -> dict[str, Any]:
+        metrics = {"loss": loss, "lr": 0.1}
+        built.append(id(metrics))
+        return metrics
+
+    nbtrack.log(fresh(1.0))
+    nbtrack.log(fresh(2.0), step=5)
+    nbtrack.log({"loss": torch.tensor(3.0), "lr": 0.1})  # a literal: read in place
+    kept = [values for _, _, values in tracked.buffer.calls]
+    assert [id(values) for values in kept[:2]] == built  # alive, so ids are not reused
+    assert kept == [{"loss": 1.0, "lr": 0.1}, {"loss": 2.0, "lr": 0.1}, {"loss": 3.0, "lr": 0.1}]
+    assert logged(tracked) == {
+        "loss": [(0, 1.0), (5, 2.0), (6, 3.0)],
+        "lr": [(0, 0.1), (5, 0.1), (6, 0.1)],
+    }
+
+
 def test_a_long_loop_keeps_order_and_times(tracked: TrackedRun) -> None:
     for i in range(3000):
         nbtrack.log(loss=float(i), lr=0.1)
