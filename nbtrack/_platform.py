@@ -157,6 +157,10 @@ class IdleCpu:
     def __init__(self) -> None:
         self._last = self._idle_seconds()
 
+    def restart(self) -> None:
+        """Let the next reading cover only the time from now."""
+        self._last = self._idle_seconds()
+
     @staticmethod
     def _idle_seconds() -> tuple[float, float] | None:
         try:

@@ -23,7 +23,6 @@ __all__ = ["ChildUploads"]
 log = logging.getLogger("nbtrack.sync")
 
 _READ_CHUNK = 4 * 1024 * 1024
-_MAX_METRICS_PER_BATCH = 1000
 
 
 class _Run(Protocol):
@@ -50,9 +49,10 @@ class ChildUploads:
         """Lines of the run's other processes skipped so far (torn, or not in the format)."""
         return sum(self._skipped_in(path) for path in child_journals(self.spool))
 
-    def step(self, run: _Run, max_points: int | None = None) -> tuple[bool, int]:
-        """Upload what is new in each child journal, or about ``max_points`` of it (whole lines).
-        Returns (whether anything was uploaded, points sent)."""
+    def step(self, run: _Run, batch: int, max_points: int | None = None) -> tuple[bool, int]:
+        """Upload what is new in each child journal, or about ``max_points`` of it (whole lines),
+        in ``log_batch`` calls of about ``batch`` points. Returns (whether anything was uploaded,
+        points sent)."""
         progressed = False
         sent = 0
         for path in child_journals(self.spool):
@@ -69,7 +69,7 @@ class ChildUploads:
                     continue
                 if kind == "b":
                     metrics.extend(content)
-                    if len(metrics) < _MAX_METRICS_PER_BATCH:
+                    if len(metrics) < batch:
                         offset = end_offset
                         continue
                 elif kind in ("child", "g"):

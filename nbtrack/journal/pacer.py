@@ -14,8 +14,8 @@ core, and even a core the loop does not use is not free: they share caches and m
   counts as idle, it is its to keep), from a whole core down to a floor of 5 %. A machine with
   several idle cores (a single-threaded loop on 4 or more) uploads as fast as the loop logs, and
   the cell's end finds nothing left to do; a small or busy one (a 2-core laptop, a loop that
-  uses every core) gives the upload 5 % of a core, the loop comes first, and the rest uploads at
-  full speed when the cell ends.
+  uses every core) gives the upload 5 % of a core (averaged over its pieces: ``PIECE_POINTS``),
+  the loop comes first, and the rest uploads at full speed when the cell ends.
 - ``NBTRACK_SYNC_CPU_SHARE``: a fixed share of a core instead (1: no pacing).
 
 Only CPU time counts: a piece that waits on a slow remote store costs the machine nothing, so
@@ -30,7 +30,7 @@ import time
 
 from nbtrack._platform import IdleCpu
 
-__all__ = ["FLOOR_SHARE", "LAG_TARGET_S", "RESERVE_CORES", "Pacer"]
+__all__ = ["FLOOR_SHARE", "LAG_TARGET_S", "PIECE_POINTS", "RESERVE_CORES", "Pacer"]
 
 # A teammate watching the MLflow UI sees a running run's newest metrics within this many
 # seconds of `log` (bench_server.py measures it: 1-2 s into SQLite or a server, one kernel).
@@ -40,8 +40,14 @@ FLOOR_SHARE = 0.05
 # Idle CPU left to the loop's neighbours (the kernel's sender thread, the notebook server,
 # caches and memory shared with the loop's core) before the upload takes any beyond the floor.
 RESERVE_CORES = 1.0
-# What a cell's first paced piece is assumed to cost (~1000 points into SQLite): a cell's
-# upload starts after the rest this earns (0.95 s at a 5 % share, none at a whole core).
+# About how many points one paced piece uploads: ~25 ms of MLflow's work into SQLite (~100 µs
+# a point in batches of 250 or more), so that the rests between pieces stay under a second at
+# the floor and a cell of a few seconds keeps to its share too (pieces of 1000 points cost
+# 0.1-0.4 s). A piece is whole journal lines, though, one per sender flush: a loop logging
+# thousands of points a second writes lines of more, and its pieces are a line each.
+PIECE_POINTS = 250
+# A cell's upload starts after this much rest (0.95 s at a 5 % share, none at a whole core):
+# by then the machine was read once with the cell's loop running.
 _FIRST_PIECE_CPU_S = 0.05
 # How often the idle CPU is measured, and how much each reading moves the share.
 _MEASURE_EVERY_S = 1.0
@@ -58,7 +64,9 @@ class Pacer:
         self._idle = idle if idle is not None or share is not None else IdleCpu()
         self._own_cpu = time.process_time()
         self._measured_at = time.monotonic()
-        self._share = 1.0
+        # None until the machine was first read: until then the loop comes first (the floor),
+        # and the first reading counts whole instead of being smoothed from a guess.
+        self._share: float | None = None
 
     @property
     def share(self) -> float:
@@ -67,7 +75,7 @@ class Pacer:
         now = time.monotonic()
         if now - self._measured_at >= _MEASURE_EVERY_S:
             self._measure(now)
-        return self._share
+        return FLOOR_SHARE if self._share is None else self._share
 
     def _measure(self, now: float) -> None:
         own = time.process_time()
@@ -78,7 +86,10 @@ class Pacer:
             self._share = FLOOR_SHARE
             return
         spare = min(1.0, max(FLOOR_SHARE, idle + own_cores - RESERVE_CORES))
-        self._share += _SMOOTHING * (spare - self._share)
+        if self._share is None:
+            self._share = spare
+        else:
+            self._share += _SMOOTHING * (spare - self._share)
 
     def ready(self) -> bool:
         return time.monotonic() >= self.resume_at
@@ -86,8 +97,17 @@ class Pacer:
     def hold(self) -> None:
         """Rest before a newly running cell's first piece as after any other: otherwise every
         cell starts with a piece at full speed, which for cells of a few seconds alone came to
-        more than the share (bench_loop: 12.7 % of a core at a 5 % share)."""
-        self.resume_at = max(self.resume_at, time.monotonic() + self._rest(_FIRST_PIECE_CPU_S))
+        more than the share (bench_loop: 12.7 % of a core at a 5 % share).
+
+        The measurement starts afresh here too: a reading that spanned the quiet time since
+        the last cell would find the machine idle and hand the new cell's first seconds a
+        whole core (with a share that started at a whole core, it made bench_loop's upload take
+        17-24 % of a core on 2 cores; 12 % without, the rest from pieces of a whole line)."""
+        now = time.monotonic()
+        self._own_cpu, self._measured_at = time.process_time(), now
+        if self._idle is not None:
+            self._idle.restart()
+        self.resume_at = max(self.resume_at, now + self._rest(_FIRST_PIECE_CPU_S))
 
     def spent(self, cpu_s: float) -> None:
         self.resume_at = time.monotonic() + self._rest(cpu_s)

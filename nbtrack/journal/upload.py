@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -84,11 +85,9 @@ class RunUploader:
         self.created_late = bool(state.get("created_late"))
         self.retry_at = 0.0
         self.ended = False
-        self.points_sent = 0
         # Lines skipped up to the acknowledged offset: kept with it, so a restart still counts them.
         self.skipped_lines = int(state.get("skipped_lines") or 0)
-        # The journals of the run's other processes (workers, torch.distributed ranks).
-        self.children = ChildUploads(spool)
+        self.children = ChildUploads(spool)  # other processes': workers, distributed ranks
         # The newest points, sent ahead while the upload is paced (what MLflow's UI shows).
         self.preview = Preview()
 
@@ -112,7 +111,9 @@ class RunUploader:
             return False
 
     def _step(self, max_points: int | None) -> bool:
-        progressed, sent = self.children.step(self, max_points)
+        # As large as MLflow takes (several in flight where that pays), or a paced piece's size.
+        batch = min(MAX_METRICS_PER_BATCH * self.inflight.width, max_points or sys.maxsize)
+        progressed, sent = self.children.step(self, batch, max_points)
         if max_points is not None and sent >= max_points:
             return True
         metrics: list[Any] = []
@@ -136,7 +137,7 @@ class RunUploader:
                 content = End("FAILED", self.last_timestamp_ms or int(time.time() * 1000))
             if kind == "b":
                 metrics.extend(content)
-                if len(metrics) >= MAX_METRICS_PER_BATCH * self.inflight.width:
+                if len(metrics) >= batch:
                     self.send_metrics(metrics)
                     sent += len(metrics)
                     metrics = []
@@ -152,7 +153,7 @@ class RunUploader:
                 self.send_metrics(metrics)
                 metrics = []
                 if kind == "end":  # the run's other processes first: all of it
-                    self.children.step(self)
+                    self.children.step(self, batch)
                 self._apply(kind, content, skipped)
                 self._ack(end_offset, skipped)
                 skipped = 0
@@ -217,7 +218,6 @@ class RunUploader:
             for first in range(0, len(metrics), MAX_METRICS_PER_BATCH)
         ]
         self.inflight.send(lambda chunk: self._call("log_batch", run_id, metrics=chunk), chunks)
-        self.points_sent += len(metrics)
 
     def _apply(self, kind: str, content: Any, skipped: int) -> None:
         """Send what a line asked for (``content``, checked); ``skipped``: lines skipped

@@ -17,11 +17,11 @@ from nbtrack._settings import settings
 from nbtrack.journal.folders import HURRY_FILE, STATUS_FILE, SessionInfo, pending_spools
 from nbtrack.journal.format import run_ended
 from nbtrack.journal.inflight import InFlight
-from nbtrack.journal.pacer import Pacer
+from nbtrack.journal.pacer import PIECE_POINTS, Pacer
 from nbtrack.journal.parents import ParentNotReady, parent_run_id
 from nbtrack.journal.store_errors import StoreUnavailable, error_line
 from nbtrack.journal.system import SystemSampling
-from nbtrack.journal.upload import MAX_METRICS_PER_BATCH, RunUploader
+from nbtrack.journal.upload import RunUploader
 from nbtrack.tracking import is_local, make_client
 
 __all__ = ["Backoff", "SessionUploader"]
@@ -128,7 +128,7 @@ class SessionUploader:
                 if not pacer.ready():
                     continue
                 cpu = time.process_time()  # the requests in flight run in threads of their own
-                progressed |= uploader.step(max_points=MAX_METRICS_PER_BATCH)
+                progressed |= uploader.step(max_points=PIECE_POINTS)
                 pacer.spent(time.process_time() - cpu)
             else:
                 progressed |= uploader.step()
@@ -171,11 +171,13 @@ class SessionUploader:
         """The pacer, if this journal's run is still being logged by a live kernel nobody
         waits for; None means full speed."""
         pacer = self.pacer
+        # The share comes last: reading it measures the machine, which is only worth doing
+        # (and only right to do) while a cell runs.
         if (
             pacer is None
-            or pacer.share >= 1
             or (self.info.folder / HURRY_FILE).exists()
             or run_ended(spool)
+            or pacer.share >= 1
         ):
             return None
         return pacer

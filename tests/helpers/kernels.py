@@ -214,6 +214,11 @@ class Kernel:
             if msg["msg_type"] in kinds:
                 found.append({"type": msg["msg_type"], **msg["content"]})
         self._seen.extend(others)
+        # As ``execute`` checks a notebook: shown under this execution or, from the sender
+        # thread, under whichever the kernel ran at that moment.
+        for msg in [*others, *found]:
+            text = msg.get("text") or msg.get("content", {}).get("text") or ""
+            assert _UPDATE_FAILED not in text, text[-2000:]
         return found
 
     def wait_for_output(self, msg_id: str, needle: str, timeout: float = 60) -> None:

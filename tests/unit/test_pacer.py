@@ -1,12 +1,21 @@
 """The upload's pacing follows what the machine leaves idle beyond a core kept in reserve,
-between a floor and a whole core; NBTRACK_SYNC_CPU_SHARE fixes it instead."""
+between a floor and a whole core; NBTRACK_SYNC_CPU_SHARE fixes it instead. It paces small
+pieces, so that even a short cell's upload keeps to its share."""
 
 from __future__ import annotations
 
+from array import array
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from nbtrack._files import make_private_dir
+from nbtrack._model import MetricPoints
 from nbtrack.journal import pacer as pacer_module
-from nbtrack.journal.pacer import FLOOR_SHARE, Pacer
+from nbtrack.journal.format import encode, metrics_line
+from nbtrack.journal.pacer import FLOOR_SHARE, PIECE_POINTS, Pacer
+from nbtrack.journal.upload import RunUploader
 
 
 class Clock:
@@ -32,6 +41,9 @@ class Idle:
     def cores(self) -> float | None:
         return self.value
 
+    def restart(self) -> None:
+        pass
+
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
@@ -47,6 +59,35 @@ def _settle(pacer: Pacer, clock: Clock, own_cores: float = 0.0, seconds: int = 1
         clock.cpu += own_cores
         share = pacer.share
     return share
+
+
+class Machine:
+    """/proc/stat's idle time as it adds up: ``cores()`` says how many cores were idle on
+    average since it was last asked, as the real reading does."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.idle_s = 0.0
+        self.read_at, self.read_idle_s = clock.now, 0.0
+
+    def run(self, pacer: Pacer, seconds: float, idle: float, asks: bool = True) -> list[float]:
+        """``seconds`` with ``idle`` cores idle, the upload of a running cell asking for its
+        share ten times a second, or nobody asking (no cell runs); the shares it got."""
+        shares = []
+        for _ in range(round(seconds * 10)):
+            self.clock.now += 0.1
+            self.idle_s += idle * 0.1
+            if asks:
+                shares.append(pacer.share)
+        return shares
+
+    def cores(self) -> float:
+        idle = (self.idle_s - self.read_idle_s) / (self.clock.now - self.read_at)
+        self.restart()
+        return idle
+
+    def restart(self) -> None:
+        self.read_at, self.read_idle_s = self.clock.now, self.idle_s
 
 
 def test_spare_cores_let_the_upload_keep_up(clock: Clock) -> None:
@@ -87,3 +128,66 @@ def test_a_fixed_share_is_kept_whatever_the_machine(clock: Clock) -> None:
     assert not pacer.ready()
     clock.now += 0.02
     assert pacer.ready()
+
+
+def test_no_share_is_assumed_before_the_machine_was_read(clock: Clock) -> None:
+    # The loop comes first until the machine says it has room; then the first reading counts
+    # whole, not smoothed from a guess.
+    pacer = Pacer(None, Idle(2.5))
+    assert pacer.share == FLOOR_SHARE
+    assert _settle(pacer, clock, seconds=1) == 1.0
+
+
+def test_a_cells_start_is_paced_by_the_running_loop_not_by_the_quiet_time_before_it(
+    clock: Clock,
+) -> None:
+    # A 2-core machine: a running cell's loop keeps one core busy, the reserve is the other.
+    machine = Machine(clock)
+    pacer = Pacer(None, machine)
+    machine.run(pacer, seconds=5, idle=1.0)
+    assert pacer.share == pytest.approx(FLOOR_SHARE, abs=0.01)
+    # The cell ends: its rest uploads at full speed (unpaced), then the kernel idles.
+    machine.run(pacer, seconds=30, idle=2.0, asks=False)
+    pacer.hold()  # the next cell starts
+    shares = machine.run(pacer, seconds=3, idle=1.0)
+    assert max(shares) == pytest.approx(FLOOR_SHARE, abs=0.01)
+
+
+def test_a_paced_piece_uploads_about_its_size_in_whole_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # the store's artifacts go to ./mlruns
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    spool = make_private_dir(tmp_path / "spool") / "run0001-aaaaaa.spool"
+    lines = [encode({"t": "start", "experiment_name": "e", "run_name": "r", "start_time": 1})]
+    for first in range(0, 1000, 50):  # the sender's blocks: 50 points to a line
+        steps = range(first, first + 50)
+        points = MetricPoints(steps, array("d", steps), array("d", [1e9 + s for s in steps]))
+        lines.append(encode(metrics_line({"loss": points})))
+    spool.write_bytes(b"".join(lines))
+    uploader = RunUploader(spool, client, {})
+    assert uploader.create()
+    requests: list[int] = []
+    log_batch = client.log_batch
+
+    def counted(*args: Any, metrics: Any = (), **kwargs: Any) -> Any:
+        requests.append(len(metrics))
+        return log_batch(*args, metrics=metrics, **kwargs)
+
+    monkeypatch.setattr(client, "log_batch", counted)
+
+    def stored() -> list[int]:
+        history = client.get_metric_history(uploader.run_id, "loss")
+        return sorted(m.step for m in history)
+
+    # One request of PIECE_POINTS, not MLflow's 1000: a piece's CPU is what the rest after it
+    # is earned by, and a large one is a burst no short cell averages out.
+    assert uploader.step(max_points=PIECE_POINTS)
+    assert requests == [PIECE_POINTS]
+    assert stored() == list(range(PIECE_POINTS))
+    while uploader.step(max_points=PIECE_POINTS):
+        pass
+    assert requests == [PIECE_POINTS] * 4
+    assert stored() == list(range(1000))  # each point once
