@@ -106,9 +106,9 @@ def test_many_small_cells_in_a_row(store, client):
 
 def test_upload_is_paced_while_its_cell_runs_and_wait_lifts_it(store, client, monkeypatch):
     # While a cell still logs, its upload may use 1 % of a core: its first piece waits about
-    # 5 s (99x the 0.05 s a piece is assumed to cost), and after each piece of about 1000
-    # points (whole spool lines: here one per burst of 3000) it rests 99x the CPU time that
-    # piece took (~0.3 s into SQLite, so ~30 s).
+    # 5 s (99x the 0.05 s a piece is assumed to cost), and after each piece of about 250
+    # points (pacer.PIECE_POINTS, in whole spool lines: here one line, a burst of 3000) it rests
+    # 99x the CPU time that piece took (~0.3 s into SQLite, so ~30 s).
     monkeypatch.setenv("NBTRACK_SYNC_CPU_SHARE", "0.01")
     monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "0.1")  # spool lines of one burst each
     path = notebook(
