@@ -101,8 +101,9 @@ class Pacer:
 
         The measurement starts afresh here too: a reading that spanned the quiet time since
         the last cell would find the machine idle and hand the new cell's first seconds a
-        whole core (with a share that started at a whole core, it made bench_loop's upload take
-        17-24 % of a core on 2 cores; 12 % without, the rest from pieces of a whole line)."""
+        whole core. With a share that started at a whole core, bench_loop's upload took 17-24 %
+        of a core on 2 cores; 12-13 % once both were fixed, the rest being pieces of a whole
+        journal line (``PIECE_POINTS``)."""
         now = time.monotonic()
         self._own_cpu, self._measured_at = time.process_time(), now
         if self._idle is not None:
