@@ -88,10 +88,6 @@ class Batch:
     def __bool__(self) -> bool:
         return bool(self.metrics or self.params or self.tags or self.artifacts or self.deletions)
 
-    @property
-    def point_count(self) -> int:
-        return sum(len(points.values) for points in self.metrics.values())
-
 
 @dataclass
 class Run:

@@ -39,7 +39,7 @@ from nbtrack._registry import TrackedRun
 from nbtrack._settings import settings, share_run_journal
 from nbtrack.errors import NbtrackWarning, NoActiveRunError
 from nbtrack.journal.folders import CHILD_SUFFIX
-from nbtrack.journal.format import encode, metrics_line, run_ended
+from nbtrack.journal.format import encode, metrics_lines, run_ended
 
 __all__ = ["ChildJournal", "attach", "share", "unshare"]
 
@@ -161,7 +161,8 @@ class ChildJournal:
             metrics = (
                 batch.metrics if not prefix else {prefix + k: v for k, v in batch.metrics.items()}
             )
-            self._write(metrics_line(metrics))
+            for line, _ in metrics_lines(metrics):
+                self._write(line)
         if batch.tags:
             tags = {
                 k.replace("nbtrack.nonfinite.", f"nbtrack.nonfinite.{prefix}"): v

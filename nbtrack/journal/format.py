@@ -20,6 +20,8 @@ without a Python loop over points (JSON numbers would cost it ~0.3 µs per point
 ``{"t": "b", "ts": [seconds...], "m": {key: [steps, values, ts_index]}}``. ``ts`` lists float64
 arrays of unix times, one per group of metrics logged by the same calls; ``values`` is a
 float64 array; ``steps`` is the first of consecutive steps (an int) or an int64 array.
+A line holds about ``LINE_POINTS`` points at most: the sender's flush of a fast loop is
+written as several lines, each with a part of every metric's points.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from nbtrack._model import MetricPoints
 
 __all__ = [
     "FORMAT_VERSION",
+    "LINE_POINTS",
     "SKIPPED_LOG",
     "End",
     "MalformedLine",
@@ -50,6 +53,7 @@ __all__ = [
     "line_content",
     "mapping",
     "metrics_line",
+    "metrics_lines",
     "optional_text",
     "read_lines",
     "run_ended",
@@ -60,6 +64,12 @@ __all__ = [
 
 # session.json carries it; a sync process leaves alone what a later format wrote.
 FORMAT_VERSION = 2
+# The most points one ``b`` line holds (more only where one call logged more metrics). The
+# paced upload rests after whole lines (``pacer.PIECE_POINTS``), so a line of a whole flush (a
+# fast loop's 0.5 s: thousands of points, 0.2-0.7 s of MLflow's work) would be one burst
+# however small a piece; a line of 250 is ~25 ms of that work. Writing a flush as several
+# lines costs the sender a few µs a line.
+LINE_POINTS = 250
 _END_LINE = b'{"t":"end"'
 # What reading a line that is JSON but not this format raises: a missing key, an index out of
 # range, a value of the wrong type, base64 or a packed array of the wrong length
@@ -113,6 +123,38 @@ def metrics_line(metrics: dict[str, MetricPoints]) -> dict[str, Any]:
             index,
         ]
     return {"t": "b", "ts": [pack(column) for column in times], "m": encoded}
+
+
+def metrics_lines(
+    metrics: dict[str, MetricPoints], max_points: int = LINE_POINTS
+) -> Iterator[tuple[dict[str, Any], int]]:
+    """A batch's ``b`` lines, each with how many points it holds: one line, or as many as it
+    takes to keep each to ``max_points``. Line i holds the i-th part of every metric's points,
+    so every line spans about the same time and the last holds each metric's newest point,
+    which is the line the preview reads (``preview.py``). Metrics of the same calls are cut
+    at the same calls and keep sharing their time column."""
+    if not metrics:
+        return
+    total = sum(len(points.values) for points in metrics.values())
+    count = -(-total // max_points)
+    if count <= 1:
+        yield metrics_line(metrics), total
+        return
+    groups: dict[int, list[str]] = {}  # metrics by their time column: those of the same calls
+    for key, points in metrics.items():
+        groups.setdefault(id(points.seconds), []).append(key)
+    for line in range(count):
+        part: dict[str, MetricPoints] = {}
+        for keys in groups.values():
+            calls = len(metrics[keys[0]].seconds)
+            cut = slice(calls * line // count, calls * (line + 1) // count)
+            seconds = metrics[keys[0]].seconds[cut]
+            if seconds:
+                for key in keys:
+                    points = metrics[key]
+                    part[key] = MetricPoints(points.steps[cut], points.values[cut], seconds)
+        if part:
+            yield metrics_line(part), sum(len(points.values) for points in part.values())
 
 
 def read_lines(

@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 
 from nbtrack._platform import IdleCpu
+from nbtrack.journal.format import LINE_POINTS
 
 __all__ = ["FLOOR_SHARE", "LAG_TARGET_S", "PIECE_POINTS", "RESERVE_CORES", "Pacer"]
 
@@ -43,9 +44,8 @@ RESERVE_CORES = 1.0
 # About how many points one paced piece uploads: ~25 ms of MLflow's work into SQLite (~100 µs
 # a point in batches of 250 or more), so that the rests between pieces stay under a second at
 # the floor and a cell of a few seconds keeps to its share too (pieces of 1000 points cost
-# 0.1-0.4 s). A piece is whole journal lines, though, one per sender flush: a loop logging
-# thousands of points a second writes lines of more, and its pieces are a line each.
-PIECE_POINTS = 250
+# 0.1-0.4 s). A piece is whole journal lines, which the kernel writes no larger: one line.
+PIECE_POINTS = LINE_POINTS
 # A cell's upload starts after this much rest (0.95 s at a 5 % share, none at a whole core):
 # by then the machine was read once with the cell's loop running.
 _FIRST_PIECE_CPU_S = 0.05
@@ -103,7 +103,8 @@ class Pacer:
         the last cell would find the machine idle and hand the new cell's first seconds a
         whole core. With a share that started at a whole core, bench_loop's upload took 17-24 %
         of a core on 2 cores; 12-13 % once both were fixed, the rest being pieces of a whole
-        journal line (``PIECE_POINTS``)."""
+        journal line, which a fast loop's flush made thousands of points long (it is written
+        in lines of ``PIECE_POINTS`` since)."""
         now = time.monotonic()
         self._own_cpu, self._measured_at = time.process_time(), now
         if self._idle is not None:

@@ -26,7 +26,7 @@ from nbtrack.journal.folders import (
     keep_reserve,
     release_reserve,
 )
-from nbtrack.journal.format import encode, metrics_line
+from nbtrack.journal.format import encode, metrics_lines
 
 if TYPE_CHECKING:
     from nbtrack.journal.session import SyncSession
@@ -97,8 +97,9 @@ class Journal:
     def update(self, run: Run, batch: Batch) -> None:
         """Append the batch; what cannot be written is counted, and the run (its record, the
         live view) is told how much was lost and why."""
-        if batch.metrics and not self._write(metrics_line(batch.metrics)):
-            self.lost_points += batch.point_count
+        for line, points in metrics_lines(batch.metrics):
+            if not self._write(line):
+                self.lost_points += points
         if batch.params and not self._write({"t": "p", "p": batch.params}):
             self.lost_items += len(batch.params)
         if batch.tags and not self._write({"t": "g", "g": batch.tags}):

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from helpers.kernels import Kernel, execute, notebook, text_of
 
+from nbtrack.journal.format import LINE_POINTS
+
 pytestmark = pytest.mark.kernel
 # Each test that uses `store` runs against the embedded SQLite default and the team server.
 STORES = ("sqlite", "server")
@@ -52,16 +54,19 @@ def _worker_pids(spool_root: Path) -> list[int]:
     return pids
 
 
-def _journaled(spool_root: Path, key: str) -> int:
-    """How many points of ``key`` the journals under ``spool_root`` hold: what a crash left."""
+def _journaled(spool_root: Path, key: str) -> tuple[int, int]:
+    """How many points of ``key`` the journals under ``spool_root`` hold (what a crash left),
+    and the most points one of their lines holds."""
     from nbtrack.journal.format import read_lines, unpack
 
-    count = 0
+    count = largest = 0
     for spool in spool_root.glob("*/*.spool"):
         for record, _ in read_lines(spool, 0, 1 << 30):
             if record is not None and record["t"] == "b" and key in record["m"]:
-                count += len(unpack(record["m"][key][1], "d"))
-    return count
+                points = len(unpack(record["m"][key][1], "d"))
+                count += points
+                largest = max(largest, points)
+    return count, largest
 
 
 def _sync_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -107,10 +112,10 @@ def test_many_small_cells_in_a_row(store, client):
 def test_upload_is_paced_while_its_cell_runs_and_wait_lifts_it(store, client, monkeypatch):
     # While a cell still logs, its upload may use 1 % of a core: its first piece waits about
     # 5 s (99x the 0.05 s a piece is assumed to cost), and after each piece of about 250
-    # points (pacer.PIECE_POINTS, in whole spool lines: here one line, a burst of 3000) it rests
-    # 99x the CPU time that piece took (~0.3 s into SQLite, so ~30 s).
+    # points (pacer.PIECE_POINTS: one spool line, of the twelve each burst of 3000 is written
+    # as) it rests 99x the CPU time that piece took (~25 ms into SQLite, so ~2.5 s).
     monkeypatch.setenv("NBTRACK_SYNC_CPU_SHARE", "0.01")
-    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "0.1")  # spool lines of one burst each
+    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "0.1")  # a flush after each burst
     path = notebook(
         "import mlflow, nbtrack, time",
         "%%track -e paced\n"
@@ -202,7 +207,7 @@ def test_sigkilled_kernel_is_finished_by_its_sync_process(store, client, tmp_pat
     os.kill(worker, signal.SIGSTOP)
     os.kill(kernel.pid, signal.SIGKILL)
     _wait_for(lambda: not kernel.km.is_alive(), 30, "the kernel to die")
-    journaled = _journaled(spool_root, "loss")
+    journaled, largest_line = _journaled(spool_root, "loss")
     os.kill(worker, signal.SIGCONT)
     _wait_for(lambda: not _worker_pids(spool_root), 120, "the sync process to finish and exit")
     run = _only_run(client, "killed")
@@ -212,6 +217,8 @@ def test_sigkilled_kernel_is_finished_by_its_sync_process(store, client, tmp_pat
     assert journaled > 3000
     assert steps == list(range(journaled))
     assert not any(spool_root.iterdir())  # nothing left behind
+    # The loop logs ~5,000 points a flush; the kernel writes them in lines of a paced piece.
+    assert 0 < largest_line <= LINE_POINTS
 
 
 def test_nbtrack_sync_recovers_after_kernel_and_sync_process_died(store, client, tmp_path, kernel):
@@ -220,7 +227,7 @@ def test_nbtrack_sync_recovers_after_kernel_and_sync_process_died(store, client,
     copy = tmp_path / "spool-copy"
     shutil.copytree(spool_root, copy)
 
-    journaled = _journaled(spool_root, "loss")
+    journaled, _ = _journaled(spool_root, "loss")
     result = _sync_cli()
     assert "uploaded" in result.stdout
     run = _only_run(client, "crashed")

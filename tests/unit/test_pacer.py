@@ -13,7 +13,7 @@ import pytest
 from nbtrack._files import make_private_dir
 from nbtrack._model import MetricPoints
 from nbtrack.journal import pacer as pacer_module
-from nbtrack.journal.format import encode, metrics_line
+from nbtrack.journal.format import LINE_POINTS, batch_columns, decode_line, encode, metrics_lines
 from nbtrack.journal.pacer import FLOOR_SHARE, PIECE_POINTS, Pacer
 from nbtrack.journal.upload import RunUploader
 
@@ -153,6 +153,49 @@ def test_a_cells_start_is_paced_by_the_running_loop_not_by_the_quiet_time_before
     assert max(shares) == pytest.approx(FLOOR_SHARE, abs=0.01)
 
 
+def _loop_flush(calls: int) -> dict[str, MetricPoints]:
+    """What the sender writes after a loop's calls: three metrics of the same calls (one time
+    column), and a metric of its own calls logged every 100th step with explicit steps."""
+    seconds = array("d", [1e9 + i / 2000 for i in range(calls)])
+    flush = {
+        key: MetricPoints(range(calls), array("d", [float(i) for i in range(calls)]), seconds)
+        for key in ("loss", "acc", "lr")
+    }
+    val_steps = array("q", range(0, calls, 100))
+    flush["val/loss"] = MetricPoints(
+        val_steps, array("d", map(float, val_steps)), array("d", (1e9 + s for s in val_steps))
+    )
+    return flush
+
+
+def test_a_fast_loops_flush_is_written_as_lines_no_larger_than_a_paced_piece() -> None:
+    # Half a second of a loop logging three metrics 2,000 times a second: 3,000 points and 10
+    # of a validation metric. The paced upload rests after whole lines, so a line of all of
+    # them would be one burst of ~0.3 s of MLflow's work whatever the piece size.
+    flush = _loop_flush(1000)
+    lines = list(metrics_lines(flush))
+    assert PIECE_POINTS == LINE_POINTS
+    assert len(lines) > 1
+    assert all(0 < count <= LINE_POINTS for _, count in lines)
+    read: dict[str, list[tuple[int, float, float]]] = {}
+    for line, count in lines:
+        columns = batch_columns(decode_line(encode(line)))
+        assert sum(len(values) for _, _, values, _ in columns) == count
+        for key, steps, values, seconds in columns:
+            read.setdefault(key, []).extend(zip(steps, values, seconds, strict=True))
+    for key, points in flush.items():  # every point once, in the order logged
+        assert read[key] == list(zip(points.steps, points.values, points.seconds, strict=True))
+    # The last line holds every metric's newest point: what the preview sends ahead.
+    last = {key: steps[-1] for key, steps, _, _ in batch_columns(lines[-1][0])}
+    assert last == {key: points.steps[-1] for key, points in flush.items()}
+
+
+def test_a_small_flush_is_one_line() -> None:
+    flush = _loop_flush(50)
+    lines = list(metrics_lines(flush))
+    assert [count for _, count in lines] == [150 + 1]
+
+
 def test_a_paced_piece_uploads_about_its_size_in_whole_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -162,10 +205,10 @@ def test_a_paced_piece_uploads_about_its_size_in_whole_lines(
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     spool = make_private_dir(tmp_path / "spool") / "run0001-aaaaaa.spool"
     lines = [encode({"t": "start", "experiment_name": "e", "run_name": "r", "start_time": 1})]
-    for first in range(0, 1000, 50):  # the sender's blocks: 50 points to a line
-        steps = range(first, first + 50)
-        points = MetricPoints(steps, array("d", steps), array("d", [1e9 + s for s in steps]))
-        lines.append(encode(metrics_line({"loss": points})))
+    # One sender flush of a fast loop: 1000 points of one metric, as the kernel writes them.
+    steps = range(1000)
+    flush = {"loss": MetricPoints(steps, array("d", steps), array("d", [1e9 + s for s in steps]))}
+    lines.extend(encode(line) for line, _ in metrics_lines(flush))
     spool.write_bytes(b"".join(lines))
     uploader = RunUploader(spool, client, {})
     assert uploader.create()
