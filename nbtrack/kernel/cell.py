@@ -66,14 +66,18 @@ def warm_up() -> None:
     # Read here, in the loading cell: a bad NBTRACK_* value is then told under that cell, not
     # by a background thread after it ended (when the warning would be lost).
     settings()
+    # What nbtrack's threads will import (numpy for the sender's curves and the record's
+    # thinning, ~70 ms), imported here in the main thread: a thread's first import of a package
+    # races the cell's own (torch, pandas and MLflow import numpy too), and CPython's import
+    # locks may then hand one of the two a half-made module ("cannot import name ... most
+    # likely due to a circular import"), failing the user's cell.
+    import nbtrack._decimate  # noqa: F401 - numpy with it
+
     start_reading_environment()
 
     def adopt() -> None:
         with contextlib.suppress(Exception):  # the first tracked cell reports store problems
             adopt_orphans(tracking.resolve_uri())
-        # The sender's curves need numpy; importing it here, off any cell, spares the first
-        # tracked cell's first batch ~0.15 s.
-        import numpy  # noqa: F401
 
     threading.Thread(target=adopt, name="nbtrack-adopt", daemon=True).start()
 

@@ -19,6 +19,7 @@ from nbtrack._redact import redact_text, strip_uri_credentials
 from nbtrack._registry import TrackedRun
 from nbtrack.integrations import mlflow_bridge
 from nbtrack.journal.access import ACCESS_REFUSED
+from nbtrack.ui.links import run_url  # at the top: the sender's thread must import nothing
 from nbtrack.view.live import LiveView, show_notice
 
 __all__ = ["follow_mlflow", "learn_identity", "poll", "tell_store_problem", "wait_synced"]
@@ -148,8 +149,6 @@ def learn_identity(
     """The run exists in the store: its id, and its experiment as the store has it."""
     if run.run_id == run_id:
         return
-    from nbtrack.ui.links import run_url
-
     chosen = run.experiment_id if run.fallback_experiment is not None else None
     run.run_id = run_id
     run.experiment_id = experiment_id

@@ -20,14 +20,28 @@ system's fonts. Without that file the system's fonts are used.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import io
 from pathlib import Path
 
-__all__ = ["render_png"]
+__all__ = ["prepare", "render_png"]
 
 _COLORS = 32
+
+
+def prepare() -> None:
+    """Import what ``render_png`` imports (~16 ms the first time), in the calling thread: a
+    thread that renders later must not be the one to import them first. A first import racing
+    the cell's own import of the same package (Pillow, under torchvision) can hand one of the
+    two a half-made module."""
+    with contextlib.suppress(ImportError):
+        import resvg_py  # noqa: F401
+    with contextlib.suppress(ImportError):
+        from PIL import Image
+
+        Image.preinit()  # the image formats' plugins, which Image.open imports on first use
 
 
 @functools.lru_cache(maxsize=8)

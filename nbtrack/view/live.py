@@ -95,6 +95,9 @@ class LiveView:
                 self._timer = None
             self._show(run, final=True, png=not png_later)
         if png_later and run.curves:  # (no curves, no chart: nothing to add)
+            from nbtrack.record.png import prepare
+
+            prepare()
             threading.Thread(
                 target=self._add_png, args=(run,), name="nbtrack-record-png", daemon=True
             ).start()

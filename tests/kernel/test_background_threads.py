@@ -1,12 +1,13 @@
 """A background thread that outlives its tracked cell, in a real kernel: its points go to the
-run it was started in, never to the next one."""
+run it was started in, never to the next one. nbtrack's own threads import nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.kernels import execute, notebook, text_of
+from helpers.kernels import Kernel, execute, notebook, output_text, text_of
 
 pytestmark = pytest.mark.kernel
 
@@ -112,3 +113,41 @@ def test_an_asyncio_task_logging_across_two_runs_feeds_only_its_own(store, clien
     assert "Cancel or await the task before its cell ends" in warned
 
     _assert_each_run_has_only_its_own(client, "tasks")
+
+
+def test_nbtracks_own_threads_import_nothing(tmp_path: Path) -> None:
+    # A module's first import in a background thread races the cell's own imports: importing
+    # torch, pandas or MLflow imports numpy too, and when two threads import one package at
+    # once CPython's import locks may hand one of them the half-made module ("cannot import
+    # name ... most likely due to a circular import"), failing the user's cell (seen in CI: a
+    # thread of nbtrack importing numpy while the cell imported MLflow). So everything nbtrack's
+    # threads need is imported by the main thread first. The audit hook sees every first import
+    # (a module not in sys.modules yet) and the thread that made it.
+    kernel = Kernel(tmp_path, env={"NBTRACK_LIVE_PLOT": "1"})  # live view: its timer, its PNG
+    try:
+        reply, _ = kernel.run(
+            "import sys, threading\n"
+            "first_imports = set()\n"
+            "def _hook(event, args):\n"
+            "    thread = threading.current_thread().name\n"
+            "    if event == 'import' and thread.startswith('nbtrack-'):\n"
+            "        first_imports.add((thread, args[0]))\n"
+            "sys.addaudithook(_hook)"
+        )
+        assert reply["status"] == "ok"
+        for code in (
+            "import nbtrack",  # loads the extension: its warm-up threads
+            "%%track -e quiet-threads\n"
+            "import time\n"
+            "for i in range(300):\n"
+            "    nbtrack.log(loss=1 / (i + 1))\n"
+            "    time.sleep(0.005)",
+            "assert nbtrack.wait(120)\nimport time\ntime.sleep(2)",  # the record's PNG, later
+        ):
+            reply, _ = kernel.run(code)
+            assert reply["status"] == "ok", reply
+        msg_id = kernel.submit("print(sorted(first_imports))")
+        kernel.wait_reply(msg_id)
+        assert output_text(kernel.outputs(msg_id)).strip() == "[]"
+    finally:
+        kernel.shutdown()
