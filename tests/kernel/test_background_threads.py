@@ -115,7 +115,7 @@ def test_an_asyncio_task_logging_across_two_runs_feeds_only_its_own(store, clien
     _assert_each_run_has_only_its_own(client, "tasks")
 
 
-def test_nbtracks_own_threads_import_nothing(tmp_path: Path) -> None:
+def test_nbtracks_own_threads_import_nothing(store: str, tmp_path: Path) -> None:
     # A module's first import in a background thread races the cell's own imports: importing
     # torch, pandas or MLflow imports numpy too, and when two threads import one package at
     # once CPython's import locks may hand one of them the half-made module ("cannot import
