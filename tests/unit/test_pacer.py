@@ -181,6 +181,8 @@ def test_a_fast_loops_flush_is_written_as_lines_no_larger_than_a_paced_piece() -
     for line, count in lines:
         columns = batch_columns(decode_line(encode(line)))
         assert sum(len(values) for _, _, values, _ in columns) == count
+        # loss, acc and lr were logged by the same calls: one time column for the three.
+        assert len(line["ts"]) == len({id(seconds) for _, _, _, seconds in columns}) <= 2
         for key, steps, values, seconds in columns:
             read.setdefault(key, []).extend(zip(steps, values, seconds, strict=True))
     for key, points in flush.items():  # every point once, in the order logged
