@@ -22,7 +22,7 @@ _INITIAL_CAPACITY = 64
 
 class Curve:
     """One metric's points (step, value, unix time) in logging order, plus exact running
-    statistics.
+    statistics. Charts read them in step order (``in_step_order``).
 
     The points may be thinned once the curve grows past a bound (steps, values and times
     together); the statistics never are: ``count``, ``nonfinite``, ``last``, ``min`` and ``max``
@@ -129,6 +129,20 @@ class Curve:
         seconds = self._seconds[: self._size]
         seconds.flags.writeable = False
         return seconds
+
+    def in_step_order(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The kept points' steps, values and unix times, ordered by step, equal steps in the
+        order they were logged: how MLflow's charts draw a metric (steps may come out of order:
+        an evaluation redone for an earlier epoch). Views when the steps already are in order,
+        the usual case; else sorted copies (a stable sort keeps equal steps in logged order)."""
+        import numpy as np
+
+        steps, values = self.points()
+        seconds = self.seconds()
+        if len(steps) < 2 or bool((steps[1:] >= steps[:-1]).all()):
+            return steps, values, seconds
+        order = np.argsort(steps, kind="stable")
+        return steps[order], values[order], seconds[order]
 
     def __len__(self) -> int:
         return self._size

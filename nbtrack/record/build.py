@@ -105,20 +105,20 @@ def _summary_json(name: str, curve: Curve) -> dict[str, Any]:
 
 
 def _curve_json(curve: Curve, max_points: int, start_s: float) -> dict[str, Any]:
-    """A curve decimated to ``max_points`` (steps, values, and times in seconds since the
-    run's start when every kept point has one)."""
+    """A curve in step order, decimated to ``max_points`` (steps, values, and times in seconds
+    since the run's start when every kept point has one)."""
     # Imported here, not at the top: numpy stays out of the Jupyter server and `nbtrack show`,
     # which read records (and import this package) but never build one.
     from nbtrack._decimate import kept_indices
 
-    steps, values = curve.points()
+    steps, values, unix_times = curve.in_step_order()
     keep = kept_indices(values, max_points)
     out: dict[str, Any] = {
         "steps": [_json_step(s) for s in steps[keep].tolist()],
         # Five significant digits: far finer than a chart can show, half the bytes of repr.
         "values": [_json_number(v, 5) for v in values[keep].tolist()],
     }
-    seconds = (curve.seconds()[keep] - start_s).tolist()
+    seconds = (unix_times[keep] - start_s).tolist()
     if seconds and all(math.isfinite(t) for t in seconds):
         decimals = _time_decimals(max(seconds) - min(seconds))
         out["times"] = [round(max(t, 0.0), decimals) for t in seconds]

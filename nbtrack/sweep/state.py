@@ -83,7 +83,7 @@ class SweepState:
         curve = None if metric is None else run.curves.get(metric)
         if curve is None or not curve.count:
             return
-        steps, values = curve.points()
+        steps, values, _ = curve.in_step_order()
         keep = kept_indices(values, _KEPT_POINTS)
         with self._lock:
             trial = self._trials.get(number)

@@ -32,6 +32,8 @@ from nbtrack.record.format import fmt_duration, fmt_time
 from nbtrack.record.schema import record_panels
 
 SVG = "{http://www.w3.org/2000/svg}"
+# The start of the run _source() describes, in unix seconds.
+_START_S = 1_763_779_200.0
 
 
 def _curve(values: Any, steps: Any = None) -> Curve:
@@ -251,6 +253,29 @@ def test_last_is_the_value_at_the_highest_step_as_in_mlflow() -> None:
     assert (curve.last, curve.last_step) == (0.4, 3)
     record = parse_record(_record(build_bundle(_source(curves={"loss": curve}))))
     assert (record["metrics"]["loss"]["last"], record["metrics"]["loss"]["last_step"]) == (0.4, 3)
+
+
+def test_a_curve_is_drawn_in_step_order_as_mlflow_draws_it() -> None:
+    # An evaluation redone for earlier epochs (steps 3 and 1 logged after 0-4) was drawn in the
+    # order logged: the line ran back to step 1 and forward again, where MLflow's charts and
+    # nbtrack.compare reading the store draw each curve in step order, equal steps in the order
+    # they were logged. Each point keeps its own time.
+    curve = Curve()
+    curve.extend([0, 1, 2, 3, 4], [1.0, 0.8, 0.6, 0.4, 0.2], [_START_S + t for t in range(5)])
+    curve.extend([3, 1], [0.45, 0.85], [_START_S + 5, _START_S + 6])
+    record = parse_record(_record(build_bundle(_source(curves={"loss": curve}))))
+    drawn = record["metrics"]["loss"]["curve"]
+    assert drawn["steps"] == [0, 1, 1, 2, 3, 3, 4]
+    assert drawn["values"] == [1.0, 0.8, 0.85, 0.6, 0.4, 0.45, 0.2]
+    assert drawn["times"] == [0, 1, 6, 2, 3, 5, 4]
+    # Decimated, the kept points are still in step order.
+    rng = np.random.default_rng(0)
+    long = Curve()
+    long.extend(rng.permutation(20_000).tolist(), rng.random(20_000).tolist())
+    shuffled = parse_record(_record(build_bundle(_source(curves={"loss": long}))))
+    steps = shuffled["metrics"]["loss"]["curve"]["steps"]
+    assert 0 < len(steps) < 20_000
+    assert steps == sorted(steps)
 
 
 def test_non_finite_values_are_kept_as_strings_and_marked() -> None:

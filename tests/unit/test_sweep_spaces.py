@@ -8,10 +8,12 @@ import json
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from nbtrack._curves import Curve
 from nbtrack._files import make_private_dir
 from nbtrack.journal.folders import SessionInfo
 from nbtrack.journal.format import encode
@@ -20,7 +22,7 @@ from nbtrack.record import RecordSource, build_bundle, parse_record
 from nbtrack.record.sweep import best_params_code, ranked, sweep_json
 from nbtrack.sweep.plan import make_plan
 from nbtrack.sweep.space import SpecError, grid_points, parse_dimension
-from nbtrack.sweep.state import guess_metric
+from nbtrack.sweep.state import SweepState, guess_metric
 from nbtrack.sweep.substitute import check_swept_names, substitute
 
 # ------------------------------------------------------------------ specs and plans
@@ -158,6 +160,20 @@ def test_trials_rank_completed_by_value_then_pruned_running_and_failed() -> None
         "lr = 0.4\nopt = 'adam'",
         "{'lr': 0.4, 'opt': 'adam'}",
     )
+
+
+def test_a_trials_curve_is_kept_in_step_order() -> None:
+    # As a run's own curves (test_record): a trial that re-evaluated earlier steps is drawn in
+    # step order, equal steps in the order logged, not back and forth.
+    curve = Curve()
+    curve.extend([0, 1, 2, 3], [0.9, 0.7, 0.5, 0.3])
+    curve.extend([1], [0.6])
+    sweep = SweepState("s", "tpe", 1, metric="val/loss", goal="min", objective="last")
+    sweep.started(0, "trial 0", {"lr": 0.1}, None)
+    sweep.feed(0, SimpleNamespace(curves={"val/loss": curve}))  # type: ignore[arg-type]
+    (trial,) = sweep.source()["trials"]
+    assert (trial["steps"], trial["values"]) == ([0, 1, 1, 2, 3], [0.9, 0.7, 0.6, 0.5, 0.3])
+    assert trial["step"] == 3
 
 
 def test_a_sweep_record_is_valid_bounded_and_escaped_whatever_its_trials() -> None:
