@@ -11,9 +11,8 @@ hold one by their text) and ``text`` (what a secret looks like in free text).
 
 from __future__ import annotations
 
-from nbtrack._redact.code import RedactedCode, redact_cell, redact_code
+from nbtrack._redact.code import RedactedCode, credential_variables, redact_cell, redact_code
 from nbtrack._redact.names import is_secret_name
-from nbtrack._redact.syntax import credential_variables
 from nbtrack._redact.text import (
     REDACTED,
     redact_text,

@@ -18,9 +18,10 @@ import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from nbtrack._redact import syntax
 from nbtrack._redact.names import is_secret_name
 from nbtrack._redact.strings import Edit, scrub_code_text
-from nbtrack._redact.syntax import credential_variables, find_edits
+from nbtrack._redact.syntax import find_edits
 from nbtrack._redact.text import (
     REDACTED,
     redact_text,
@@ -28,7 +29,7 @@ from nbtrack._redact.text import (
     text_secrets,
 )
 
-__all__ = ["RedactedCode", "redact_cell", "redact_code"]
+__all__ = ["RedactedCode", "credential_variables", "redact_cell", "redact_code"]
 
 # Cell magics whose body is shell or file text, never Python: the text rules apply to it.
 _TEXT_CELL_MAGICS = frozenset(
@@ -104,6 +105,13 @@ def redact_cell(source: str) -> RedactedCode:
     # wherever else in the cell it appears.
     text = _scrub_everywhere(text, secrets)
     return RedactedCode(text, secrets, credential_variables(tree))
+
+
+def credential_variables(tree: ast.AST) -> set[str]:
+    """Variables ``tree`` (a cell as Python) uses as credentials without naming them so
+    (``tok = "..."`` then ``login(token=tok)``, ``!curl -H "Authorization: Bearer $tok"``):
+    never params, and their values are secrets."""
+    return syntax.credential_variables(tree, _command_secrets)
 
 
 def _to_python(source: str) -> str | None:
@@ -268,12 +276,16 @@ def _line_by_line(source: str) -> RedactedCode:
 
 
 _OPENING, _CLOSING = frozenset("([{"), frozenset(")]}")
+# What makes the value after a credential's name its value: an assignment, an annotation or
+# an entry, a walrus, a comparison.
+_NAMING_OPERATORS = frozenset({"=", ":", ":=", "==", "!="})
 
 
 def _token_secrets(source: str) -> list[tuple[int, int, str]]:
     """(start, end, value) of each string or number that is a credential's value, read from
     the tokens of code that does not parse (a missing bracket, a stray character): what
-    follows a credential's name and ``=`` or ``:``, or a string naming one and ``,`` or ``:``.
+    follows a credential's name and ``=``, ``:``, ``:=``, ``==`` or ``!=``, or a string naming
+    one and ``,`` or ``:``.
     A value ends where its statement does, or for an argument or an entry at the next ``,`` or
     closing bracket; a line break ends it once it has begun (a bracket left open by the typo
     must not take the rest of the cell with it)."""
@@ -293,7 +305,7 @@ def _token_secrets(source: str) -> list[tuple[int, int, str]]:
         names_one = start not in found and (  # a value found secret names nothing
             (
                 token.type == tokenize.NAME
-                and operator.string in ("=", ":")
+                and operator.string in _NAMING_OPERATORS
                 and is_secret_name(token.string)
             )
             or (

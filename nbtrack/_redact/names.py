@@ -10,7 +10,7 @@ A name is split into parts (``hf_token`` -> hf, token; ``openaiApiKey`` -> opena
   ``mytoken``, ``APITOKEN``, ``openaikey``, ``dbpw``, ``oauth``), English words that merely end
   so (``monkey``, ``turkey``) excepted;
 - the name contains ``password``, ``passwd``, ``secret``, ``credential``, ``apikey``,
-  ``accesskey`` or ``privatekey`` anywhere.
+  ``accesskey`` or ``privatekey`` anywhere, also across ``_`` and ``-`` (``API_KEYS``).
 
 Parts, not substrings, keep ``tokenizer``, ``max_tokens``, ``keyframes``, ``author`` and
 ``passes`` readable, and a name whose last part says it counts, sizes or numbers something
@@ -87,7 +87,9 @@ def is_secret_name(name: str) -> bool:
     """True when a variable, parameter, key, header or option name looks like it holds a
     credential (see the module's docstring for the rules)."""
     lowered = name.lower()
-    if any(word in lowered for word in _SECRET_SUBSTRINGS):
+    # Also across separators: API_KEYS, access_keys.
+    squeezed = lowered.replace("_", "").replace("-", "")
+    if any(word in squeezed for word in _SECRET_SUBSTRINGS):
         return True
     parts = [p.lower() for p in _NAME_PARTS.findall(name)]
     if len(parts) > 1 and parts[-1] in _MEASURES:

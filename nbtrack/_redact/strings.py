@@ -18,6 +18,7 @@ __all__ = [
     "CommandSecrets",
     "Edit",
     "Positions",
+    "command_strings",
     "comment_edits",
     "scrub_code_text",
     "strings_with_secrets",
@@ -68,6 +69,32 @@ def strings_with_secrets(
     nodes: list[ast.AST], hidden: set[int], command_secrets: CommandSecrets
 ) -> Iterator[tuple[ast.expr, set[str]]]:
     handled: set[int] = set(hidden)
+    for argument, inside in command_strings(nodes, command_secrets):
+        handled.add(id(argument))
+        if inside and id(argument) not in hidden:
+            yield argument, inside
+    for node in nodes:
+        if id(node) in handled:
+            continue
+        if isinstance(node, ast.JoinedStr):
+            handled.update(id(child) for child in ast.walk(node))
+            parts = [v.value for v in node.values if isinstance(v, ast.Constant)]
+            secrets = {x for part in parts if isinstance(part, str) for x in text_secrets(part)}
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            secrets = set(text_secrets(node.value))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, bytes):
+            secrets = set(text_secrets(node.value.decode("utf-8", "replace")))
+        else:
+            continue
+        if secrets:
+            yield node, secrets
+
+
+def command_strings(
+    nodes: list[ast.AST], command_secrets: CommandSecrets
+) -> Iterator[tuple[ast.Constant, set[str]]]:
+    """Each string argument of IPython's calls (shell commands, magics), with the secrets
+    ``command_secrets`` finds in it."""
     for node in nodes:
         kind = _ipython_call(node)
         if kind is None:
@@ -78,25 +105,9 @@ def strings_with_secrets(
             for a in node.args
             if isinstance(a, ast.Constant) and isinstance(a.value, str)
         ]
-        handled.update(id(a) for a, _ in strings)
         secrets = command_secrets(kind, [value for _, value in strings])
         for argument, value in strings:
-            inside = {s for s in secrets if s and s in value}
-            if inside and id(argument) not in hidden:
-                yield argument, inside
-    for node in nodes:
-        if id(node) in handled:
-            continue
-        if isinstance(node, ast.JoinedStr):
-            handled.update(id(child) for child in ast.walk(node))
-            parts = [v.value for v in node.values if isinstance(v, ast.Constant)]
-            secrets = {x for part in parts if isinstance(part, str) for x in text_secrets(part)}
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            secrets = set(text_secrets(node.value))
-        else:
-            continue
-        if secrets:
-            yield node, secrets
+            yield argument, {s for s in secrets if s and s in value}
 
 
 def _ipython_call(node: ast.AST) -> str | None:

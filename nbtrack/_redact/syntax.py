@@ -4,7 +4,9 @@ A value is a secret when it is assigned to, passed as, compared with or stored u
 credential's name (``names.is_secret_name``):
 
 - assignments, annotated, augmented and ``:=`` assignments to such a name, attribute,
-  subscript (``os.environ["HF_TOKEN"] = ...``) or tuple of targets;
+  subscript (``os.environ["HF_TOKEN"] = ...``, ``secrets["hf"] = ...``) or tuple of targets,
+  and what a credential-named container is given (``creds.append(...)``,
+  ``secrets.update(...)``);
 - keyword arguments (``login(token=...)``, ``dict(api_key=...)``) and default arguments of
   functions (``def connect(token="...")``);
 - dict entries at any depth (``{"auth": {"password": ...}}``), and ``case`` patterns of
@@ -15,13 +17,14 @@ credential's name (``names.is_secret_name``):
   an argument list (``subprocess.run(["cli", "--token", ...])``);
 - constants compared with such a name (``if password == "..."``, ``if token in ("...",)``);
 - what the cell assigns to a variable it then uses as one of the above (``tok = "..."`` then
-  ``login(token=tok)``): ``credential_variables``.
+  ``login(token=tok)``, ``login(token=tok.strip())``, ``os.getenv("T") or tok``), in a shell
+  command or a magic (``!curl -H "Authorization: Bearer $tok"``, ``%env HF_TOKEN=$hf``), or
+  assigns in the same statement as a credential (``os.environ["HF_TOKEN"] = hf = "..."``):
+  ``credential_variables``.
 
-Reading a secret from elsewhere stays readable: a name, an attribute, ``os.environ[...]``, and
-the first argument of a call that reads one (``os.getenv("HF_TOKEN")``, ``getpass("Password:
-")``). Every other string or bytes constant in such a value is redacted, also one a method is
-called on (``"...".strip()``) or a lambda returns. Strings and comments
-anywhere are also checked by the text rules (``strings``: token shapes, URL passwords,
+What of such a value is hidden is ``parts``' business (what it reads from elsewhere stays
+readable: ``os.getenv("HF_TOKEN")``). Strings and comments anywhere are also checked by the
+text rules (``strings``: token shapes, URL passwords,
 ``Bearer``, ``NAME=value``), and the arguments of IPython's own calls (shell commands, magics)
 by the caller's ``command_secrets``.
 """
@@ -35,10 +38,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from nbtrack._redact.names import is_secret_name
+from nbtrack._redact.parts import callee, secret_parts, values_of
 from nbtrack._redact.strings import (
     CommandSecrets,
     Edit,
     Positions,
+    command_strings,
     comment_edits,
     strings_with_secrets,
 )
@@ -46,8 +51,23 @@ from nbtrack._redact.text import REDACTED
 
 __all__ = ["credential_variables", "find_edits"]
 
-# Calls whose first argument names where a secret is read from, not the secret itself.
-_READER = re.compile(r"(?i)get|input|prompt|read|load|env|fetch|lookup")
+# Calls that make text of a variable: a method of the text itself (``tok.strip()``), and
+# functions and methods whose arguments the text is made of (``str(tok)``,
+# ``"Token {}".format(tok)``, ``":".join([user, pw])``). Other calls are not followed: a value
+# computed from a variable (``jax.random.PRNGKey(seed)`` under ``key``) does not make the
+# variable a credential.
+_TEXT_METHODS = frozenset(
+    {"strip", "lstrip", "rstrip", "encode", "decode", "lower", "upper", "replace",
+     "removeprefix", "removesuffix", "format", "join"}
+)  # fmt: skip
+_TEXT_FUNCTIONS = frozenset(
+    {"str", "bytes", "format", "join", "replace", "b64encode", "urlsafe_b64encode", "quote",
+     "quote_plus"}
+)  # fmt: skip
+# Methods that put what they are given into their container (``creds.append("...")``).
+_STORES = frozenset({"append", "extend", "insert", "add", "update", "setdefault"})
+# IPython's expansions in a shell command or a magic: $name, ${name} and {expression}.
+_EXPANDED = re.compile(r"\$\{?([A-Za-z_]\w*)|\{([^{}]+)\}")
 
 
 def find_edits(tree: ast.AST, text: str, command_secrets: CommandSecrets) -> list[Edit]:
@@ -56,10 +76,10 @@ def find_edits(tree: ast.AST, text: str, command_secrets: CommandSecrets) -> lis
     nodes = list(ast.walk(tree))
     edits: list[Edit] = []
     hidden: set[int] = set()
-    for value in _secret_values(nodes):
-        for node in _secret_parts(value):
+    for value in _secret_values(nodes, command_secrets):
+        for node in secret_parts(value):
             start, end = positions.span(node)
-            edits.append(Edit(start, end, repr(REDACTED), frozenset(_values_of(node))))
+            edits.append(Edit(start, end, repr(REDACTED), frozenset(values_of(node))))
             hidden.update(id(child) for child in ast.walk(node))
     for node, secrets in strings_with_secrets(nodes, hidden, command_secrets):
         start, end = positions.span(node)
@@ -78,11 +98,11 @@ def find_edits(tree: ast.AST, text: str, command_secrets: CommandSecrets) -> lis
 # ------------------------------------------------------------------ values under secret names
 
 
-def _secret_values(nodes: list[ast.AST]) -> list[ast.expr]:
+def _secret_values(nodes: list[ast.AST], command_secrets: CommandSecrets) -> list[ast.expr]:
     values = [value for node in nodes for value in _RULES.get(type(node), _none)(node)]
-    variables = _variables_in(values)
+    variables = _used_as_credentials(nodes, values, command_secrets)
     if variables:
-        values.extend(_assigned_to(nodes, _credential_variables(nodes, variables)))
+        values.extend(_assigned_to(nodes, variables))
     return values
 
 
@@ -90,17 +110,32 @@ def _none(node: ast.AST) -> Iterator[ast.expr]:  # noqa: ARG001 - a node no rule
     yield from ()
 
 
-def credential_variables(tree: ast.AST) -> set[str]:
+def credential_variables(tree: ast.AST, command_secrets: CommandSecrets) -> set[str]:
     """Variables ``tree`` uses as credentials without naming them so (``tok = "..."`` then
     ``login(token=tok)``): never params, and what the cell assigns to them is redacted."""
     nodes = list(ast.walk(tree))
     values = [value for node in nodes for value in _RULES.get(type(node), _none)(node)]
-    return _credential_variables(nodes, _variables_in(values))
+    return _used_as_credentials(nodes, values, command_secrets)
+
+
+def _used_as_credentials(
+    nodes: list[ast.AST], values: list[ast.expr], command_secrets: CommandSecrets
+) -> set[str]:
+    """The variables secret ``values`` are made of, those a shell command or a magic expands
+    where a secret stands, those assigned together with a credential, and the variables
+    assigned to any of them in turn."""
+    variables = _variables_in(values) | _assigned_with_a_credential(nodes)
+    for _, secrets in command_strings(nodes, command_secrets):
+        for secret in secrets:
+            variables |= _expanded_variables(secret)
+    return _credential_variables(nodes, variables) if variables else set()
 
 
 def _variables_in(values: list[ast.expr]) -> set[str]:
     """Variables whose value a secret value is made of: the value itself, or the items,
-    f-string parts and ``+`` operands it is built from (not attributes, calls, subscripts)."""
+    f-string parts, ``+`` operands, alternatives (``or``, ``if``/``else``) and text calls
+    (``_TEXT_METHODS``, ``_TEXT_FUNCTIONS``) it is built from (not attributes, other calls, or
+    an item read under a credential's name)."""
     found: set[str] = set()
     stack = list(values)
     while stack:
@@ -113,6 +148,56 @@ def _variables_in(values: list[ast.expr]) -> set[str]:
             stack.extend(v.value for v in value.values if isinstance(v, ast.FormattedValue))
         elif isinstance(value, ast.BinOp):
             stack.extend((value.left, value.right))
+        elif isinstance(value, ast.BoolOp):
+            stack.extend(value.values)
+        elif isinstance(value, ast.IfExp):
+            stack.extend((value.body, value.orelse))
+        elif isinstance(value, ast.Starred | ast.Await | ast.NamedExpr):
+            stack.append(value.value)
+        elif isinstance(value, ast.Subscript) and not _is_secret_string(value.slice):
+            stack.append(value.value)  # tokens[0], [tok][0]; not cfg["token"]
+        elif isinstance(value, ast.Call):
+            stack.extend(_text_parts(value))
+    return found
+
+
+def _text_parts(call: ast.Call) -> list[ast.expr]:
+    """What a call that makes text of its input is made of (see ``_TEXT_METHODS``)."""
+    func, arguments = call.func, [*call.args, *(k.value for k in call.keywords)]
+    parts: list[ast.expr] = []
+    if isinstance(func, ast.Attribute) and func.attr in _TEXT_METHODS:
+        parts.append(func.value)
+    if callee(call) in _TEXT_FUNCTIONS:
+        parts.extend(arguments)
+    return parts
+
+
+def _assigned_with_a_credential(nodes: list[ast.AST]) -> set[str]:
+    """Variables assigned in the same statement as a credential (``os.environ["HF_TOKEN"] =
+    hf = "..."``): they hold the same secret."""
+    found: set[str] = set()
+    for node in nodes:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) > 1
+            and any(_is_secret_target(t) for t in node.targets)
+        ):
+            found |= _variables_in([t for t in node.targets if isinstance(t, ast.Name)])
+    return found
+
+
+def _expanded_variables(text: str) -> set[str]:
+    """The variables IPython expands in ``text`` (``$tok``, ``{tok.strip()}``)."""
+    found: set[str] = set()
+    for name, expression in _EXPANDED.findall(text):
+        if name:
+            found.add(name)
+            continue
+        try:
+            tree = ast.parse(expression.strip(), mode="eval")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        found |= _variables_in([tree.body])
     return found
 
 
@@ -166,8 +251,12 @@ def _dict_entries(node: ast.Dict) -> Iterator[ast.expr]:
     yield from (v for k, v in zip(node.keys, node.values, strict=True) if _is_secret_string(k))
 
 
-def _after_a_named_argument(node: ast.Call) -> Iterator[ast.expr]:
+def _called(node: ast.Call) -> Iterator[ast.expr]:
     yield from _after_a_name(node.args)
+    func = node.func
+    if isinstance(func, ast.Attribute) and func.attr in _STORES and _is_secret_target(func.value):
+        yield from node.args  # creds.append("..."), secrets.update(hf="...")
+        yield from (k.value for k in node.keywords)
 
 
 def _after_a_named_item(node: ast.List | ast.Tuple) -> Iterator[ast.expr]:
@@ -231,7 +320,7 @@ _RULES: dict[type[ast.AST], Callable[[Any], Iterator[ast.expr]]] = {
     ast.NamedExpr: _assigned_one,
     ast.keyword: _keyword,
     ast.Dict: _dict_entries,
-    ast.Call: _after_a_named_argument,
+    ast.Call: _called,
     ast.List: _after_a_named_item,
     ast.Tuple: _after_a_named_item,
     ast.Compare: _compared,
@@ -242,11 +331,12 @@ _RULES: dict[type[ast.AST], Callable[[Any], Iterator[ast.expr]]] = {
 
 
 def _is_secret_string(node: ast.expr | None) -> bool:
-    return (
-        isinstance(node, ast.Constant)
-        and isinstance(node.value, str)
-        and is_secret_name(node.value)
-    )
+    if not isinstance(node, ast.Constant):
+        return False
+    value = node.value
+    if isinstance(value, bytes):  # {b"Authorization": ...}
+        value = value.decode("utf-8", "replace")
+    return isinstance(value, str) and is_secret_name(value)
 
 
 def _is_secret_target(target: ast.expr) -> bool:
@@ -254,79 +344,9 @@ def _is_secret_target(target: ast.expr) -> bool:
         return is_secret_name(target.id)
     if isinstance(target, ast.Attribute):
         return is_secret_name(target.attr)
-    if isinstance(target, ast.Subscript):
-        return _is_secret_string(target.slice)
+    if isinstance(target, ast.Subscript):  # os.environ["HF_TOKEN"], secrets["hf"]
+        return _is_secret_string(target.slice) or _is_secret_target(target.value)
     if isinstance(target, ast.Tuple | ast.List | ast.Starred):
         elements = target.elts if not isinstance(target, ast.Starred) else [target.value]
         return any(_is_secret_target(element) for element in elements)
     return False
-
-
-def _secret_parts(value: ast.expr) -> list[ast.expr]:
-    """The nodes of ``value`` to hide: nothing for a value read from elsewhere, the string
-    constants of a call, the whole value otherwise."""
-    if isinstance(value, ast.Await):
-        value = value.value
-    if isinstance(value, ast.Lambda):  # code, not a secret: only what it returns may be one
-        value = value.body
-    if isinstance(value, ast.Constant):
-        return [] if value.value is None or isinstance(value.value, bool) else [value]
-    if isinstance(value, ast.Name | ast.Attribute):
-        return []
-    if isinstance(value, ast.Subscript):  # os.environ["X"], secrets["api"]
-        return _secret_parts(value.value) if _is_literal(value.value) else []
-    if isinstance(value, ast.Call):
-        return _call_parts(value)
-    return [value]
-
-
-def _call_parts(call: ast.Call) -> list[ast.expr]:
-    arguments = [*call.args, *(k.value for k in call.keywords)]
-    if call.args and _READER.search(_callee(call)) and isinstance(call.args[0], ast.Constant):
-        arguments = arguments[1:]  # os.getenv("HF_TOKEN"), getpass("Password: ")
-    parts = []
-    if isinstance(call.func, ast.Call):
-        parts = _secret_parts(call.func)
-    elif isinstance(call.func, ast.Attribute) and not _READER.search(call.func.attr):
-        # A method of the value itself ("...".strip(), "...".encode()); not of what a reader
-        # call returns (Path("token.txt").read_text()).
-        parts = _secret_parts(call.func.value)
-    for argument in arguments:
-        if isinstance(argument, ast.Constant):
-            if isinstance(argument.value, str | bytes):
-                parts.append(argument)
-        else:
-            parts.extend(_secret_parts(argument))
-    return parts
-
-
-def _is_literal(node: ast.expr) -> bool:
-    return isinstance(
-        node, ast.Constant | ast.List | ast.Tuple | ast.Dict | ast.Set | ast.JoinedStr
-    )
-
-
-def _callee(call: ast.Call) -> str:
-    func = call.func
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return func.id if isinstance(func, ast.Name) else ""
-
-
-def _values_of(node: ast.AST) -> set[str]:
-    """The text a hidden node held: what to look for again in tracebacks and messages
-    (values only: a dict's keys are not secrets)."""
-    if isinstance(node, ast.Constant):
-        if isinstance(node.value, str):
-            return {node.value}
-        if isinstance(node.value, bytes):
-            return {node.value.decode("utf-8", "replace")}
-        if isinstance(node.value, int | float) and not isinstance(node.value, bool):
-            return {str(node.value)}
-        return set()
-    if isinstance(node, ast.Dict):
-        return {v for item in node.values for v in _values_of(item)}
-    found: set[str] = set()
-    for child in ast.iter_child_nodes(node):
-        found |= _values_of(child)
-    return found

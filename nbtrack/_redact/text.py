@@ -90,22 +90,29 @@ _BEARER = re.compile(r"(?i)\bbearer\s+(?P<v>[^\s'\"<>,;]+)")
 # ``Basic <base64 of user:password>``: checked to decode to a user and a password, so that
 # "a basic understanding" stays.
 _BASIC = re.compile(r"(?i)basic\s+(?P<v>[A-Za-z0-9+/]{4,}={0,2})")
+# A string literal's prefix, as Python prints bytes (b'...') and as code writes raw strings.
+_PREFIX = r"(?:[bBrRuU]{1,2}(?=['\"]))?"
 _AUTHORIZATION = re.compile(
-    r"(?i)(?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?(?P<v>[^'\"\r\n]*[^'\"\s])"
+    rf"(?i)(?:proxy-)?authorization['\"]?\s*[:=]\s*{_PREFIX}['\"]?(?P<v>[^'\"\r\n]*[^'\"\s])"
 )
-_QUOTED = r"'(?P<v1>[^'\n]*)'|\"(?P<v2>[^\"\n]*)\""
-# NAME=value / NAME: value / "NAME": "value". Exception names (``TokenError: ...``) are not
-# credential names, see _named.
+_QUOTED = rf"{_PREFIX}(?:'(?P<v1>[^'\n]*)'|\"(?P<v2>[^\"\n]*)\")"
+# NAME=value / NAME: value / "NAME": "value", also JSON inside a JSON string (\"NAME\":
+# \"value\", as an error body quotes a request). An unquoted value runs to a space, a quote,
+# & or ; (passwords hold other punctuation), see _unquoted_end. Exception names
+# (``TokenError: ...``) are not credential names, see _named.
 _NAMED = re.compile(
-    r"(?P<q>['\"]?)(?<![\w.-])(?:--?)?(?P<n>[A-Za-z_][\w.-]*)(?P=q)\s*(?P<sep>[=:])(?!=)\s*"
-    rf"(?:{_QUOTED}|(?P<v3>[^\s&;,'\"()\[\]{{}}<>=][^\s&;,'\"()\[\]{{}}<>]*))"
+    r"(?P<q>\\?['\"]|)(?<![\w.-])(?:--?)?(?P<n>[A-Za-z_][\w.-]*)(?P=q)\s*(?P<sep>[=:])(?!=)\s*"
+    rf"(?:\\\"(?P<v4>[^\"\\\n]*)\\\"|{_QUOTED}|(?P<v3>[^\s&;'\"=][^\s&;'\"]*))"
 )
 _OPTION = re.compile(
     rf"(?<!\S)--?(?P<n>[A-Za-z][\w-]*)\s+(?:{_QUOTED}|(?P<v3>[^\s'\"\-][^\s'\"]*))"
 )
 # 'NAME', 'value' as Python prints a list or tuple (an argument list, a pair).
 _PAIR = re.compile(rf"(?P<q>['\"])(?:--?)?(?P<n>[A-Za-z_][\w.-]*)(?P=q)\s*,\s*(?:{_QUOTED})")
-_USER_OPTION = re.compile(r"(?<!\S)(?:-u|--user)\s*['\"]?[^\s:'\"]+:(?P<v>[^\s'\"]+)")
+_USER_OPTION = re.compile(
+    r"(?<!\S)(?:-u|--user)\s*(?:(?P<q>['\"])[^:'\"\n]+:(?P<w>[^'\"\n]+)(?P=q)"
+    r"|['\"]?[^\s:'\"]+:(?P<v>[^\s'\"]+))"
+)
 _NOT_A_NAME = re.compile(r"(Error|Exception|Warning)$")
 
 
@@ -114,17 +121,57 @@ def _named_value(match: re.Match[str]) -> tuple[int, int] | None:
     if not is_secret_name(name) or _NOT_A_NAME.search(name):
         return None
     found = match.groupdict()
-    for group in ("v1", "v2", "v3"):
+    for group in ("v1", "v2", "v4"):
         if found.get(group) is not None:
             return (match.start(group), match.end(group)) if found[group] else None
+    if found.get("v3"):
+        start = match.start("v3")
+        return start, _unquoted_end(match.string, start, match.end("v3"))
     return None
+
+
+_OPENERS, _CLOSERS = "([{<", ")]}>"
+
+
+def _unquoted_end(text: str, start: int, end: int) -> int:
+    """Where an unquoted value that starts at ``start`` ends (``end``: at the next space,
+    quote, & or ;). A value that opens a bracket runs to the bracket that closes it on its line
+    (``password={'db': '...'}``); otherwise a closing bracket it never opened, or a comma, at
+    its end belongs to the text around it (``login(token=abc)``, ``token=abc, lr=0.1``)."""
+    if text[start] in _OPENERS:
+        depth = 0
+        for index in range(start, len(text)):
+            char = text[index]
+            if char == "\n":
+                return index
+            if char in _OPENERS:
+                depth += 1
+            elif char in _CLOSERS:
+                depth -= 1
+                if depth == 0:
+                    return index + 1
+        return len(text)
+    while end > start + 1:
+        last = text[end - 1]
+        if last == ",":
+            end -= 1
+            continue
+        if last in _CLOSERS:
+            opener = _OPENERS[_CLOSERS.index(last)]
+            value = text[start:end]
+            if value.count(opener) < value.count(last):
+                end -= 1
+                continue
+        break
+    return end
 
 
 def _spans(text: str) -> list[tuple[int, int]]:
     """Where the secrets in ``text`` are: (start, end) pairs, possibly overlapping."""
     spans = [m.span() for m in _TOKEN_SHAPES.finditer(text)]
-    for pattern in (_URL_USERINFO, _BEARER, _AUTHORIZATION, _USER_OPTION):
+    for pattern in (_URL_USERINFO, _BEARER, _AUTHORIZATION):
         spans.extend(m.span("v") for m in pattern.finditer(text))
+    spans.extend(m.span("v" if m["v"] is not None else "w") for m in _USER_OPTION.finditer(text))
     spans.extend(m.span("v" if m["v"] is not None else "w") for m in _SIGNATURE.finditer(text))
     spans.extend(m.span("v") for m in _BASIC.finditer(text) if _is_basic_credential(m["v"]))
     for pattern in (_NAMED, _OPTION, _PAIR):
@@ -196,7 +243,7 @@ def redact_value(value: Any, _depth: int = 0) -> Any:
         return REDACTED  # deeper than any config: unclear, so redacted
     if isinstance(value, dict):
         return {
-            k: REDACTED if isinstance(k, str) and is_secret_name(k) else redact_value(v, _depth + 1)
+            k: REDACTED if _is_secret_key(k) else redact_value(v, _depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
@@ -208,9 +255,32 @@ def redact_value(value: Any, _depth: int = 0) -> Any:
         if isinstance(value, list):
             return items
         if isinstance(value, tuple):
-            return tuple(items)
+            return _tuple_like(value, items)
         return type(value)(items)
     return value
+
+
+def _is_secret_key(key: object) -> bool:
+    if isinstance(key, bytes):
+        key = key.decode("utf-8", "replace")
+    return isinstance(key, str) and is_secret_name(key)
+
+
+def _tuple_like(value: tuple[Any, ...], items: list[Any]) -> tuple[Any, ...]:
+    """``items`` as a tuple of ``value``'s own type where it is a named tuple, so that its
+    text keeps the field names (``DB(user='bob', password='<redacted>')``) and the text rules
+    see which value is whose; each field is also redacted by its name."""
+    fields = getattr(type(value), "_fields", None)
+    if isinstance(fields, tuple) and len(fields) == len(items):
+        items = [
+            REDACTED if _is_secret_key(field) else item
+            for field, item in zip(fields, items, strict=True)
+        ]
+        try:
+            return type(value)(*items)
+        except Exception:  # noqa: BLE001 - a tuple subclass of its own making: a plain tuple
+            return tuple(items)
+    return tuple(items)
 
 
 def stored_value(value: object, limit: int = MAX_PARAM_VALUE_LENGTH, key: str | None = None) -> str:

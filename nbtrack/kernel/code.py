@@ -91,9 +91,16 @@ class CodeRecorder:
         known = set(self.secrets)
         for names in (namespace, os.environ):
             for name, value in list(names.items()):
+                if names is os.environ and name in _SHELL_FOLDERS:
+                    continue
                 if not name.startswith("_") and (name in self.variables or is_secret_name(name)):
                     known.update(_texts(value))
         return known
+
+
+# Environment variables with a credential's part (pwd) that the shell sets to its working
+# folders: taken for secrets, every path in a traceback would lose its folder.
+_SHELL_FOLDERS = frozenset({"PWD", "OLDPWD"})
 
 
 def _texts(value: Any, depth: int = 0) -> Iterator[str]:

@@ -220,3 +220,42 @@ def test_secrets_an_attackers_review_found_stay_out(store, client, tmp_path):
     history = _artifact(client, run, "code/session_history.py")
     assert "!echo <redacted> > /dev/null" in history
     assert "SECRET-6" not in json.dumps(_record_output(nb.cells[4]))
+
+
+def test_secrets_the_thirteenth_sessions_review_found_stay_out(store, client):
+    # Each of these reached MLflow before (an attacker's review, issue 10's thirteenth
+    # session): a variable a magic expands as a credential (stored as a param of the tracked
+    # cell that reads it), a variable passed as a credential through a method and then named
+    # in the failure, a variable assigned in the same statement as a credential, and a named
+    # tuple given to log_params (its field names were dropped before the text rules ran).
+    path = notebook(
+        "%load_ext nbtrack",
+        'hf = "SECRET-13A-expanded"\n%env HF_TOKEN=$hf',
+        "%%track -e review13\n"
+        "import os\n"
+        "from typing import NamedTuple\n"
+        "class DB(NamedTuple):\n"
+        "    user: str\n"
+        "    password: str\n"
+        'tok = "SECRET-13B-stripped"\n'
+        'os.environ["API_TOKEN"] = chained = "SECRET-13C-chained"\n'
+        'nbtrack.log_params({"db": DB("bob", password="SECRET-13D-tuple")})\n'
+        "lr = 0.1\n"
+        "def login(token):\n"
+        "    raise ValueError('invalid token ' + token)\n"
+        "nbtrack.log(loss=1.0)\n"
+        "print(len(hf))\n"
+        "login(token=tok.strip())",
+        "nbtrack.wait(60)",
+    )
+    nb = execute(path, allow_errors=True)
+    run = _run(client, "review13")
+    assert run.info.status == "FAILED"
+    stored = _everything_stored(client, run) + _artifact(client, run, "error/traceback.txt")
+    for secret in ("SECRET-13A", "SECRET-13B", "SECRET-13C", "SECRET-13D"):
+        assert secret not in stored, secret
+    assert run.data.params["lr"] == "0.1"
+    assert not {"hf", "tok", "chained"} & set(run.data.params)
+    assert run.data.params["db"] == "DB(user='bob', password='<redacted>')"
+    assert run.data.tags["nbtrack.error"] == "ValueError: invalid token <redacted>"
+    assert "SECRET-13" not in json.dumps(_record_output(nb.cells[2]))

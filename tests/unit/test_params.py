@@ -155,3 +155,25 @@ def test_a_variable_the_cell_passes_as_a_credential_is_never_a_param():
     session.observe('tok = "S3CRET"\nlr = 0.1')
     captured = session.params_for("login(token=tok)\ntrain(lr)", {"tok": "S3CRET", "lr": 0.1})
     assert captured.values == {"lr": 0.1}
+
+
+def test_variables_used_as_credentials_in_any_form_are_never_params():
+    # Found by an attacker's review (issue 10's thirteenth session): each reached MLflow as a
+    # param.
+    cells = [
+        'tok = "S3CRET"\nlr = 0.1\nlogin(token=tok.strip())',
+        'tok = "S3CRET"\nlr = 0.1\nlogin(token=os.getenv("HF_TOKEN") or tok)',
+        "hf = \"S3CRET\"\nlr = 0.1\nget_ipython().run_line_magic('env', 'HF_TOKEN=$hf')",
+        'tok = "S3CRET"\nlr = 0.1\nget_ipython().system(\'curl -H "Authorization: Bearer $tok"\')',
+        'os.environ["HF_TOKEN"] = hf = "S3CRET"\nlr = 0.1',
+        'db = password = "S3CRET"\nlr = 0.1',
+    ]
+    for cell in cells:
+        assert capture_params(cell) == {"lr": 0.1}, cell
+    session = SessionLiterals()
+    session.observe('tok2 = "S3CRET"\nlr = 0.1')
+    captured = session.params_for(
+        'headers = {"Authorization": "Bearer " + tok2.strip()}\ntrain(lr)',
+        {"tok2": "S3CRET", "lr": 0.1},
+    )
+    assert captured.values == {"lr": 0.1}

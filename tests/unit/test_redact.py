@@ -3,6 +3,7 @@ tree), in free text, in values and in URIs. Each rule the README lists has a tes
 
 from __future__ import annotations
 
+from collections import namedtuple
 from types import SimpleNamespace
 from typing import Any
 
@@ -233,6 +234,28 @@ def test_the_last_resort_for_code_nothing_parses_goes_line_by_line():
         ("SAS signature", "url = 'https://acct.blob.core.windows.net/c/b?sv=2022&sig=SECRET-B'"),
         ("URL password with a slash", "db_uri = 'postgresql://mlflow:ab/SECRET-B@db/mlflow'"),
         ("URL password with a #", "db_uri = 'postgresql://mlflow:ab#SECRET-B@db/mlflow'"),
+        # Found by an attacker's review (issue 10's thirteenth session).
+        ("variable passed through a method", "tok = 'SECRET-B'\nlogin(token=tok.strip())"),
+        ("variable passed through a call", "tok = 'SECRET-B'\nlogin(token=str(tok))"),
+        ("variable as a fallback", "tok = 'SECRET-B'\nlogin(token=os.getenv('T') or tok)"),
+        ("variable in a conditional", "tok = 'SECRET-B'\nlogin(token=tok if tok else None)"),
+        ("variable formatted", "t = 'SECRET-B'\nh = {'Authorization': 'Token {}'.format(t)}"),
+        ("variable in a shell header", 'tok = "SECRET-B"\n!curl -H "Authorization: Bearer $tok" x'),
+        ("variable in an env magic", "hf = 'SECRET-B'\n%env HF_TOKEN=$hf"),
+        ("variable in a shell option", "hf = 'SECRET-B'\n!huggingface-cli login --token {hf}"),
+        ("variable in set_env", "hf = 'SECRET-B'\n%set_env HF_TOKEN={hf}"),
+        ("variable in a captured shell line", 'k = "SECRET-B"\nout = !curl -H "X-Api-Key: $k" x'),
+        ("item of a credential-named dict", "secrets = {}\nsecrets['hf'] = 'SECRET-B'"),
+        ("appended to a credential-named list", "creds = []\ncreds.append('SECRET-B')"),
+        ("update of a credential-named dict", "secrets.update(hf='SECRET-B')"),
+        ("bytes under a credential's name", "data = b'user=bob&password=SECRET-B'"),
+        ("bytes dict entry", "h = {b'Authorization': b'Token SECRET-B'}"),
+        ("plural of a glued name", "API_KEYS = ['SECRET-B', 'SECRET-B2']"),
+        ("walrus in a broken cell", "if (api_key := 'SECRET-B'):\n  pass\nif x"),
+        ("comparison in a broken cell", "if password == 'SECRET-B': pass\nif x"),
+        ("env file with a comma", "%%writefile .env\nDB_PASSWORD=abc,SECRET-B\n"),
+        ("env file with braces", "%%writefile .env\nDB_PASSWORD={SECRET-B}\n"),
+        ("quoted curl user", "!curl -u 'bob:abc SECRET-B' https://x"),
     ],
 )
 def test_each_rule_hides_the_secret(rule, code):
@@ -363,6 +386,14 @@ def test_params_and_tags_under_credential_names_are_redacted_whatever_their_valu
         ("see postgresql://mlflow:ab/SECRET-D@db/mlflow", "@db/mlflow"),
         ("MLFLOW_TRACKING_URI=http://alice:pa@SECRET-D@mlflow.corp:5000/ x", "@mlflow.corp"),
         ("cannot reach http://alice:it's-SECRET-D@mlflow.corp:5000/api: refused", ": refused"),
+        # Found by an attacker's review (issue 10's thirteenth session).
+        ("{'password': b'SECRET-D', 'lr': 0.1}", "'lr': 0.1"),
+        ("{b'Authorization': b'Token SECRET-D'}", "{b'Authorization'"),
+        ("DB_PASSWORD=abc,SECRET-D\nDB_USER=bob", "DB_USER=bob"),
+        ("DB_PASSWORD={SECRET-D} DB_USER=bob", "DB_USER=bob"),
+        ("PASSWORD=ab(cd)SECRET-D(x) next", "next"),
+        ("curl -u 'bob:abc SECRET-D' https://x", "https://x"),
+        ('{"body": "{\\"password\\": \\"SECRET-D\\", \\"lr\\": 1}"}', '"lr'),
     ],
 )
 def test_free_text_rules(text, kept):
@@ -374,6 +405,40 @@ def test_free_text_rules(text, kept):
 def test_known_values_are_hidden_in_free_text_but_not_inside_longer_words():
     out = redact_text("bad key abcd1234; abcd12345 is another", known={"abcd1234", "ab"})
     assert out == "bad key <redacted>; abcd12345 is another"
+
+
+def test_a_value_ends_where_its_text_does_not_inside_it():
+    # A value is taken up to a space or a quote (passwords hold punctuation); a closing bracket
+    # or a comma after it, with no opening one inside, belongs to the text around it.
+    assert redact_text("login(token=abc)") == "login(token=<redacted>)"
+    assert redact_text("token=abc, lr=0.1") == "token=<redacted>, lr=0.1"
+    assert redact_text("[password=x(1)]") == "[password=<redacted>]"
+
+
+def test_a_named_tuple_is_redacted_by_its_field_names():
+    db = namedtuple("DB", "user password")("bob", "SECRET-H1")
+    text = stored_value({"db": db})
+    assert "SECRET-H1" not in text
+    assert "user='bob'" in text
+
+
+def test_a_glued_plural_is_a_credentials_name_but_plain_plurals_are_not():
+    assert is_secret_name("API_KEYS")
+    assert is_secret_name("access_keys")
+    assert not is_secret_name("tokens")
+    assert not is_secret_name("keys")
+
+
+def test_the_shells_working_folder_is_not_taken_for_a_password(monkeypatch):
+    # PWD has a credential's part (pwd), but the shell sets it to the working folder: taken for
+    # a secret, every path in a traceback lost its folder.
+    monkeypatch.setenv("PWD", "/home/someone/project")
+    monkeypatch.setenv("OLDPWD", "/home/someone")
+    monkeypatch.setenv("DB_PWD", "SECRET-H2")
+    known = CodeRecorder().known_secrets({})
+    assert "/home/someone/project" not in known
+    assert "/home/someone" not in known
+    assert "SECRET-H2" in known
 
 
 def test_exception_names_are_not_taken_for_credential_names():
