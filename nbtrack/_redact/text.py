@@ -27,6 +27,7 @@ before they become text, then the text rules apply.
 from __future__ import annotations
 
 import base64
+import bisect
 import re
 import sys
 from collections.abc import Iterable
@@ -75,8 +76,14 @@ _TOKEN_SHAPES = re.compile(
 # ``@``), SQLAlchemy up to the first ``@`` (the password may hold ``/``, ``#`` or ``?``).
 # In free text a URL usually sits in quotes, so a password's ' (which MLflow's clients accept)
 # is taken only where the rest up to the @ has no quote or space; in a URI anything goes.
-_USERINFO = r"[^/?#\s\"]+(?=@)|[^:/@\s'\"]*:[^@\s\"]*"
-_URL_USERINFO = re.compile(rf"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<v>{_USERINFO})@")
+# (A password with / # or ? is taken up to 512 characters: an unbounded one made every scheme
+# in a long word without an @ scan to its end.)
+_USERINFO = r"[^/?#\s\"]+(?=@)|[^:/@\s'\"]*:[^@\s\"]{0,512}"
+# A scheme starts where a word does: tried at every letter of a long word, the scheme's own
+# pattern made redacting a 100k-character message take seconds (quadratic).
+_URL_USERINFO = re.compile(
+    rf"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<v>{_USERINFO})@"
+)
 _URI_USERINFO = re.compile(
     r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<v>[^/?#\s]+(?=@)|[^:/@\s]*:[^@\s]*)@"
 )
@@ -99,11 +106,13 @@ _QUOTED = rf"{_PREFIX}(?:'(?P<v1>[^'\n]*)'|\"(?P<v2>[^\"\n]*)\")"
 # NAME=value / NAME: value / "NAME": "value", also JSON inside a JSON string (\"NAME\":
 # \"value\", as an error body quotes a request). An unquoted value runs to a space, a quote,
 # & or ; (passwords hold other punctuation), see _unquoted_end. Exception names
-# (``TokenError: ...``) are not credential names, see _named.
+# (``TokenError: ...``) are not credential names, see _named_value. The value is matched only
+# after a credential's name (``_NAMED_VALUE``): matched with every name, it made a long
+# ``a=a=a=...`` quadratic.
 _NAMED = re.compile(
     r"(?P<q>\\?['\"]|)(?<![\w.-])(?:--?)?(?P<n>[A-Za-z_][\w.-]*)(?P=q)\s*(?P<sep>[=:])(?!=)\s*"
-    rf"(?:\\\"(?P<v4>[^\"\\\n]*)\\\"|{_QUOTED}|(?P<v3>[^\s&;'\"=][^\s&;'\"]*))"
 )
+_NAMED_VALUE = re.compile(rf"\\\"(?P<v4>[^\"\\\n]*)\\\"|{_QUOTED}|(?P<v3>[^\s&;'\"=][^\s&;'\"]*)")
 _OPTION = re.compile(
     rf"(?<!\S)--?(?P<n>[A-Za-z][\w-]*)\s+(?:{_QUOTED}|(?P<v3>[^\s'\"\-][^\s'\"]*))"
 )
@@ -116,10 +125,13 @@ _USER_OPTION = re.compile(
 _NOT_A_NAME = re.compile(r"(Error|Exception|Warning)$")
 
 
-def _named_value(match: re.Match[str]) -> tuple[int, int] | None:
+def _credentials_name(match: re.Match[str]) -> bool:
     name = match["n"]
-    if not is_secret_name(name) or _NOT_A_NAME.search(name):
-        return None
+    return is_secret_name(name) and not _NOT_A_NAME.search(name)
+
+
+def _value_span(match: re.Match[str]) -> tuple[int, int] | None:
+    """Where the value a credential's name names is, in a match of its value's groups."""
     found = match.groupdict()
     for group in ("v1", "v2", "v4"):
         if found.get(group) is not None:
@@ -175,15 +187,21 @@ def _spans(text: str) -> list[tuple[int, int]]:
     spans.extend(m.span("v" if m["v"] is not None else "w") for m in _SIGNATURE.finditer(text))
     spans.extend(m.span("v") for m in _BASIC.finditer(text) if _is_basic_credential(m["v"]))
     for pattern in (_NAMED, _OPTION, _PAIR):
+        # A "name" that is itself a value found secret (``'password': 'my-secret', 'lr'``)
+        # names nothing. (Looked up by bisection: the values this loop finds lie behind it.)
+        found = _merged(spans)
+        starts = [start for start, _ in found]
         position = 0
         while (match := pattern.search(text, position)) is not None:
-            # A "name" that is itself a value found secret (``'password': 'my-secret', 'lr'``)
-            # names nothing.
-            named = not any(start <= match.start("n") < end for start, end in spans)
-            span = _named_value(match) if named else None
-            if span is not None:
+            at = bisect.bisect_right(starts, match.start("n")) - 1
+            named = at < 0 or match.start("n") >= found[at][1]
+            span, value = None, None
+            if named and _credentials_name(match):
+                value = _NAMED_VALUE.match(text, match.end()) if pattern is _NAMED else match
+                span = _value_span(value) if value is not None else None
+            if span is not None and value is not None:
                 spans.append(span)
-                position = match.end()
+                position = max(value.end(), span[1])
             else:
                 # Not a credential's name: look again inside its value, which may hold one
                 # (``url: https://host/?access_token=...``).

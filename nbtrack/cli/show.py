@@ -95,7 +95,9 @@ def _clip(text: str, width: int) -> str:
 def _fit(widths: dict[str, int], total: int) -> dict[str, int]:
     """Shrink the widest columns first until the table fits in ``total`` characters."""
     gaps = 2 * (len(widths) - 1)
-    fitted = dict(widths)
+    # No column needs more than the whole line: a name of a million characters (a record from
+    # anyone) then costs as many passes below as an ordinary long one.
+    fitted = {column: min(width, total) for column, width in widths.items()}
     while sum(fitted.values()) + gaps > total:
         shrinkable = [c for c in fitted if fitted[c] > _MIN_WIDTHS[c]]
         if not shrinkable:
@@ -143,8 +145,9 @@ def main(
         return 1
     if not found:
         print(
-            f"nbtrack show: {notebook_path}: no nbtrack runs recorded in this notebook. Records "
-            "are written when a `%%track` cell ends; was the notebook saved after running it?",
+            f"nbtrack show: {_printable(notebook_path)}: no nbtrack runs recorded in this "
+            "notebook. Records are written when a `%%track` cell ends; was the notebook saved "
+            "after running it?",
             file=err,
         )
         return 1
@@ -236,8 +239,9 @@ def format_run(found: FoundRecord) -> str:
             best = (
                 f"{_full(m['best'])} @{fmt_step(m['best_step'])}" if m["best"] is not None else "-"
             )
+            count = f"{m['count']:,}" if m["count"] is not None else "-"
             lines.append(f"  {name:<{width}}  {last:>16}  {best:>16}  {m['goal'] or '-':>4}  "
-                         f"{m['count']:>8,}")  # fmt: skip
+                         f"{count:>8}")  # fmt: skip
         if omitted:
             lines.append(f"  ... and {omitted:,} more metrics, in MLflow only")
     return "\n".join(_printable_line(line) for line in lines)

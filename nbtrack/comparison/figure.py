@@ -16,12 +16,16 @@ from nbtrack.record.axes import AXIS_TITLES, time_unit
 from nbtrack.record.format import MISSING
 from nbtrack.record.metrics import series_color
 
-__all__ = ["X_CHOICES", "build_figure"]
+__all__ = ["MAX_PANELS", "X_CHOICES", "build_figure"]
 
 X_CHOICES = ("auto", "step", "relative", "wall")
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 _CHART_HEIGHT = 300
 _TABLE_ROW = 24
+# Charts drawn at most, in panel order (as many metrics as a record carries curves of): a page
+# of charts to read, and plotly's cost grows with the square of the subplots (1,600 took a
+# minute). The others are named as left out; ``metrics=`` picks which are drawn.
+MAX_PANELS = 24
 
 
 def build_figure(
@@ -33,7 +37,8 @@ def build_figure(
     compare_url: str | None,
 ) -> Any:
     """A ``plotly.graph_objects.Figure``: a table of ``differing`` params (name, one value per
-    run), then one chart per panel with every run's curves of its metrics, against the panel's
+    run), then one chart per panel (the first ``MAX_PANELS`` with a curve; the title says how
+    many more there were) with every run's curves of its metrics, against the panel's
     own axis (``x="auto"``) or the one asked for. Each run has one colour; a panel's metrics
     differ by dash. Axis ticks have 2-4 significant digits, hover shows the full value."""
     from plotly.subplots import make_subplots
@@ -42,6 +47,8 @@ def build_figure(
     drawn = [
         (names, axis) for names, axis in drawn if any(n in r.series for r in runs for n in names)
     ]
+    left_out = len(drawn) - MAX_PANELS
+    drawn = drawn[:MAX_PANELS]
     cols = 1 if len(drawn) <= 1 else 2
     rows = max(1, math.ceil(len(drawn) / cols))
     table_height = _TABLE_ROW * (len(differing) + 2)
@@ -85,6 +92,8 @@ def build_figure(
     )
     # The legend sits under the charts, in the bottom margin, sized for its rows.
     legend_height = 22 * math.ceil(len(legend_seen) / 3) + 50
+    if left_out > 0:
+        link += f" · {left_out} more panels not drawn: choose with metrics=[...]"
     fig.update_layout(
         title={"text": f"Comparing {len(runs)} runs<br><sup>{link}</sup>", "x": 0.01},
         height=table_height + chart_height + 90 + legend_height,

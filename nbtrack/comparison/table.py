@@ -274,7 +274,10 @@ def _numbers_if_all_are(column: Any) -> Any:
 
     present = column.dropna()
     try:
-        [float(v) for v in present]
+        numbers = [float(v) for v in present]
     except (TypeError, ValueError):
         return column
-    return pd.to_numeric(column)
+    try:
+        return pd.to_numeric(column)  # integers stay integers (batch 64, not 64.0)
+    except (TypeError, ValueError):  # what float() reads and pandas does not: nan, 1_000
+        return pd.Series(numbers, index=present.index, dtype="float64").reindex(column.index)

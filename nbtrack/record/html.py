@@ -150,7 +150,7 @@ def _metrics_table(record: Mapping[str, Any]) -> str:
         if m["best"] is not None:
             arrow = "↓" if m["goal"] == "min" else "↑"
             best = f"{escape(fmt_value(m['best']))} {arrow} @{escape(fmt_step(m['best_step']))}"
-        points = f"{m['count']:,}"
+        points = f"{m['count']:,}" if m["count"] is not None else MISSING  # the server API's
         if m["nonfinite"]:
             points += f' <span style="color:{ALARM_COLOR}">({m["nonfinite"]:,} NaN/inf)</span>'
         numbers = (

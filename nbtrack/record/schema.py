@@ -180,7 +180,31 @@ def parse_record(data: object, *, budget: ValueBudget | None = None) -> dict[str
         where = "/".join(str(part) for part in error.absolute_path) or "the top level"
         msg = f"not a valid nbtrack record (schema {found!r}): at {where}: {error.message}"
         raise InvalidRecordError(_one_line(msg))
+    _check_curves(data, found)
     return data
+
+
+def _check_curves(record: dict[str, Any], schema: object) -> None:
+    """What the JSON schema cannot say: a curve's steps, values and times are of one length
+    (every reader pairs them up by index)."""
+    places = [
+        (f"metrics/{name}/curve", entry.get("curve"))
+        for name, entry in record["metrics"].items()
+        if isinstance(entry, dict)
+    ]
+    trials = (record.get("sweep") or {}).get("trials") or []
+    places += [(f"sweep/trials/{i}/curve", trial.get("curve")) for i, trial in enumerate(trials)]
+    for where, curve in places:
+        if not isinstance(curve, dict):
+            continue
+        n_steps = len(curve["steps"])
+        for column in ("values", "times"):
+            if column in curve and len(curve[column]) != n_steps:
+                msg = (
+                    f"not a valid nbtrack record (schema {schema!r}): at {where}: {n_steps} "
+                    f"steps and {len(curve[column])} {column}; a curve's columns are of one length"
+                )
+                raise InvalidRecordError(_one_line(msg))
 
 
 def oversized(n_bytes: int) -> InvalidRecordError:

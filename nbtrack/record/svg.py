@@ -185,7 +185,9 @@ def _svg_panel(
     y_scale = _YScale.fit(finite)
 
     def px(x: float) -> float:
-        return left + (x - x_scale.low) / (x_scale.high - x_scale.low) * (right - left)
+        # In halves, which are exact, so that steps from -1e308 to 1e308 do not overflow.
+        low = x_scale.low / 2
+        return left + (x / 2 - low) / (x_scale.high / 2 - low) * (right - left)
 
     def py(value: float) -> float:
         return bottom - y_scale.fraction(value) * plot_height
@@ -328,7 +330,10 @@ class _XScale:
 
     def ticks(self, target: int) -> list[tuple[float, str]]:
         """(position, label) of round ticks, in the axis' unit."""
-        spacing = _nice_step((self.high - self.low) / self.unit, target) * self.unit
+        span = (self.high - self.low) / self.unit
+        if not math.isfinite(span):  # steps from -1e308 to 1e308 (a record from anyone)
+            return []
+        spacing = _nice_step(span, target) * self.unit
         first = math.ceil(self.low / spacing) * spacing
         # Counted, not accumulated: at 1e17 adding a small step would never move the tick.
         count = min(12, max(0, math.floor((self.high - first) / spacing + 1e-9) + 1))

@@ -14,6 +14,7 @@ import pytest
 
 import nbtrack
 from nbtrack._curves import Curve
+from nbtrack.comparison.figure import MAX_PANELS
 from nbtrack.record import RecordSource, build_bundle
 from nbtrack.record.metrics import BEST_TAG
 
@@ -392,3 +393,42 @@ def test_a_point_time_no_calendar_holds_is_left_off_the_wall_clock_axis(tmp_path
     val = next(t for t in fig.data[1:] if t.name == "b · val/loss")
     assert val.x[-1] is None
     assert val.x[0] is not None
+
+
+# Found by an attacker's review (issue 10's thirteenth session).
+
+
+@pytest.mark.parametrize("value", ["nan", "1_000", "١٢", "inf"])
+def test_a_param_python_reads_as_a_number_pandas_does_not_still_lists_the_runs(
+    tmp_path: Path, value: str
+) -> None:
+    # A param logged as str(float("nan")), or written 1_000: float() read it, pd.to_numeric
+    # raised, and the whole table failed.
+    a, b = _bundle("a", f"{0:032x}", value, 1), _bundle("b", f"{1:032x}", "0.2", 2)
+    frame = nbtrack.runs(notebook=_write(tmp_path / "n.ipynb", [a, b]))
+    assert sorted(frame["name"]) == ["a", "b"]
+    by_name = dict(zip(frame["name"], frame["params.lr"], strict=True))
+    assert by_name["b"] == 0.2
+    assert str(by_name["a"]) == str(float(value))
+
+
+def test_comparing_records_of_hundreds_of_panels_draws_a_bounded_number(tmp_path: Path) -> None:
+    # Each panel cost plotly a scan of every subplot: 1,600 panels took 66 s, and a record can
+    # hold ~7,000. What is drawn is bounded, and the figure says what was left out.
+    bundles = [_bundle(name, f"{i:032x}", "0.1", i + 1) for i, name in enumerate(("a", "b"))]
+    for bundle in bundles:
+        record = bundle["application/vnd.nbtrack.run+json"]
+        entry = record["metrics"]["val/loss"]
+        for n in range(300):
+            curve = {"steps": [0, 1], "values": [1.0, 0.5]}
+            record["metrics"][f"m{n}"] = {**entry, "curve": curve}
+        record["panels"] = [[f"m{n}"] for n in range(300)]
+        record["panel_x"] = ["step"] * 300
+    frame = nbtrack.runs(notebook=_write(tmp_path / "n.ipynb", bundles))
+    assert len(frame) == 2
+    fig = nbtrack.compare(frame)
+    lines = [t for t in fig.data if t.type == "scatter"]
+    assert len(lines) == 2 * MAX_PANELS
+    assert "278 more panels not drawn: choose with metrics=[...]" in fig.layout.title.text
+    chosen = nbtrack.compare(frame, metrics=["m299"])
+    assert [t.name for t in chosen.data if t.type == "scatter"] == ["a · m299", "b · m299"]

@@ -27,6 +27,7 @@ from nbtrack.record import (
     metric_goal,
     parse_record,
     render_chart,
+    render_html,
 )
 from nbtrack.record.format import fmt_duration, fmt_time
 from nbtrack.record.schema import record_panels
@@ -608,3 +609,35 @@ def test_any_duration_a_record_holds_formats_without_raising(seconds: float) -> 
 @pytest.mark.parametrize("epoch_ms", [10**20, -(10**20), 2**70])
 def test_a_time_no_calendar_holds_formats_as_unknown(epoch_ms: int) -> None:
     assert fmt_time(epoch_ms) == "?"
+
+
+# Found by an attacker's review (issue 10's thirteenth session): records that passed
+# parse_record and then broke a reader.
+
+
+@pytest.mark.parametrize(
+    ("curve", "message"),
+    [
+        ({"steps": [0, 1, 2, 3], "values": [1.0]}, "4 steps and 1 values"),
+        ({"steps": [0, 1, 2], "values": [1, 2, 3], "times": [0.0]}, "3 steps and 1 times"),
+    ],
+)
+def test_a_curve_whose_columns_differ_in_length_is_refused(
+    curve: dict[str, Any], message: str
+) -> None:
+    record = _record(build_bundle(_source()))
+    record["metrics"]["train/loss"]["curve"] = curve
+    with pytest.raises(InvalidRecordError, match=f"metrics/train/loss/curve: {message}"):
+        parse_record(record)
+
+
+def test_every_rendering_draws_what_the_schema_allows() -> None:
+    record = _record(build_bundle(_source()))
+    record["metrics"]["train/loss"]["count"] = None  # as the server API writes it
+    record["metrics"]["train/loss"]["curve"] = {"steps": [-1e308, 1e308], "values": [1.0, 2.0]}
+    parse_record(record)
+    svg = render_chart(record)
+    assert svg is not None
+    ET.fromstring(svg)  # noqa: S314 (our own output)
+    html = render_html(record, svg=svg)
+    assert "train/loss" in html

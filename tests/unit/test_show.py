@@ -17,6 +17,7 @@ import pytest
 
 from nbtrack._curves import Curve
 from nbtrack._model import RunFailure
+from nbtrack.cli import show
 from nbtrack.cli.show import format_table, main, records_in_notebook
 from nbtrack.record import MIME_TYPE, RecordSource, build_bundle
 
@@ -402,3 +403,55 @@ def test_times_no_clock_can_hold_are_refused_with_one_line(
     code, out, _ = _run(notebook, run="fine")
     assert code == 0
     assert out.startswith("run 'fine': FINISHED in 30.0 s")
+
+
+# Found by an attacker's review (issue 10's thirteenth session).
+
+
+def test_a_metric_without_a_count_is_shown_in_detail(tmp_path: Path) -> None:
+    # The schema lets a count be null (the server API writes one): `--run` raised TypeError.
+    bundle = _bundle("baseline")
+    bundle[MIME_TYPE]["metrics"]["train/loss"]["count"] = None
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[bundle]])
+    code, out, err = _run(notebook, run="baseline")
+    assert (code, err) == (0, "")
+    assert any(line.strip().startswith("train/loss") for line in out.splitlines())
+
+
+def test_a_notebooks_name_never_brings_escape_sequences_to_the_terminal(tmp_path: Path) -> None:
+    name = "\x1b]0;pwned\x07\x1b[2Jshared.ipynb"
+    notebook = _write_notebook(tmp_path / name, [[{"text/plain": "42"}]])
+    code, out, err = _run(notebook)
+    assert code == 1
+    assert "no nbtrack runs recorded" in err
+    assert "\x1b" not in err + out
+    assert "\x07" not in err + out
+
+
+def test_megabyte_long_names_and_values_fit_the_terminal_in_few_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The table narrowed its widest column one character per pass: 4.4 s for names of a
+    # million characters, 70 s for 24 million (a compact notebook under the size limit).
+    monkeypatch.setenv("COLUMNS", "120")
+    bundle = _bundle("r" * 1_000_000)
+    record = bundle[MIME_TYPE]
+    record["params"]["note"] = "p" * 1_000_000
+    long = "m" * 1_000_000
+    record["metrics"][long] = record["metrics"].pop("val/acc")
+    record["panels"] = [[long if n == "val/acc" else n for n in p] for p in record["panels"]]
+    notebook = _write_notebook(tmp_path / "n.ipynb", [[bundle]])
+    compact = json.dumps(json.loads(notebook.read_text(encoding="utf-8")))  # as a script writes
+    notebook.write_text(compact, encoding="utf-8")
+    passes = 0
+
+    def counted_max(*args: Any, **kwargs: Any) -> Any:
+        nonlocal passes
+        passes += 1
+        return max(*args, **kwargs)
+
+    monkeypatch.setattr(show, "max", counted_max, raising=False)
+    code, out, err = _run(notebook)
+    assert code == 0, err
+    assert max(len(line) for line in out.splitlines()) <= 120
+    assert passes < 2_000  # was one pass per character cut: ~3 million
