@@ -10,6 +10,11 @@ import { decodeNumber } from './format';
 /** Trials listed at most, whatever a (hand-written) record holds. */
 const MAX_TRIALS = 200;
 const MAX_TEXT = 2000;
+/**
+ * Param columns of the trials table, in the order trials name them: a sweep varies a few, and
+ * a record from anyone must not make a table of every name of every trial.
+ */
+export const MAX_PARAM_COLUMNS = 24;
 const STATES = ['RUNNING', 'COMPLETE', 'PRUNED', 'FAILED', 'KILLED'];
 
 export interface ITrial {
@@ -112,22 +117,40 @@ function parseCurve(value: unknown): ITrial['curve'] {
   return steps.length ? { steps, values } : null;
 }
 
-/** The best trial's params as the cell's assignments and as a dict; null without one. */
+// A Python identifier, and a value made only of literals (numbers, strings, True, False, None,
+// in tuples or lists): what a sweep's params are, so that nothing else from a record is
+// offered as code to paste. Each number is whole (no digit may follow it), so a long run of
+// digits cannot be split in many ways.
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LITERAL =
+  /^(?:\s+|[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?(?![\d_.])|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|True|False|None|[()[\],])*$/;
+
+/**
+ * The best trial's params as the cell's assignments and as a dict; null without one, or when
+ * a name or a value is not what a sweep writes (a record from anyone).
+ */
 export function bestParams(sweep: ISweep): { lines: string; dict: string } | null {
   const best = sweep.trials.find(t => t.number === sweep.best);
   if (!best || best.params.size === 0) {
     return null;
   }
   const entries = [...best.params.entries()];
+  if (!entries.every(([k, v]) => IDENTIFIER.test(k) && LITERAL.test(v))) {
+    return null;
+  }
   return {
     lines: entries.map(([k, v]) => `${k} = ${v}`).join('\n'),
     dict: '{' + entries.map(([k, v]) => `${JSON.stringify(k)}: ${v}`).join(', ') + '}'
   };
 }
 
-/** Header and rows of the trials table: number, state, value, then each param. */
+/** Header and rows of the trials table: number, state, value, then each param (the first
+ * `MAX_PARAM_COLUMNS`). */
 export function trialsTable(sweep: ISweep): { header: string[]; rows: string[][] } {
-  const names = [...new Set(sweep.trials.flatMap(t => [...t.params.keys()]))];
+  const names = [...new Set(sweep.trials.flatMap(t => [...t.params.keys()]))].slice(
+    0,
+    MAX_PARAM_COLUMNS
+  );
   const arrow = sweep.goal === 'min' ? ' ↓' : sweep.goal === 'max' ? ' ↑' : '';
   const header = ['trial', 'state', `${sweep.metric ?? 'value'} (${sweep.objective})${arrow}`, ...names];
   const rows = sweep.trials.map(t => [

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import { parseRecord } from '../src/record';
 import { trialsChart } from '../src/charts';
-import { bestParams, trialsTable } from '../src/sweep';
+import { bestParams, MAX_PARAM_COLUMNS, trialsTable } from '../src/sweep';
 import { rawRecord } from './fixtures';
 
 function sweepRecord(sweep: unknown): unknown {
@@ -57,4 +57,41 @@ test('a record without a sweep, or with an unreadable one, still reads', () => {
   assert.ok(broken.ok);
   assert.equal(broken.record.sweep, null);
   assert.ok(broken.warnings.some(w => w.includes('sweep')));
+});
+
+test("a hostile sweep's params make a table of bounded size", () => {
+  // 200 trials of 250 different param names each made a table of 200 x 50,000 cells,
+  // built as the output rendered (found by an attacker's review).
+  const trials = Array.from({ length: 200 }, (_, n) => ({
+    number: n, name: `t-${n}`, run_id: null, state: 'COMPLETE', value: n,
+    params: Object.fromEntries(Array.from({ length: 250 }, (_, i) => [`p${n}_${i}`, '1']))
+  }));
+  const result = parseRecord(sweepRecord({ ...SWEEP, best: 0, trials_total: 200, trials }));
+  assert.ok(result.ok);
+  const sweep = result.record.sweep;
+  assert.ok(sweep);
+  const table = trialsTable(sweep);
+  assert.equal(table.header.length, 3 + MAX_PARAM_COLUMNS);
+  assert.ok(table.rows.every(row => row.length === table.header.length));
+  assert.deepEqual(table.header.slice(3, 5), ['p0_0', 'p0_1']);
+});
+
+test('only literal params are offered as code to paste', () => {
+  // A record from anyone must not offer a call as "the best params, ready to paste".
+  const trial = (params: Record<string, string>) => ({
+    ...SWEEP, best: 2, trials: [{ ...SWEEP.trials[0], params }]
+  });
+  const read = (params: Record<string, string>) => {
+    const result = parseRecord(sweepRecord(trial(params)));
+    assert.ok(result.ok && result.record.sweep);
+    return bestParams(result.record.sweep);
+  };
+  assert.deepEqual(read({ lr: '1e-3', hidden: '(64, 128)', act: "'relu'", drop: 'None' }), {
+    lines: "lr = 1e-3\nhidden = (64, 128)\nact = 'relu'\ndrop = None",
+    dict: "{\"lr\": 1e-3, \"hidden\": (64, 128), \"act\": 'relu', \"drop\": None}"
+  });
+  assert.equal(read({ lr: "__import__('os').system('id')" }), null);
+  assert.equal(read({ 'lr; import os': '0.1' }), null);
+  assert.equal(read({ lr: "'a' if x else 'b'" }), null);
+  assert.equal(read({ lr: '1'.repeat(1500) + 'x' }), null); // and quickly
 });
