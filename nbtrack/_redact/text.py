@@ -106,7 +106,7 @@ _QUOTED = rf"{_PREFIX}(?:'(?P<v1>[^'\n]*)'|\"(?P<v2>[^\"\n]*)\")"
 # NAME=value / NAME: value / "NAME": "value", also JSON inside a JSON string (\"NAME\":
 # \"value\", as an error body quotes a request). An unquoted value runs to a space, a quote,
 # & or ; (passwords hold other punctuation), see _unquoted_end. Exception names
-# (``TokenError: ...``) are not credential names, see _named_value. The value is matched only
+# (``TokenError: ...``) are not credential names, see _credentials_name. The value is matched only
 # after a credential's name (``_NAMED_VALUE``): matched with every name, it made a long
 # ``a=a=a=...`` quadratic.
 _NAMED = re.compile(
@@ -163,17 +163,15 @@ def _unquoted_end(text: str, start: int, end: int) -> int:
                 if depth == 0:
                     return index + 1
         return len(text)
+    value = text[start:end]
+    unopened = {c: value.count(c) - value.count(o) for o, c in zip(_OPENERS, _CLOSERS, strict=True)}
     while end > start + 1:
         last = text[end - 1]
-        if last == ",":
+        if last == "," or unopened.get(last, 0) > 0:
+            if last != ",":
+                unopened[last] -= 1
             end -= 1
             continue
-        if last in _CLOSERS:
-            opener = _OPENERS[_CLOSERS.index(last)]
-            value = text[start:end]
-            if value.count(opener) < value.count(last):
-                end -= 1
-                continue
         break
     return end
 
