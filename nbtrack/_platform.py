@@ -104,7 +104,7 @@ def process_alive(pid: int, start_ticks: int | None) -> bool:
     """Whether process ``pid`` runs and is the one that had ``start_ticks`` (when known)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (a pid past any a system gives: 1e30)
         return False
     except PermissionError:
         return True

@@ -45,9 +45,15 @@ class Variable:
     expects: str
 
 
+# The longest wait a setting may ask for: a day, far under what a thread can wait
+# (threading.TIMEOUT_MAX, ~292 years) or a clock can add (1e10 s made the sender's
+# Event.wait overflow time_t, and its thread died).
+LONGEST_SECONDS = 86_400
+
+
 def _seconds(text: str) -> float:
     value = float(text)
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value) or not 0 <= value <= LONGEST_SECONDS:
         raise ValueError(text)
     return value
 
@@ -105,7 +111,12 @@ def _text(text: str) -> str | None:
 
 
 def _path(text: str) -> Path | None:
-    return Path(text).expanduser() if text.strip() else None
+    if not text.strip():
+        return None
+    try:
+        return Path(text).expanduser()
+    except (RuntimeError, KeyError) as error:  # ~user that does not exist; ~ without a home
+        raise ValueError(text) from error
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -115,7 +126,7 @@ VARIABLES: tuple[Variable, ...] = (
         "person watches (JupyterLab, VS Code: the record then updates itself in place once "
         "everything is stored), 60 in headless runs (nbclient, papermill, nbconvert), so that "
         "the saved notebook ends with final records",
-        "a number of seconds >= 0",
+        "a number of seconds from 0 to 86400",
     ),
     Variable(
         "NBTRACK_SYNC_CPU_SHARE", "sync_cpu_share", _share, None, "auto",
@@ -130,12 +141,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "NBTRACK_FLUSH_INTERVAL", "flush_interval", _positive_seconds, 0.5, "0.5",
         "seconds between the sender's batches (what a kernel killed outright can lose)",
-        "a number of seconds > 0",
+        "a number of seconds above 0, up to 86400",
     ),
     Variable(
         "NBTRACK_PLOT_INTERVAL", "plot_interval", _seconds, 0.5, "0.5",
         "minimum seconds between live view redraws",
-        "a number of seconds >= 0",
+        "a number of seconds from 0 to 86400",
     ),
     Variable(
         "NBTRACK_LIVE_PLOT", "live_view", _switch, None, "auto",
@@ -146,23 +157,23 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "NBTRACK_SPOOL_DIR", "spool_dir", _path, None, "`~/.cache/nbtrack/spool`",
         "where run journals (spools) live until they are uploaded",
-        "a folder path",
+        "a folder path (~ or ~user only where that user exists)",
     ),
     Variable(
         "NBTRACK_STATE_DIR", "state_dir", _path, None, "`~/.cache/nbtrack`",
         "where nbtrack keeps the addresses of the MLflow UIs it started (`ui/`) and its locks "
         "(`locks/`)",
-        "a folder path",
+        "a folder path (~ or ~user only where that user exists)",
     ),
     Variable(
         "NBTRACK_RETRY_MAX_S", "retry_max_s", _positive_seconds, 30.0, "30",
         "longest pause between upload retries while the store is down",
-        "a number of seconds > 0",
+        "a number of seconds above 0, up to 86400",
     ),
     Variable(
         "NBTRACK_EXIT_WAIT", "exit_wait", _seconds, 30.0, "30",
         "seconds kernel shutdown waits for uploads (the sync process finishes them anyway)",
-        "a number of seconds >= 0",
+        "a number of seconds from 0 to 86400",
     ),
     Variable(
         "NBTRACK_SYNC_NICE", "sync_nice", _nice, 10, "10",
@@ -173,19 +184,19 @@ VARIABLES: tuple[Variable, ...] = (
         "NBTRACK_SYNC_TIMEOUT", "sync_timeout", _seconds, 60.0, "60",
         "seconds `nbtrack sync` keeps retrying an unreachable store before it keeps the spool "
         "for a later try",
-        "a number of seconds >= 0",
+        "a number of seconds from 0 to 86400",
     ),
     Variable(
         "NBTRACK_SYSTEM_METRICS", "system_metrics", _seconds, 10.0, "10",
         "seconds between samples of the system metrics (CPU, memory, disk, network, and GPU "
         "utilisation, memory and power where NVML answers), taken by MLflow's monitor in the "
         "sync process while a tracked cell runs and logged as `system/...`; 0 turns them off",
-        "a number of seconds >= 0",
+        "a number of seconds from 0 to 86400",
     ),
     Variable(
         "NBTRACK_NOTEBOOK", "notebook", _text, None, "",
         "the notebook's path, where the frontend does not tell the kernel",
-        "a path",
+        "a path (~ or ~user only where that user exists)",
     ),
     Variable(
         "NBTRACK_OTHER_PROCESSES", "other_processes", _choice("keep", "drop"), "keep", "keep",
@@ -199,7 +210,7 @@ VARIABLES: tuple[Variable, ...] = (
         "NBTRACK_RUN_JOURNAL", "run_journal", _path, None, "",
         "set by nbtrack itself while a tracked cell runs (not for you to set): the run's "
         "journal, through which the processes the cell starts log into its run",
-        "a path",
+        "a path (~ or ~user only where that user exists)",
     ),
 )  # fmt: skip
 

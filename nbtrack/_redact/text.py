@@ -320,7 +320,10 @@ def strip_uri_credentials(uri: str) -> str:
     if userinfo is not None:
         # Cut as SQLAlchemy reads it (urlsplit would end the password at a / # or ?).
         uri = userinfo["scheme"] + uri[userinfo.end() :]
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # not a URL urllib reads (http://[::1): without a query, which may hold one
+        return uri.split("?", 1)[0]
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     if not parts.scheme or not any(_secret_query_key(k) for k, _ in pairs):
         # Nothing more to remove; also keeps `sqlite:////abs/path` intact, which a round trip

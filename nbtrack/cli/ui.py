@@ -18,8 +18,8 @@ def main(tracking_uri: str | None, wait: bool) -> int:
     """``nbtrack ui``: print the address of an MLflow UI for the store; with ``wait`` keep the
     command in the foreground until Ctrl-C, then stop the UI if this command started it."""
     uri = resolve_uri(tracking_uri)
-    already = find_ui(uri)
     try:
+        already = find_ui(uri)
         # In the foreground the UI lives as long as this command; with --no-wait on its own.
         ui = already or ensure_ui(uri, owned=wait)
     except UiStartError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,16 @@ from nbtrack.journal.folders import spool_root
 __all__ = ["main"]
 
 _LONGEST_PAUSE_S = 5.0
+
+
+class _OneLine(logging.Formatter):
+    """The sync log at a terminal: each message on its line, never a traceback (the sync
+    process's own log, ``worker.log``, keeps those)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(
+            logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        )
 
 
 def main(spool_dir: str | None) -> int:
@@ -30,10 +41,22 @@ def main(spool_dir: str | None) -> int:
     except PrivateFolderError as error:  # no home folder: say where to look instead
         print(f"nbtrack sync: {error}; or name the folder with --spool-dir", file=sys.stderr)
         return 1
+    except (RuntimeError, KeyError):  # ~user of a user that does not exist
+        print(
+            f"nbtrack sync: --spool-dir {spool_dir!r}: no such user's home folder", file=sys.stderr
+        )
+        return 1
     # Someone waits at a terminal: retry an unreachable store often, then give up.
-    done = recover_orphans(
-        None, give_up_after_s=settings().sync_timeout, root=root, longest_pause=_LONGEST_PAUSE_S
-    )
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setFormatter(_OneLine("%(message)s"))
+    sync_log = logging.getLogger("nbtrack.sync")
+    sync_log.addHandler(terminal)
+    try:
+        done = recover_orphans(
+            None, give_up_after_s=settings().sync_timeout, root=root, longest_pause=_LONGEST_PAUSE_S
+        )
+    finally:
+        sync_log.removeHandler(terminal)
     if not done:
         print(f"nbtrack sync: nothing to recover in {root}")
         return 0

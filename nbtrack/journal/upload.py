@@ -213,10 +213,8 @@ class RunUploader:
         if not metrics:
             return
         run_id = self._run_id()
-        chunks = [
-            metrics[first : first + MAX_METRICS_PER_BATCH]
-            for first in range(0, len(metrics), MAX_METRICS_PER_BATCH)
-        ]
+        size = MAX_METRICS_PER_BATCH
+        chunks = [metrics[first : first + size] for first in range(0, len(metrics), size)]
         self.inflight.send(lambda chunk: self._call("log_batch", run_id, metrics=chunk), chunks)
 
     def _apply(self, kind: str, content: Any, skipped: int) -> None:
@@ -272,15 +270,19 @@ class RunUploader:
         self._call("set_terminated", self._run_id(), status, end.end_time)
         self.ended = True
 
-    def finish_abandoned(self, reason: str) -> None:
-        """End a run whose kernel died before the cell did: FAILED, tagged with why."""
-        if self.start is None and self.run_id is None:
-            return  # the kernel died before the run's first line reached disk: nothing to end
+    def finish_abandoned(self, reason: str) -> bool:
+        """End a run whose kernel died before the cell did: FAILED, tagged with why. False
+        when the journal must be kept: its start line cannot be read, so no run can be made."""
+        if self.start is None and self.run_id is None:  # no start line, or none to read
+            if self.skipped_lines:  # unreadable: never thrown away
+                self._refused(f"its start line cannot be read; it stays in {self.spool}")
+            return not self.skipped_lines
         reason = abandoned_reason(reason, self.skipped_lines + self.children.skipped)
         self.send_tags({"nbtrack.end_reason": reason})
         end = self.last_timestamp_ms or int(time.time() * 1000)
         self._call("set_terminated", self._run_id(), "FAILED", end)
         self.ended = True
+        return True
 
     def _run_id(self) -> str:
         if self.run_id is None:
@@ -385,9 +387,7 @@ class RunUploader:
         """The run is in the store and ended: its journal is no longer needed. What the kernel
         still needs to know (the run's id) stays in ``<run>.done``."""
         self.children.remove()
-        files = self.spool.with_suffix(FILES_SUFFIX)
-        if files.exists():
-            shutil.rmtree(files, ignore_errors=True)
+        shutil.rmtree(self.spool.with_suffix(FILES_SUFFIX), ignore_errors=True)  # if staged
         # The journal goes first: on a full disk, that is what makes room for the note.
         self.spool.unlink(missing_ok=True)
         self.state_path.unlink(missing_ok=True)

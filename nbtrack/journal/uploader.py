@@ -249,8 +249,8 @@ class SessionUploader:
             uploader.step()
             if uploader.problem is not None:
                 continue  # refused by the store (deleted experiment): kept for `nbtrack sync`
-            if not uploader.ended:
-                uploader.finish_abandoned(reason)
+            if not uploader.ended and not uploader.finish_abandoned(reason):
+                continue  # its start line is unreadable: kept
             uploader.remove()
             self.uploaders.pop(spool, None)
 

@@ -76,27 +76,34 @@ def recover_orphans(
             continue
         if tracking_uri is not None and not info.is_store(tracking_uri):
             continue
-        # With this environment's credentials for the store, whichever it had when the runs
-        # were journaled: a password that was wrong then is fixed by setting the right one.
-        uri = tracking_uri or info.connect_uri(
-            [os.environ.get("MLFLOW_TRACKING_URI"), resolve_uri()]
-        )
+        try:
+            # With this environment's credentials for the store, whichever it had when the
+            # runs were journaled: a password that was wrong then is fixed by setting the
+            # right one. (A malformed MLFLOW_TRACKING_URI raises here.)
+            uri = tracking_uri or info.connect_uri(
+                [os.environ.get("MLFLOW_TRACKING_URI"), resolve_uri()]
+            )
+        except Exception as error:  # noqa: BLE001 - one session must not stop the others
+            done.append(_kept(folder, error))
+            continue
         lock = SessionLock(folder)
         if not lock.acquire():
             continue
         try:
             done.append(_recover(info, uri, give_up_after_s, longest_pause))
         except Exception as error:  # noqa: BLE001 - one session must not stop the others
-            # Whatever went wrong, the journal stays as it is for a later try; the user gets
-            # one line, not a traceback.
-            log.warning("replaying %s failed: %s", folder.name, error_line(error))
-            done.append(
-                f"{folder.name}: could not be replayed ({error_line(error)}); kept for a later "
-                "`nbtrack sync`"
-            )
+            done.append(_kept(folder, error))
         finally:
             lock.release()
     return done
+
+
+def _kept(folder: Path, error: Exception) -> str:
+    """Whatever went wrong, the journal stays as it is for a later try; the user gets one
+    line, not a traceback."""
+    log.warning("replaying %s failed: %s", folder.name, error_line(error))
+    return f"{folder.name}: could not be replayed ({error_line(error)}); kept for a later " \
+        "`nbtrack sync`"  # fmt: skip
 
 
 def _recover(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,13 @@ def records_in_notebook(path: str | Path) -> list[FoundRecord]:
 
 def _load(path: Path) -> Mapping[str, Any]:
     try:
-        size = path.stat().st_size
+        status = path.stat()
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(status.st_mode):  # a device or a pipe: its size says nothing
+            msg = f"{path}: not a file (a device, a pipe or a socket), expected an .ipynb file"
+            raise NotebookError(msg)
+        size = status.st_size
         if size > MAX_NOTEBOOK_BYTES:
             msg = (
                 f"{path}: refused, the file is {size / 2**20:,.0f} MB "

@@ -91,11 +91,15 @@ class _NbtrackHandler(APIHandler):
                 400, f"path {path!r} must be relative to the server root, like the contents API"
             )
         root = self.state.root_dir
-        target = (root / path).resolve()
-        if not target.is_relative_to(root):
-            raise web.HTTPError(403, f"path {path!r} is outside the server root")
-        folder = target if target.is_dir() else target.parent
-        if not folder.is_dir():
+        try:
+            target = (root / path).resolve()
+            if not target.is_relative_to(root):
+                raise web.HTTPError(403, f"path {path!r} is outside the server root")
+            folder = target if target.is_dir() else target.parent
+            found = folder.is_dir()
+        except (OSError, RuntimeError) as exc:  # a name too long, a loop of links
+            raise web.HTTPError(404, f"path {path[:200]!r} cannot be followed") from exc
+        if not found:
             raise web.HTTPError(404, f"no folder {folder.relative_to(root).as_posix()!r}")
         return target.relative_to(root).as_posix(), target, folder
 

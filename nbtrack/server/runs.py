@@ -6,10 +6,12 @@ imported on the first call, not when the Jupyter server loads the extension.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import socket
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -93,12 +95,26 @@ def notebook_store(folder: Path, configured: str | None) -> str:
 
 
 def store_is_empty(uri: str) -> bool:
-    """True for a SQLite store whose file does not exist: nothing was logged there, and opening
-    it would create a database in the user's folder just because a page asked."""
+    """True for a SQLite store whose file does not exist, or holds no MLflow tables (an empty
+    file, someone's own database): nothing was logged there, and MLflow would create its tables
+    in it just because a page asked."""
     if not uri.startswith("sqlite:///"):
         return False
     path = uri[len("sqlite:///") :].partition("?")[0]
-    return path not in ("", ":memory:") and not Path(path).exists()
+    if path in ("", ":memory:"):
+        return False
+    if not Path(path).exists():
+        return True
+    try:  # read-only: looking must not write either
+        with contextlib.closing(
+            sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'experiments'"
+            ).fetchone()
+    except sqlite3.Error:  # not a database, locked, a folder: MLflow's own error says so
+        return False
+    return found is None
 
 
 def check_reachable(uri: str) -> None:
@@ -106,7 +122,12 @@ def check_reachable(uri: str) -> None:
 
     MLflow's client would retry a dead server for minutes; a TCP connect answers in seconds.
     """
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:  # http://[::1
+        msg = f"the tracking URI cannot be read ({exc}): set NbtrackServer.tracking_uri or "\
+            "MLFLOW_TRACKING_URI to a valid one"  # fmt: skip
+        raise StoreError(msg) from exc
     scheme = parts.scheme.split("+", 1)[0]
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
         return

@@ -545,3 +545,42 @@ def test_the_ui_a_server_started_stops_with_the_server(
         time.sleep(0.5)
     else:
         pytest.fail("the MLflow UI outlived the Jupyter server that started it")
+
+
+# Found by a review (issue 10's thirteenth session).
+
+
+def test_a_database_without_mlflows_tables_is_read_as_no_store_and_left_as_it_is(
+    server: Server,
+) -> None:
+    # An empty mlflow.db (or someone's own SQLite file of that name) got MLflow's tables
+    # created in it by a page that only listed runs.
+    import sqlite3
+
+    blank, own = server.root / "blank", server.root / "own"
+    blank.mkdir()
+    own.mkdir()
+    (blank / "mlflow.db").write_bytes(b"")
+    with sqlite3.connect(own / "mlflow.db") as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    before = {f: (f / "mlflow.db").read_bytes() for f in (blank, own)}
+    for folder in before:
+        answer = server.get("nbtrack/api/runs", params={"path": f"{folder.name}/x.ipynb"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["runs"] == []
+    assert {f: (f / "mlflow.db").read_bytes() for f in before} == before
+
+
+def test_paths_that_cannot_be_followed_get_a_4xx_reason(server: Server) -> None:
+    loop = server.root / "loop"
+    loop.symlink_to(loop)
+    for path in ("a" * 300 + "/x.ipynb", "loop/x.ipynb"):
+        answer = server.get("nbtrack/api/runs", params={"path": path})
+        assert answer.status_code == 404, (path[:20], answer.text)
+        assert answer.json()["reason"]
+
+
+def test_a_malformed_tracking_uri_is_a_store_error_without_credentials() -> None:
+    with pytest.raises(StoreError, match="cannot be read") as error:
+        check_reachable("http://user:secret@[::1")
+    assert "secret" not in str(error.value)

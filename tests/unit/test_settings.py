@@ -46,6 +46,14 @@ def test_no_other_module_reads_an_nbtrack_variable() -> None:
         ("NBTRACK_PLOT_INTERVAL", "nan", "plot_interval", 0.5),
         ("NBTRACK_LIVE_PLOT", "maybe", "live_view", None),
         ("NBTRACK_RETRY_MAX_S", "inf", "retry_max_s", 30.0),
+        # Found by a review (issue 10's thirteenth session): a user that does not exist raised
+        # RuntimeError from `import nbtrack`'s settings, and an interval past what a thread can
+        # wait killed the sender thread.
+        ("NBTRACK_SPOOL_DIR", "~nosuchuser-nbtrack/spool", "spool_dir", None),
+        ("NBTRACK_STATE_DIR", "~nosuchuser-nbtrack", "state_dir", None),
+        ("NBTRACK_FLUSH_INTERVAL", "1e10", "flush_interval", 0.5),
+        ("NBTRACK_SYSTEM_METRICS", "1e10", "system_metrics", 10.0),
+        ("NBTRACK_END_WAIT", "1e10", "end_wait", None),
     ],
 )
 def test_a_bad_value_warns_once_naming_it_and_the_default_is_used(
@@ -147,3 +155,16 @@ def test_nbtrack_sync_without_a_home_folder_says_why_in_one_line(
     assert len(lines) == 1, lines
     assert lines[0].startswith("nbtrack sync: ")
     assert "--spool-dir" in lines[0]
+
+
+def test_nbtrack_sync_given_an_unknown_users_folder_says_why_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from nbtrack.journal import replay
+
+    assert replay.main("~nosuchuser-nbtrack/spool") == 1
+    out = capsys.readouterr()
+    lines = (out.out + out.err).strip().splitlines()
+    assert lines == [
+        "nbtrack sync: --spool-dir '~nosuchuser-nbtrack/spool': no such user's home folder"
+    ]

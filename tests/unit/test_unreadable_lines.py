@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from array import array
 from pathlib import Path
 from typing import Any
@@ -247,6 +249,27 @@ def test_a_start_line_that_cannot_make_a_run_keeps_the_journal_and_says_why_in_o
     assert not [r for r in caplog.records if r.exc_info]
 
 
+@pytest.mark.parametrize(
+    "start",
+    [b'{"t":"start","experiment_name":"e","run_na\n', b"\xff\xfe garbage\n"],
+    ids=["torn", "corrupted"],
+)
+def test_a_journal_of_only_an_unreadable_start_line_is_kept_too(
+    store: str, root: Path, start: bytes
+) -> None:
+    # Found by a review (issue 10's thirteenth session): with nothing after it, the journal
+    # was deleted and `nbtrack sync` said "1 run(s) uploaded".
+    folder = _session(root, store, dead_pid())
+    spool = _journal(folder, start)
+
+    done = recover_orphans(None, root=root, give_up_after_s=30)
+
+    (line,) = done
+    assert line == f"{folder.name}: its start line cannot be read; it stays in {spool}; kept " \
+        "for a later `nbtrack sync`"  # fmt: skip
+    assert spool.read_bytes() == start
+
+
 def test_nbtrack_sync_replays_a_poisoned_journal_in_one_line_without_a_traceback(
     store: str, root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -308,4 +331,44 @@ def test_a_malformed_newest_line_previews_nothing_and_stops_nothing(store: str, 
     assert uploader.create()
     uploader.send_preview()  # the newest b line does not fit: nothing goes ahead
     assert uploader.step()
+    assert _history(store, _only_run(store)) == [(0, 1.0)]
+
+
+def test_nbtrack_sync_failing_on_this_side_prints_no_traceback_at_its_retries(
+    store: str, root: Path
+) -> None:
+    # Found by a review (issue 10's thirteenth session): a damaged .state file (or a spool
+    # that is a folder) printed a traceback at every retry until `nbtrack sync` gave up.
+    folder = _session(root, store, dead_pid())
+    spool = _journal(folder, _start(), _batch(1.0, 0), _end())
+    spool.with_suffix(".state").write_text('{"offset": "abc"}')
+    os.chmod(spool.with_suffix(".state"), 0o600)
+    env = {**os.environ, "NBTRACK_SYNC_TIMEOUT": "2"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "sync", "--spool-dir", str(root)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"nbtrack sync: {folder.name}: nbtrack's sync process: ")
+    assert result.stdout.rstrip().endswith("kept for a later `nbtrack sync`")
+    assert "sync step failed, retrying" in result.stderr  # said, one line a retry
+    assert "Traceback" not in result.stderr
+    assert spool.exists()
+
+
+def test_a_session_naming_an_impossible_pid_or_a_malformed_store_variable_is_replayed(
+    store: str, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by a review (issue 10's thirteenth session): a pid past any the system gives
+    # (os.kill raised OverflowError), and MLFLOW_TRACKING_URI=http://[::1 (urllib raised),
+    # each stopped `nbtrack sync` with a traceback.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://[::1")
+    folder = _session(root, store, 2**70)
+    _journal(folder, _start(), _batch(1.0, 0), _end())
+
+    done = recover_orphans(None, root=root, give_up_after_s=30)
+
+    assert done == [f"{folder.name}: 1 run(s) uploaded to {store}"]
     assert _history(store, _only_run(store)) == [(0, 1.0)]
