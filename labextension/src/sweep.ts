@@ -118,12 +118,14 @@ function parseCurve(value: unknown): ITrial['curve'] {
 }
 
 // A Python identifier, and a value made only of literals (numbers, strings, True, False, None,
-// in tuples or lists): what a sweep's params are, so that nothing else from a record is
-// offered as code to paste. Each number is whole (no digit may follow it), so a long run of
-// digits cannot be split in many ways.
+// in tuples or lists): what a sweep's params are (repr writes them), so that nothing else from
+// a record is offered as code to paste. Each token is read one way only (a space at a time, a
+// number whole), so that no value takes exponential time; and no triple quote, which Python
+// reads as one string where this reads two.
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const TRIPLE_QUOTE = /'''|"""/;
 const LITERAL =
-  /^(?:\s+|[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?(?![\d_.])|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|True|False|None|[()[\],])*$/;
+  /^(?:\s|[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?(?![\d_.])|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|True|False|None|[()[\],])*$/;
 
 /**
  * The best trial's params as the cell's assignments and as a dict; null without one, or when
@@ -135,7 +137,9 @@ export function bestParams(sweep: ISweep): { lines: string; dict: string } | nul
     return null;
   }
   const entries = [...best.params.entries()];
-  if (!entries.every(([k, v]) => IDENTIFIER.test(k) && LITERAL.test(v))) {
+  const pastable = ([k, v]: [string, string]) =>
+    IDENTIFIER.test(k) && !TRIPLE_QUOTE.test(v) && LITERAL.test(v);
+  if (!entries.every(pastable)) {
     return null;
   }
   return {

@@ -94,4 +94,10 @@ test('only literal params are offered as code to paste', () => {
   assert.equal(read({ 'lr; import os': '0.1' }), null);
   assert.equal(read({ lr: "'a' if x else 'b'" }), null);
   assert.equal(read({ lr: '1'.repeat(1500) + 'x' }), null); // and quickly
+  // Found by a review: a triple quote read as an empty string and a quote, hiding a call
+  // behind a comment; and spaces before a stray character took exponential time.
+  const hidden = `'''x'1''' + str(__import__("os").system("echo PWNED"))#'`;
+  assert.equal(read({ lr: hidden }), null);
+  assert.equal(read({ lr: ' '.repeat(60) + 'x' }), null); // and quickly
+  assert.ok(read({ lr: `'a\\'b"c'`, depth: '[1, [2, -3e-05]]', one: '(1,)', e: "''" }));
 });

@@ -123,19 +123,26 @@ def _used_as_credentials(
 ) -> set[str]:
     """The variables secret ``values`` are made of, those a shell command or a magic expands
     where a secret stands, those assigned together with a credential, and the variables
-    assigned to any of them in turn."""
-    variables = _variables_in(values) | _assigned_with_a_credential(nodes)
+    assigned to any of them in turn. A value passed as a credential (a keyword argument, a
+    dict entry, the argument after a credential's name, ``os.environ[...]``) is followed
+    through text calls and alternatives (``login(token=tok.strip())``); one merely assigned
+    to a name with a token or key part is not (``next_token = tokenizer.decode(...)``,
+    ``cache_key = "_".join(...)``: ordinary code, whose names stay params)."""
+    passed = [value for node in nodes for value in _PASSED.get(type(node), _none)(node)]
+    variables = _variables_in(values) | _variables_in(passed, passed=True)
+    variables |= _assigned_with_a_credential(nodes)
     for _, secrets in command_strings(nodes, command_secrets):
         for secret in secrets:
             variables |= _expanded_variables(secret)
     return _credential_variables(nodes, variables) if variables else set()
 
 
-def _variables_in(values: list[ast.expr]) -> set[str]:
+def _variables_in(values: list[ast.expr], *, passed: bool = False) -> set[str]:
     """Variables whose value a secret value is made of: the value itself, or the items,
-    f-string parts, ``+`` operands, alternatives (``or``, ``if``/``else``) and text calls
-    (``_TEXT_METHODS``, ``_TEXT_FUNCTIONS``) it is built from (not attributes, other calls, or
-    an item read under a credential's name)."""
+    f-string parts and ``+`` operands it is built from; for a value ``passed`` as a credential
+    also the alternatives (``or``, ``if``/``else``), text calls (``_TEXT_METHODS``,
+    ``_TEXT_FUNCTIONS``) and items read from it (not attributes, other calls, or an item read
+    under a credential's name)."""
     found: set[str] = set()
     stack = list(values)
     while stack:
@@ -148,6 +155,8 @@ def _variables_in(values: list[ast.expr]) -> set[str]:
             stack.extend(v.value for v in value.values if isinstance(v, ast.FormattedValue))
         elif isinstance(value, ast.BinOp):
             stack.extend((value.left, value.right))
+        elif not passed:
+            continue
         elif isinstance(value, ast.BoolOp):
             stack.extend(value.values)
         elif isinstance(value, ast.IfExp):
@@ -197,7 +206,7 @@ def _expanded_variables(text: str) -> set[str]:
             tree = ast.parse(expression.strip(), mode="eval")
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        found |= _variables_in([tree.body])
+        found |= _variables_in([tree.body], passed=True)
     return found
 
 
@@ -255,8 +264,10 @@ def _called(node: ast.Call) -> Iterator[ast.expr]:
     yield from _after_a_name(node.args)
     func = node.func
     if isinstance(func, ast.Attribute) and func.attr in _STORES and _is_secret_target(func.value):
-        yield from node.args  # creds.append("..."), secrets.update(hf="...")
-        yield from (k.value for k in node.keywords)
+        # creds.append("..."), secrets.update(hf="..."): what is written there, not a
+        # variable's name (key_list.append(name) is ordinary code)
+        given = [*node.args, *(k.value for k in node.keywords)]
+        yield from (v for v in given if isinstance(v, ast.Constant | ast.JoinedStr))
 
 
 def _after_a_named_item(node: ast.List | ast.Tuple) -> Iterator[ast.expr]:
@@ -327,6 +338,24 @@ _RULES: dict[type[ast.AST], Callable[[Any], Iterator[ast.expr]]] = {
     ast.Match: _matched,
     ast.MatchMapping: _matched_entries,
     ast.arguments: _secret_defaults,
+}
+
+
+def _assigned_to_a_named_item(node: ast.Assign) -> Iterator[ast.expr]:
+    """``os.environ["HF_TOKEN"] = ...``: a value stored under a credential's name."""
+    if any(isinstance(t, ast.Subscript) and _is_secret_string(t.slice) for t in node.targets):
+        yield node.value
+
+
+# Where a value is passed or stored as a credential, rather than assigned to a name that looks
+# like one: followed further by _variables_in.
+_PASSED: dict[type[ast.AST], Callable[[Any], Iterator[ast.expr]]] = {
+    ast.keyword: _keyword,
+    ast.Dict: _dict_entries,
+    ast.Call: lambda node: _after_a_name(node.args),
+    ast.List: _after_a_named_item,
+    ast.Tuple: _after_a_named_item,
+    ast.Assign: _assigned_to_a_named_item,
 }
 
 

@@ -76,13 +76,15 @@ _TOKEN_SHAPES = re.compile(
 # ``@``), SQLAlchemy up to the first ``@`` (the password may hold ``/``, ``#`` or ``?``).
 # In free text a URL usually sits in quotes, so a password's ' (which MLflow's clients accept)
 # is taken only where the rest up to the @ has no quote or space; in a URI anything goes.
-# (A password with / # or ? is taken up to 512 characters: an unbounded one made every scheme
-# in a long word without an @ scan to its end.)
-_USERINFO = r"[^/?#\s\"]+(?=@)|[^:/@\s'\"]*:[^@\s\"]{0,512}"
-# A scheme starts where a word does: tried at every letter of a long word, the scheme's own
-# pattern made redacting a 100k-character message take seconds (quadratic).
+# (A password with / # or ? is taken up to 1024 characters: an unbounded one made every
+# scheme in a long word without an @ scan to its end.)
+_USERINFO = r"[^/?#\s\"]+(?=@)|[^:/@\s'\"]*:[^@\s\"]{0,1024}"
+# A scheme is looked for where a word starts (after digits or dots there: 1.https://...):
+# tried at every letter of a long word, the scheme's own pattern made redacting a
+# 100k-character message take seconds (quadratic).
 _URL_USERINFO = re.compile(
-    rf"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<v>{_USERINFO})@"
+    r"(?<![A-Za-z0-9+.\-])[0-9+.\-]*"
+    rf"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<v>{_USERINFO})@"
 )
 _URI_USERINFO = re.compile(
     r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<v>[^/?#\s]+(?=@)|[^:/@\s]*:[^@\s]*)@"
@@ -343,7 +345,10 @@ def safe_link(url: str | None) -> str | None:
     if not url:
         return None
     cleaned = strip_uri_credentials(url)
-    parts = urlsplit(cleaned)
+    try:
+        parts = urlsplit(cleaned)
+    except ValueError:  # http://[::1: not a link anyone can follow
+        return None
     return cleaned if parts.scheme in ("http", "https") and parts.netloc else None
 
 

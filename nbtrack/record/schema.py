@@ -195,11 +195,11 @@ def _check_curves(record: dict[str, Any], schema: object) -> None:
     trials = (record.get("sweep") or {}).get("trials") or []
     places += [(f"sweep/trials/{i}/curve", trial.get("curve")) for i, trial in enumerate(trials)]
     for where, curve in places:
-        if not isinstance(curve, dict):
+        if not isinstance(curve, dict) or not isinstance(curve.get("steps"), list):
             continue
         n_steps = len(curve["steps"])
         for column in ("values", "times"):
-            if column in curve and len(curve[column]) != n_steps:
+            if isinstance(curve.get(column), list) and len(curve[column]) != n_steps:
                 msg = (
                     f"not a valid nbtrack record (schema {schema!r}): at {where}: {n_steps} "
                     f"steps and {len(curve[column])} {column}; a curve's columns are of one length"

@@ -185,9 +185,9 @@ def _svg_panel(
     y_scale = _YScale.fit(finite)
 
     def px(x: float) -> float:
-        # In halves, which are exact, so that steps from -1e308 to 1e308 do not overflow.
-        low = x_scale.low / 2
-        return left + (x / 2 - low) / (x_scale.high / 2 - low) * (right - left)
+        # In halves: steps of ±1e308 do not overflow (tiny ones' span may halve to 0: middle).
+        low, span = x_scale.low / 2, x_scale.high / 2 - x_scale.low / 2
+        return left + ((x / 2 - low) / span if span else 0.5) * (right - left)
 
     def py(value: float) -> float:
         return bottom - y_scale.fraction(value) * plot_height

@@ -177,3 +177,12 @@ def test_variables_used_as_credentials_in_any_form_are_never_params():
         {"tok2": "S3CRET", "lr": 0.1},
     )
     assert captured.values == {"lr": 0.1}
+
+
+def test_names_a_cell_formats_into_a_key_or_token_name_stay_params():
+    # Found by a review (issue 10's thirteenth session): `.format` and `join` under a name
+    # with a key or token part made every name they read a credential.
+    assert capture_params('epochs = 10\nlr = 0.01\nckpt_key = "run-{}-{}".format(epochs, lr)') == {
+        "epochs": 10,
+        "lr": 0.01,
+    }

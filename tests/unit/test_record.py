@@ -191,7 +191,9 @@ def test_no_secret_and_no_credential_reaches_any_rendering() -> None:
     assert record["error"]["message"] == "cannot reach https://mlflow.example/api"
 
 
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "file:///etc/passwd", "//evil", ""])
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "file:///etc/passwd", "//evil", "", "http://[::1"]
+)
 def test_only_http_links_are_kept(url: str) -> None:
     bundle = build_bundle(_source(ui_url=url))
     assert _record(bundle)["ui_url"] is None
@@ -629,6 +631,23 @@ def test_a_curve_whose_columns_differ_in_length_is_refused(
     record["metrics"]["train/loss"]["curve"] = curve
     with pytest.raises(InvalidRecordError, match=f"metrics/train/loss/curve: {message}"):
         parse_record(record)
+
+
+def test_a_sweep_trials_curve_with_times_of_any_kind_is_read() -> None:
+    record = _record(build_bundle(_source()))
+    curve = {"steps": [0, 1], "values": [1.0, 0.5], "times": 5}
+    trial = {"number": 0, "name": "t", "run_id": None, "state": "COMPLETE", "value": 1.0,
+             "params": {}, "curve": curve}  # fmt: skip
+    record["sweep"] = {"study": "s", "sampler": "tpe", "metric": "m", "goal": "min",
+                       "objective": "last", "best": 0, "trials": [trial]}  # fmt: skip
+    parse_record(record)  # the schema says nothing of a trial's times: no TypeError either
+
+
+def test_steps_a_float_can_barely_tell_apart_are_drawn() -> None:
+    record = _record(build_bundle(_source()))
+    for entry in record["metrics"].values():
+        entry["curve"] = {"steps": [0.0, 5e-324], "values": [1.0, 2.0]}
+    assert render_chart(parse_record(record)) is not None
 
 
 def test_every_rendering_draws_what_the_schema_allows() -> None:

@@ -295,6 +295,26 @@ def test_ordinary_code_under_key_and_token_names_is_kept():
     assert redact_code(code) == code
 
 
+def test_ordinary_code_under_token_and_key_names_keeps_its_values_and_params():
+    # A review (issue 10's thirteenth session) found these hidden once variables passed as
+    # credentials were followed through calls: a variable assigned to a name with a token or
+    # key part is followed only as far as before (its own name, items, f-strings, +).
+    cells = [
+        ('tokenizer = AutoTokenizer.from_pretrained("gpt2")\n'
+         "next_token = tokenizer.decode(out[0, -1])\n", "gpt2"),
+        ('tokens = tokenizer.tokenize(text, padding="max_length")\nfirst_token = tokens[0]\n',
+         "max_length"),
+        ('model_name = "bert-base-uncased"\ncache_key = "_".join([model_name, str(32)])\n',
+         "bert-base-uncased"),
+        ('name = "resnet50"\nkey_list.append(name)\n', "resnet50"),
+        ('default = "[PAD]"\ntokenizer.pad_token = default or pad_token\n', "[PAD]"),
+    ]  # fmt: skip
+    for cell, value in cells:
+        redacted = redact_cell(cell)
+        assert redacted.text.splitlines()[0] == cell.splitlines()[0], redacted.text
+        assert value not in redacted.secrets
+
+
 def test_a_broken_cell_loses_secrets_written_over_several_lines():
     # A cell with a syntax error (a missing bracket: the usual typo) goes line by line; a
     # value on the lines after its credential's name is hidden too.
@@ -394,6 +414,9 @@ def test_params_and_tags_under_credential_names_are_redacted_whatever_their_valu
         ("DB_PASSWORD={SECRET-D} DB_USER=bob", "DB_USER=bob"),
         ("PASSWORD=ab(cd)SECRET-D(x) next", "next"),
         ("curl -u 'bob:abc SECRET-D' https://x", "https://x"),
+        ("1.https://user:SECRET-D@host/x", "@host/x"),
+        ("2postgresql://user:SECRET-D@db/x", "@db/x"),
+        ("postgresql://user:" + "p/" * 300 + "SECRET-D@db/x", "@db/x"),
         ('{"body": "{\\"password\\": \\"SECRET-D\\", \\"lr\\": 1}"}', '"lr'),
     ],
 )
@@ -421,6 +444,18 @@ def test_a_named_tuple_is_redacted_by_its_field_names():
     text = stored_value({"db": db})
     assert "SECRET-H1" not in text
     assert "user='bob'" in text
+
+
+def test_a_tuple_type_with_fields_but_its_own_constructor_is_still_redacted_by_field() -> None:
+    class Pair(tuple):  # a tuple with _fields whose constructor takes one iterable
+        _fields = ("user", "password")
+
+        def __new__(cls, items: Any) -> Pair:
+            return super().__new__(cls, items)
+
+    text = stored_value(Pair(["bob", "SECRET-H3"]))
+    assert "SECRET-H3" not in text
+    assert "bob" in text
 
 
 def test_a_glued_plural_is_a_credentials_name_but_plain_plurals_are_not():
