@@ -90,15 +90,15 @@ def local_url(port: int) -> str:
 def state_dir() -> Path:
     """``$NBTRACK_STATE_DIR/ui`` (default ``~/.cache/nbtrack/ui``), private. Raises
     ``UiStartError`` (saying why and what to set) where another user could change it."""
-    folder = state_root() / "ui"
     try:
+        folder = state_root() / "ui"  # (no home folder: PrivateFolderError)
         return private_folder(folder, "the addresses of its MLflow UIs", "NBTRACK_STATE_DIR")
     except PrivateFolderError as error:
         raise UiStartError(str(error)) from error
     except OSError as error:  # a file where the folder should be, a read-only disk
         msg = (
-            f"cannot keep the addresses of its MLflow UIs in {folder} ({error.strerror or error}); "
-            "set NBTRACK_STATE_DIR to a folder of yours"
+            f"cannot keep the addresses of its MLflow UIs in {state_root() / 'ui'} "
+            f"({error.strerror or error}); set NBTRACK_STATE_DIR to a folder of yours"
         )
         raise UiStartError(msg) from error
 

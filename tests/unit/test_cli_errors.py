@@ -50,3 +50,23 @@ def test_nbtrack_show_of_a_device_refuses_it_without_reading_it(device: str) -> 
     assert show.main(device, out=out, err=err) == 1
     assert err.getvalue().startswith(f"nbtrack show: {device}: ")
     assert "not a file" in err.getvalue()
+
+
+def test_the_ui_registry_without_a_home_folder_is_a_ui_start_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `nbtrack ui` and %track_ui catch UiStartError: the folder's own error, and no home
+    # folder at all, must both arrive as one.
+    import pwd
+
+    from nbtrack.errors import UiStartError
+    from nbtrack.ui.registry import state_dir
+
+    def no_entry(uid: int) -> pwd.struct_passwd:
+        raise KeyError(uid)
+
+    for name in ("HOME", "XDG_CACHE_HOME", "NBTRACK_STATE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with pytest.raises(UiStartError, match="HOME is not set"):
+        state_dir()
